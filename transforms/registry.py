@@ -15,6 +15,19 @@ from dataclasses import dataclass
 from typing import Any
 
 
+# The order of steps in each stage, as in the JWST near-IR imaging pipelines.
+STAGES: dict[str, tuple[str, ...]] = {
+    "detector1": ("group_scale", "dq_init", "saturation", "superbias", "refpix", "linearity",
+                  "dark_current", "charge_migration", "jump", "clean_flicker_noise", "ramp_fit",
+                  "gain_scale"),
+    "image2": ("assign_wcs", "flat_field", "photom", "resample"),
+    "image3": ("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog"),
+}
+
+# Steps that the JWST pipelines skip unless asked (a build's pin can turn them on).
+SKIP_BY_DEFAULT: frozenset[str] = frozenset({"clean_flicker_noise"})
+
+
 class UnknownStep(LookupError):
     """A step, version or parameter that the registry does not have."""
 
