@@ -1,0 +1,139 @@
+"""Prefect flows: detector1, image2, image3, process and reprocess.
+
+Tasks receive and return identities (strings and small dicts), never arrays: data moves through
+the store, so the same flow runs threaded on a laptop, in processes, or on a Dask cluster. A task
+is one stage for one exposure (or association); its steps run in memory inside it. A failing
+exposure fails its own task, is recorded with its error, and the others complete.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
+from flows import stages
+from flows.workspace import Workspace
+
+# Called with each finished task's outcome (the CLI's progress bar listens here). Flow
+# parameters go to the Prefect API as JSON, so a callback cannot be a parameter.
+LISTENERS: list[Callable[[dict], None]] = []
+
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only I/O hiccups (a flaky object store), never science errors."""
+    try:
+        state.result()
+    except (OSError, TimeoutError, ConnectionError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=_transient,
+      task_run_name="{stage}-{subject}")
+def stage_task(home: str, build: str, stage: str, subject: str, run_id: str,
+               save_intermediates: bool = False) -> dict[str, Any]:
+    """One stage for one subject; returns the outcome (product ids, hit or miss and why)."""
+    ws = Workspace(home)
+    return stages.run(ws, build, stage, subject, run_id, save_intermediates).as_dict()
+
+
+def task_runner(kind: str | None = None, workers: int | None = None) -> Any:
+    """threads (default), processes, or dask (a `dask.distributed` address in CALOPS_DASK)."""
+    kind = kind or os.environ.get("CALOPS_TASK_RUNNER", "threads")
+    if kind == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers or 2)
+    if kind == "processes":
+        return ProcessPoolTaskRunner(max_workers=workers or 2)
+    if kind == "dask":
+        from prefect_dask import DaskTaskRunner  # optional: pip install prefect-dask
+
+        address = os.environ.get("CALOPS_DASK")
+        return DaskTaskRunner(address=address) if address else DaskTaskRunner()
+    raise ValueError(f"unknown task runner {kind!r}: use threads, processes or dask")
+
+
+def _map_stage(home: str, build: str, stage: str, subjects: Sequence[str], run_id: str,
+               save_intermediates: bool) -> list[dict]:
+    futures = [stage_task.submit(home, build, stage, s, run_id, save_intermediates)
+               for s in subjects]
+    results = []
+    for subject, fut in zip(subjects, futures):
+        try:
+            res = fut.result()
+        except Exception as exc:  # the task itself crashed (not a recorded step failure)
+            res = {"stage": stage, "subject": subject, "build": build, "status": "failed",
+                   "error": str(exc), "hit": False, "reason": "", "outputs": {}}
+        results.append(res)
+        for listener in LISTENERS:
+            listener(res)
+    return results
+
+
+def _run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@flow(name="detector1", log_prints=False)
+def detector1(home: str, build: str, exposures: list[str], run_id: str | None = None,
+              save_intermediates: bool = False) -> list[dict]:
+    """Stage 1 (ramps -> rate, rateints) for each exposure."""
+    return _map_stage(home, build, "detector1", exposures, run_id or _run_id(),
+                      save_intermediates)
+
+
+@flow(name="image2", log_prints=False)
+def image2(home: str, build: str, exposures: list[str], run_id: str | None = None,
+           save_intermediates: bool = False) -> list[dict]:
+    """Stage 2 (rate -> cal, i2d) for each exposure."""
+    return _map_stage(home, build, "image2", exposures, run_id or _run_id(),
+                      save_intermediates)
+
+
+@flow(name="image3", log_prints=False)
+def image3(home: str, build: str, associations: list[str], run_id: str | None = None,
+           save_intermediates: bool = False) -> list[dict]:
+    """Stage 3 (cals of one association -> mosaic and source catalog)."""
+    return _map_stage(home, build, "image3", associations, run_id or _run_id(),
+                      save_intermediates)
+
+
+@flow(name="process", log_prints=False)
+def process(home: str, build: str, exposures: list[str] | None = None, run_id: str | None = None,
+            stages_to_run: Sequence[str] = ("detector1", "image2", "image3"),
+            save_intermediates: bool = False) -> list[dict]:
+    """Every stage for a set of exposures (default: all current exposures) under a build."""
+    ws = Workspace(home)
+    run_id = run_id or _run_id()
+    exposures = list(exposures or ws.catalog.current_exposure_ids())
+    results: list[dict] = []
+    ok = exposures
+    for stage in stages_to_run:
+        if stage == "image3":
+            subjects = stages.associations(ws, ok)
+        else:
+            subjects = ok
+        if not subjects:
+            continue
+        res = _map_stage(home, build, stage, subjects, run_id, save_intermediates)
+        results += res
+        if stage != "image3":
+            ok = [r["subject"] for r in res if r["status"] == "ok"]
+    return results
+
+
+@flow(name="reprocess", log_prints=False)
+def reprocess(home: str, build: str, where: str | None = None, stale: bool = False,
+              run_id: str | None = None) -> list[dict]:
+    """Every exposure in the catalog (or those a SQL selection names) under a build."""
+    ws = Workspace(home)
+    exposures = stages.select_exposures(ws, where)
+    return process.fn(home, build, exposures, run_id=run_id)

@@ -1,0 +1,97 @@
+"""Ingest level-1b exposures: the pixels and the pointing are stored apart.
+
+An uncal file becomes two stored products: ``uncal`` (the pixel payload and the readout
+metadata that stage 1 reads) and ``pointing`` (attitude, WCS reference, velocity aberration and
+ephemeris keywords, read only from assign_wcs onward). A reissue that changes only the pointing
+(a definitive ephemeris) therefore leaves every stage-1 recipe key unchanged.
+
+Each ingest of a file records an ``exposures`` row. Re-ingesting identical content is a no-op;
+different content for a known exposure is a new version that supersedes the old one; nothing is
+ever overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from store import fits
+from transforms.model import DataModel
+
+POINTING_PREFIXES = ("wcsinfo.", "pointing.", "velocity_aberration.", "ephemeris.")
+# Provenance of the level-1b file itself: recorded on the exposure row, not hashed into pixels.
+PROVENANCE_KEYS = ("meta.data_processing_software_version", "data_processing_software_version",
+                   "filename", "date")
+
+
+def split(uncal: DataModel) -> tuple[DataModel, DataModel]:
+    """(pixels, pointing): the uncal without pointing metadata, and the pointing alone."""
+    pointing = {k: v for k, v in uncal.meta.items() if k.startswith(POINTING_PREFIXES)}
+    drop = tuple(pointing) + tuple(k for k in PROVENANCE_KEYS if k in uncal.meta)
+    return uncal.replace(drop=drop), DataModel("pointing", {}, pointing)
+
+
+def exposure_id(meta: Mapping[str, Any], filename: str) -> str:
+    """The JWST exposure name (file name without the ``_uncal.fits`` suffix)."""
+    name = Path(filename).name
+    for suffix in ("_uncal.fits", ".fits"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+@dataclass
+class Ingested:
+    exposure_id: str
+    version: int
+    pixels_id: str
+    pointing_id: str
+    status: str  # "new", "unchanged", "reissued"
+    changed: tuple[str, ...] = ()
+
+
+def ingest_file(ws: Any, path: str | Path, run_id: str) -> Ingested:
+    """Store one uncal file's pixels and pointing and record the exposure version."""
+    uncal = fits.read_uncal(str(path))
+    pixels, pointing = split(uncal)
+    eid = exposure_id(uncal.meta, str(path))
+    sdp = uncal.get("data_processing_software_version") or uncal.get("calibration_software_version")
+    eph = uncal.get("ephemeris.type")
+    current = ws.catalog.current_exposure(eid)
+    pixels_id = ws.store.put(pixels)
+    pointing_id = ws.store.put(pointing)
+    if current is not None:
+        same = (current["pixels_id"] == pixels_id and current["pointing_id"] == pointing_id
+                and current["sdp_ver"] == sdp and current["eph_type"] == eph)
+        if same:
+            return Ingested(eid, current["version"], pixels_id, pointing_id, "unchanged")
+    changed = ()
+    if current is not None:
+        changed = tuple(n for n, a, b in (
+            ("pixels", current["pixels_id"], pixels_id), ("pointing", current["pointing_id"], pointing_id),
+            ("sdp_ver", current["sdp_ver"], sdp), ("eph_type", current["eph_type"], eph)) if a != b)
+    version = 1 if current is None else current["version"] + 1
+    now = dt.datetime.now(dt.timezone.utc)
+    with ws.catalog.batch(run_id) as b:
+        for pid, model in ((pixels_id, pixels), (pointing_id, pointing)):
+            b.add("products", {"product_id": pid, "kind": model.kind,
+                               "meta_json": _meta_json(model), "subject": eid, "created_at": now})
+        b.add("exposures", {
+            "exposure_id": eid, "version": version, "pixels_id": pixels_id,
+            "pointing_id": pointing_id, "sdp_ver": sdp, "eph_type": eph,
+            "filename": Path(path).name,
+            "program": str(uncal.get("observation.program_number", "")),
+            "instrument": uncal.get("instrument.name"), "detector": uncal.get("instrument.detector"),
+            "ingested_at": now, "supersedes": None if current is None else current["version"],
+        })
+    return Ingested(eid, version, pixels_id, pointing_id,
+                    "new" if current is None else "reissued", changed)
+
+
+def _meta_json(model: DataModel) -> str:
+    import json
+
+    return json.dumps(dict(model.meta), sort_keys=True, default=str)

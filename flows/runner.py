@@ -1,0 +1,346 @@
+"""The step runner: one stage for one subject (an exposure or an association) under one build.
+
+Recipe keys are computed before any work: each step's key hashes its name, version, every
+parameter, its input identity (the previous step's key, or a stored product's id) and the
+content hashes of the reference files CRDS picked from the build's context. A stage's outputs
+are addressed by ``output_key(last_key, name)``. If every output key has a realisation whose
+stored object re-verifies, the stage is a hit and nothing runs. Otherwise the inputs are loaded
+(verified), the chain runs in memory, outputs are stored (verified on write) and then, in one
+catalog batch, the recipes, inputs, references, products, realisations and run steps are
+recorded. Objects are written before rows, so no row ever points at a missing object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from catalogs import builds as buildlib
+from catalogs import crds_resolve
+from store import fits
+from store.errors import CalopsError
+from store.identity import hash_file, recipe_key
+from transforms.model import DataModel
+
+OUTPUTS = {
+    "detector1": ("rate", "rateints"),
+    "image2": ("cal", "i2d"),
+    "image3": ("i2d", "catalog"),
+}
+
+
+class RunError(CalopsError):
+    """A stage that cannot run: missing inputs, an archived build, a failed step."""
+
+
+@dataclass
+class StepRecipe:
+    """One planned step with everything its recipe key is made of."""
+
+    name: str
+    version: str
+    params: dict[str, Any]
+    inputs: dict[str, str]
+    refs: dict[str, tuple[str, str]]  # reftype -> (file name, content hash)
+    ref_paths: dict[str, str]
+    skip: bool
+    planned: Any = None  # the build's PlannedStep (spec + params object)
+    key: str = ""
+
+
+@dataclass
+class StageRecipe:
+    stage: str
+    subject: str
+    build: str
+    context: str
+    steps: list[StepRecipe]
+    inputs: dict[str, str]  # role -> product id of the stage's stored inputs
+    output_keys: dict[str, str]  # output name -> recipe key
+
+    @property
+    def key(self) -> str:
+        keys = [s.key for s in self.steps if not s.skip]
+        return keys[-1] if keys else ""
+
+
+@dataclass
+class StageOutcome:
+    stage: str
+    subject: str
+    build: str
+    outputs: dict[str, str] = field(default_factory=dict)  # output name -> product id
+    hit: bool = False
+    reason: str = ""
+    wall_s: float = 0.0
+    peak_mem_bytes: int = 0
+    status: str = "ok"
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def output_key(stage_key: str, name: str) -> str:
+    """The recipe key of one named output of a stage (a stage can make several products)."""
+    return recipe_key("output", "1", {"name": name}, {"recipe": stage_key}, {})
+
+
+# --- references ------------------------------------------------------------------------------
+
+@lru_cache(maxsize=512)
+def _ref_hash(path: str, size: int, mtime_ns: int) -> str:
+    return hash_file(path)
+
+
+def reference_identity(path: str) -> tuple[str, str]:
+    """(file name, content hash) of a reference file; CRDS never reuses a name, so memoise."""
+    p = Path(path)
+    st = p.stat()
+    return p.name, _ref_hash(str(p), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _load_reference(path: str, mtime_ns: int) -> DataModel:
+    return fits.read_reference(path)
+
+
+def load_reference(path: str) -> DataModel:
+    return _load_reference(path, Path(path).stat().st_mtime_ns)
+
+
+# --- recipes ---------------------------------------------------------------------------------
+
+def plan_stage(
+    stage: str,
+    subject: str,
+    build: buildlib.Build,
+    context: str,
+    crds_path: str,
+    meta: Mapping[str, Any],
+    inputs: Mapping[str, str],
+) -> StageRecipe:
+    """Every step's recipe key for a stage, computed before any work."""
+    planned = buildlib.plan(build, stage)
+    reftypes = sorted({r for p in planned if not p.skip for r in p.spec.reftypes})
+    paths = crds_resolve.resolve(meta, reftypes, context, crds_path) if reftypes else {}
+    steps: list[StepRecipe] = []
+    upstream = dict(inputs)
+    first = True
+    for p in planned:
+        refs_for = {r: paths[r] for r in p.spec.reftypes if paths.get(r)}
+        sr = StepRecipe(
+            name=p.spec.name, version=p.spec.version,
+            params=_params_dict(p.params),
+            inputs=dict(upstream) if first else {"input": steps[-1].key if steps else ""},
+            refs={r: reference_identity(path) for r, path in refs_for.items()},
+            ref_paths=refs_for, skip=p.skip, planned=p,
+        )
+        if not p.skip:
+            if not first:
+                prev = [s for s in steps if not s.skip][-1]
+                sr.inputs = {"input": prev.key}
+            sr.key = recipe_key(sr.name, sr.version, sr.params, sr.inputs, sr.refs)
+            first = False
+        steps.append(sr)
+    run_keys = [s.key for s in steps if not s.skip]
+    if not run_keys:
+        raise RunError(f"build {build.name} skips every step of {stage}; nothing to run")
+    return StageRecipe(stage, subject, build.name, context, steps, dict(inputs),
+                       {o: output_key(run_keys[-1], o) for o in OUTPUTS[stage]})
+
+
+def _params_dict(params: Any) -> dict[str, Any]:
+    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
+
+
+# --- peak memory -----------------------------------------------------------------------------
+
+class PeakRSS:
+    """Samples the process's resident set size while a stage runs (Linux /proc)."""
+
+    def __init__(self, interval: float = 0.01):
+        self.interval, self.peak = interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def rss() -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * 4096
+        except OSError:
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakRSS":
+        self.peak = self.rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+
+# --- running ---------------------------------------------------------------------------------
+
+Chain = Callable[[Any, Sequence[Any], Callable[[str, Callable[[], DataModel]], None] | None],
+                 Mapping[str, Any]]
+
+
+def find_hit(ws: Any, recipe: StageRecipe, verify: bool = True) -> tuple[dict[str, str], str]:
+    """Product ids for every output if all are realised and intact, else ({}, why not)."""
+    found: dict[str, str] = {}
+    for name, key in recipe.output_keys.items():
+        pids = ws.catalog.realisations(key)
+        if not pids:
+            return {}, "no realisation of this recipe"
+        good = [p for p in pids if ws.store.has(p)]
+        if not good:
+            return {}, f"stored object of {name} is missing"
+        if verify:
+            intact = [p for p in good if not ws.store.check(p)]
+            if not intact:
+                return {}, f"stored object of {name} is corrupt"
+            good = intact
+        found[name] = good[0]
+    return found, "all outputs realised"
+
+
+def run_stage(
+    ws: Any,
+    recipe: StageRecipe,
+    load_inputs: Callable[[], Any],
+    chain: Chain,
+    run_id: str,
+    save_intermediates: bool = False,
+    force: bool = False,
+) -> StageOutcome:
+    """Run (or reuse) one stage for one subject and record what happened."""
+    out = StageOutcome(recipe.stage, recipe.subject, recipe.build)
+    t0 = time.perf_counter()
+    if not force:
+        found, why = find_hit(ws, recipe)
+        if found:
+            out.outputs, out.hit, out.reason = found, True, "hit: " + why
+            out.wall_s = time.perf_counter() - t0
+            _record(ws, recipe, out, run_id, new_products={}, step_times={})
+            return out
+        out.reason = "miss: " + why
+    else:
+        out.reason = "miss: forced"
+
+    step_times: dict[str, float] = {}
+    intermediates: dict[str, DataModel] = {}
+    last = [time.perf_counter()]
+
+    def on_step(name: str, snapshot: Callable[[], DataModel]) -> None:
+        now = time.perf_counter()
+        step_times[name] = now - last[0]
+        last[0] = now
+        if save_intermediates:
+            intermediates[name] = snapshot()
+
+    try:
+        with PeakRSS() as mem:
+            data = load_inputs()
+            last[0] = time.perf_counter()
+            refs = {s.name: {r: load_reference(p) for r, p in s.ref_paths.items()}
+                    for s in recipe.steps}
+            products = chain(data, [(s, refs[s.name]) for s in recipe.steps], on_step)
+            new_products: dict[str, tuple[str, DataModel]] = {}
+            for name in recipe.output_keys:
+                model = products.get(name)
+                if model is None:
+                    continue
+                model = _with_provenance(model, recipe, name)
+                new_products[name] = (ws.store.put(model), model)
+            for step, model in intermediates.items():
+                key = next(s.key for s in recipe.steps if s.name == step)
+                new_products[f"intermediate:{step}"] = (ws.store.put(model), model)
+        out.peak_mem_bytes = mem.peak
+    except CalopsError as exc:
+        return _failed(ws, recipe, out, run_id, str(exc), t0)
+    except Exception as exc:  # a failing exposure fails its own stage, recorded with its error
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return _failed(ws, recipe, out, run_id, detail, t0)
+    out.outputs = {n: pid for n, (pid, _) in new_products.items() if not n.startswith("intermediate:")}
+    out.wall_s = time.perf_counter() - t0
+    _record(ws, recipe, out, run_id, new_products, step_times)
+    return out
+
+
+def _with_provenance(model: DataModel, recipe: StageRecipe, name: str) -> DataModel:
+    """Record the references each step used (JWST's R_* keywords) in the product's metadata."""
+    refs = {f"ref_file.{r}": f"crds://{fname}"
+            for s in recipe.steps if not s.skip for r, (fname, _) in s.refs.items()}
+    return model.replace(meta={**refs, "ref_file.crds.context_used": recipe.context})
+
+
+def _failed(ws: Any, recipe: StageRecipe, out: StageOutcome, run_id: str, error: str,
+            t0: float) -> StageOutcome:
+    out.status, out.error = "failed", error.splitlines()[-1] if error else "failed"
+    out.wall_s = time.perf_counter() - t0
+    with ws.catalog.batch(run_id) as b:
+        b.add("run_steps", _run_step_row(recipe, out, run_id, recipe.stage, recipe.key, None))
+    return out
+
+
+def _record(ws: Any, recipe: StageRecipe, out: StageOutcome, run_id: str,
+            new_products: Mapping[str, tuple[str, DataModel]],
+            step_times: Mapping[str, float]) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    with ws.catalog.batch(run_id) as b:
+        if not out.hit:
+            for s in recipe.steps:
+                if s.skip:
+                    continue
+                b.add("recipes", {"recipe_key": s.key, "step": s.name, "step_version": s.version,
+                                  "params_json": json.dumps(s.params, sort_keys=True, default=str)})
+                for role, iid in s.inputs.items():
+                    b.add("recipe_inputs", {"recipe_key": s.key, "role": role, "input_id": iid})
+                for r, (fname, h) in s.refs.items():
+                    b.add("recipe_refs", {"recipe_key": s.key, "reftype": r, "filename": fname,
+                                          "ref_hash": h})
+            for name, key in recipe.output_keys.items():
+                b.add("recipes", {"recipe_key": key, "step": f"{recipe.stage}:{name}",
+                                  "step_version": "1", "params_json": json.dumps({"name": name})})
+                b.add("recipe_inputs", {"recipe_key": key, "role": "recipe", "input_id": recipe.key})
+            for name, (pid, model) in new_products.items():
+                key = recipe.output_keys.get(name) or next(
+                    s.key for s in recipe.steps if f"intermediate:{s.name}" == name)
+                b.add("products", {"product_id": pid, "kind": model.kind,
+                                   "meta_json": json.dumps(dict(model.meta), sort_keys=True, default=str),
+                                   "subject": recipe.subject, "created_at": now})
+                b.add("realisations", {"recipe_key": key, "product_id": pid, "run_id": run_id,
+                                       "created_at": now})
+        for s in recipe.steps:
+            row = _run_step_row(recipe, out, run_id, s.name, s.key, None)
+            row.update(step=s.name, wall_s=step_times.get(s.name, 0.0),
+                       status="skipped" if s.skip else out.status)
+            b.add("run_steps", row)
+
+
+def _run_step_row(recipe: StageRecipe, out: StageOutcome, run_id: str, step: str, key: str,
+                  pid: str | None) -> dict[str, Any]:
+    return {"run_id": run_id, "build": recipe.build, "subject": recipe.subject,
+            "stage": recipe.stage, "step": step, "recipe_key": key,
+            "product_id": json.dumps(out.outputs, sort_keys=True) if out.outputs else pid,
+            "cache_hit": out.hit, "reason": out.reason, "wall_s": out.wall_s,
+            "peak_mem_bytes": out.peak_mem_bytes, "status": out.status, "error": out.error,
+            "at": dt.datetime.now(dt.timezone.utc)}
