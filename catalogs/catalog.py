@@ -1,0 +1,547 @@
+"""The catalog: append-only Parquet files per table, read through DuckDB views.
+
+Every batch writes one new file per touched table, named
+``<table>/<UTC time>-<writer>-<uuid>.parquet``, through a temporary name and an atomic rename, so
+concurrent writer processes never collide and a crash leaves no visible partial file. No file is
+ever modified. ``compact`` merges a table's files into one and removes the originals only after
+proving that the merged file holds exactly the same multiset of rows (see docs/catalog.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from catalogs.schema import SCHEMA_VERSION, TABLES, WRITE_ORDER, schema
+from store.errors import CatalogError, QueryError
+
+TMP_SUFFIX = ".parquet.tmp"
+COMPACT_TAG = "-compact-"
+META_VERSION = b"calops.schema_version"
+META_TABLE = b"calops.table"
+META_REPLACES = b"calops.replaces"
+
+# Statements ``sql`` accepts: reads only. PRAGMA is allowed only for these read-only ones.
+_READ_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN,
+               duckdb.StatementType.PRAGMA}
+_READ_PRAGMAS = re.compile(
+    r"^\s*pragma\s+(show_tables|show_tables_expanded|table_info|show|version|platform|"
+    r"database_list|database_size|collations|functions|user_agent|metadata_info|"
+    r"storage_info)\b", re.IGNORECASE)
+
+VIEWS = {
+    "nondeterministic_recipes": """
+        SELECT recipe_key, count(DISTINCT product_id) AS n_products,
+               list(DISTINCT product_id ORDER BY product_id) AS product_ids
+        FROM realisations GROUP BY recipe_key HAVING count(DISTINCT product_id) > 1""",
+    "current_exposures": """
+        SELECT * FROM exposures QUALIFY row_number() OVER
+            (PARTITION BY exposure_id ORDER BY version DESC, ingested_at DESC) = 1""",
+    "current_associations": """
+        SELECT * FROM associations QUALIFY recorded_at IS NOT DISTINCT FROM
+            max(recorded_at) OVER (PARTITION BY asn_name)""",
+    "current_builds": """
+        SELECT * FROM builds QUALIFY row_number() OVER
+            (PARTITION BY name ORDER BY recorded_at DESC NULLS LAST) = 1""",
+    "latest_runs": """
+        SELECT * FROM runs QUALIFY row_number() OVER (PARTITION BY run_id
+            ORDER BY finished_at DESC NULLS LAST, started_at DESC NULLS LAST) = 1""",
+    # The provenance graph, child -> parent: a product is made by a recipe (role 'made_by');
+    # a recipe reads its inputs by role. lineage.py walks it recursively.
+    "lineage_edges": """
+        SELECT DISTINCT product_id AS child, recipe_key AS parent, 'made_by' AS role
+            FROM realisations
+        UNION
+        SELECT DISTINCT recipe_key AS child, input_id AS parent, role FROM recipe_inputs""",
+}
+
+
+VIEW_DEPS = {"nondeterministic_recipes": {"realisations"}, "current_exposures": {"exposures"},
+             "current_associations": {"associations"},
+             "current_builds": {"builds"}, "latest_runs": {"runs"},
+             "lineage_edges": {"realisations", "recipe_inputs"}}
+# Queries mentioning any of these words see every view (they list or describe the catalog).
+_ALL_VIEWS_WORDS = {"show", "pragma", "information_schema", "duckdb_tables", "duckdb_views",
+                    "duckdb_columns", "summarize", "describe"}
+
+
+def tables_for(query: str) -> set[str] | None:
+    """The tables a query can touch (by the words in it), or None for all of them. Building
+    only the views a query needs keeps point lookups fast when a table has many files."""
+    words = set(re.findall(r"[a-z_][a-z0-9_]*", query.lower()))
+    if words & _ALL_VIEWS_WORDS:
+        return None
+    needed = words & set(TABLES)
+    for view in words & set(VIEW_DEPS):
+        needed |= VIEW_DEPS[view]
+    return needed
+
+
+_SUFFIXES = ("_uncal", "_rate", "_rateints", "_cal", "_crf", "_i2d")
+
+
+def exposure_of(expname: str) -> str:
+    """The exposure id in a member file name (``jw..._nrca1_cal.fits`` -> ``jw..._nrca1``)."""
+    name = expname.rsplit("/", 1)[-1]
+    for ext in (".fits", ".fits.gz"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def check_read_only(query: str) -> None:
+    """Refuse anything but one read statement (SELECT/WITH/FROM/SHOW/DESCRIBE/SUMMARIZE,
+    EXPLAIN, read-only PRAGMA), with a message saying why."""
+    try:
+        stmts = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise QueryError(_one_line(exc)) from None
+    if not stmts:
+        raise QueryError("empty SQL statement")
+    if len(stmts) > 1:
+        raise QueryError(f"one statement at a time please ({len(stmts)} given)")
+    st = stmts[0]
+    if st.type not in _READ_TYPES or (st.type == duckdb.StatementType.PRAGMA
+                                      and not _READ_PRAGMAS.match(st.query)):
+        kind = st.type.name.replace("_", " ")
+        raise QueryError(f"refused: the catalog is read-only through SQL and this is a "
+                         f"statement of type {kind}; only SELECT/WITH/SHOW/DESCRIBE/EXPLAIN and read-only PRAGMA "
+                         "are allowed (catalog rows are written by calops itself)")
+
+
+_DUCK_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE",
+               pa.bool_(): "BOOLEAN"}
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    return _DUCK_TYPES[t]
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return " ".join(lines[:2]) if lines else type(exc).__name__
+
+
+def _sanitize(writer: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(writer)).strip("._-")[:64]
+    return s or "writer"
+
+
+@dataclass
+class CompactResult:
+    table: str
+    files_before: int
+    files_after: int
+    rows_before: int
+    rows_after: int
+    removed_leftovers: int = 0
+
+
+class Batch:
+    """Rows collected for one write; ``add`` checks table and column names at once."""
+
+    def __init__(self, writer_id: str):
+        self.writer_id = writer_id
+        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def add(self, table: str, row: Mapping[str, Any]) -> None:
+        sch = schema(table)
+        if not isinstance(row, Mapping):
+            raise CatalogError(f"a {table} row must be a mapping, not {type(row).__name__}")
+        unknown = sorted(set(row) - set(sch.names))
+        if unknown:
+            raise CatalogError(f"table {table} has no column {', '.join(unknown)}; "
+                               f"its columns: {', '.join(sch.names)}")
+        missing = [f.name for f in sch if not f.nullable and row.get(f.name) is None]
+        if missing:
+            raise CatalogError(f"{table} row is missing required {', '.join(missing)}")
+        self.rows[table].append(dict(row))
+
+    def extend(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        for r in rows:
+            self.add(table, r)
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The collected rows as typed Arrow tables (a clear error for a value of a wrong type)."""
+        out = {}
+        for table in WRITE_ORDER:
+            rows = self.rows.get(table)
+            if not rows:
+                continue
+            try:
+                out[table] = pa.Table.from_pylist(rows, schema=schema(table))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+                raise CatalogError(f"a {table} row does not fit the schema: {_one_line(exc)}") from None
+        return out
+
+
+class Catalog:
+    """Append-only Parquet tables under ``root_url`` (a path or any fsspec URL)."""
+
+    def __init__(self, root_url: str | os.PathLike, fsync: bool = True, **storage_options: Any):
+        self.url = os.fspath(root_url)
+        try:
+            self.fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
+        except (ValueError, ImportError) as exc:
+            raise CatalogError(f"cannot open catalog {self.url!r}: {exc}") from None
+        self.root = root.rstrip("/") or "/"
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.fsync = fsync
+        self._lock = threading.RLock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._con_pid = 0
+        self._con_files: dict[str, tuple[str, ...]] = {}
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.url!r})"
+
+    def close(self) -> None:
+        """Close the cached query connection (it is reopened on the next query)."""
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+            self._con, self._con_files = None, {}
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable: the connection is not carried over
+        state = dict(self.__dict__)
+        state.update(_lock=None, _con=None, _con_files={})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    # --- writing --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def batch(self, writer_id: str) -> Iterator[Batch]:
+        """Collect rows; on a clean exit write one file per touched table (an exception
+        inside the block discards the batch)."""
+        b = Batch(writer_id)
+        yield b
+        self.write_batch(b)
+
+    def write(self, table: str, rows: Sequence[Mapping[str, Any]], writer_id: str) -> None:
+        """Append ``rows`` to ``table`` as one file."""
+        with self.batch(writer_id) as b:
+            b.extend(table, rows)
+
+    def write_batch(self, b: Batch) -> list[str]:
+        """Write a batch's tables (in WRITE_ORDER); returns the new files' paths."""
+        tables = b.tables()  # convert everything first: a bad row writes nothing
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+        writer = _sanitize(b.writer_id)
+        paths = []
+        for table, data in tables.items():
+            name = f"{stamp}-{writer}-{uuid.uuid4().hex[:12]}.parquet"
+            paths.append(self._write_file(table, name, data, {}))
+        return paths
+
+    def _write_file(self, table: str, name: str, data: pa.Table,
+                    extra_meta: Mapping[bytes, bytes]) -> str:
+        meta = dict(data.schema.metadata or {})
+        meta.update({META_VERSION: str(SCHEMA_VERSION).encode(), META_TABLE: table.encode()})
+        meta.update(extra_meta)
+        data = data.replace_schema_metadata(meta)
+        sink = pa.BufferOutputStream()
+        pq.write_table(data, sink, compression="zstd")
+        payload = sink.getvalue()
+        d = f"{self.root}/{table}"
+        final, tmp = f"{d}/{name}", f"{d}/.{uuid.uuid4().hex}{TMP_SUFFIX}"
+        if self.local:
+            os.makedirs(d, exist_ok=True)
+            try:
+                with open(tmp, "xb") as f:
+                    f.write(memoryview(payload))
+                    if self.fsync:
+                        f.flush()
+                        os.fsync(f.fileno())
+                os.replace(tmp, final)  # names are unique; rename is atomic
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        else:
+            self.fs.makedirs(d, exist_ok=True)
+            self.fs.pipe_file(tmp, payload.to_pybytes())
+            self.fs.mv(tmp, final)
+        return final
+
+    # --- files ----------------------------------------------------------------------------
+
+    def _all_files(self, table: str) -> list[str]:
+        d = f"{self.root}/{table}"
+        try:
+            names = self.fs.ls(d, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(p for p in names if p.endswith(".parquet")
+                      and not p.rsplit("/", 1)[-1].startswith("."))
+
+    def _replaced(self, files: Sequence[str]) -> set[str]:
+        """Base names that a compacted file says it replaces (leftovers of an unfinished
+        compaction: their rows are already in the compacted file)."""
+        out: set[str] = set()
+        for p in files:
+            if COMPACT_TAG in p.rsplit("/", 1)[-1]:
+                with self.fs.open(p, "rb") as f:
+                    md = pq.read_schema(f).metadata or {}
+                out.update(json.loads(md.get(META_REPLACES, b"[]")))
+        return out
+
+    def files(self, table: str) -> list[str]:
+        """The files whose rows make up ``table`` now."""
+        schema(table)
+        files = self._all_files(table)
+        replaced = self._replaced(files)
+        return [p for p in files if p.rsplit("/", 1)[-1] not in replaced]
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _ref(self, path: str) -> str:
+        p = path if self.local else self.fs.unstrip_protocol(path)
+        return "'" + p.replace("'", "''") + "'"
+
+    def _select(self, table: str, files: Sequence[str]) -> str:
+        """The table's rows: a typed empty select (every schema column, even when no file has
+        it yet) unioned by name with every current file."""
+        cols = ", ".join(f'CAST(NULL AS {_duck_type(f.type)}) AS "{f.name}"' for f in schema(table))
+        empty = f"SELECT {cols} WHERE false"
+        if not files:
+            return empty
+        lst = ", ".join(self._ref(p) for p in files)
+        return (f"{empty} UNION ALL BY NAME "
+                f"SELECT * FROM read_parquet([{lst}], union_by_name=true)")
+
+    def connect(self, read_only: bool = True,
+                tables: set[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with one view per table (typed even when empty) and
+        the convenience views (only those of ``tables`` if given). ``read_only`` also locks it
+        away from every other file."""
+        return self._connect(read_only, tables)[0]
+
+    def _connect(self, read_only: bool, tables: set[str] | None
+                 ) -> tuple[duckdb.DuckDBPyConnection, dict[str, tuple[str, ...]]]:
+        con = duckdb.connect(":memory:")
+        if not self.local:
+            con.register_filesystem(self.fs)
+        wanted = set(TABLES) if tables is None else set(tables)
+        used: dict[str, tuple[str, ...]] = {}
+        for table in TABLES:
+            if table in wanted:
+                used[table] = tuple(self.files(table))
+                con.execute(f"CREATE VIEW {table} AS {self._select(table, used[table])}")
+        for name, body in VIEWS.items():
+            if VIEW_DEPS[name] <= wanted:
+                con.execute(f"CREATE VIEW {name} AS {body}")
+        if read_only:
+            settings = ["SET autoinstall_known_extensions=false",
+                        "SET autoload_known_extensions=false"]
+            if self.local:
+                root = os.path.abspath(self.root).rstrip("/") + "/"
+                settings += [f"SET allowed_directories=['{root}']",
+                             "SET enable_external_access=false"]
+            for s in settings + ["SET lock_configuration=true"]:
+                con.execute(s)
+        return con, used
+
+    def _cached(self, tables: set[str] | None) -> duckdb.DuckDBPyConnection:
+        """A long-lived read-only connection whose views are refreshed when a table's files
+        changed (a new DuckDB database per query costs ~30 ms; a refresh only lists files)."""
+        if self._con is None or self._con_pid != os.getpid():
+            self._con, self._con_files = self._connect(True, None)
+            self._con_pid = os.getpid()
+            return self._con
+        for table in (TABLES if tables is None else tables):
+            files = tuple(self.files(table))
+            if files != self._con_files.get(table):
+                self._con.execute(f"CREATE OR REPLACE VIEW {table} AS {self._select(table, files)}")
+                self._con_files[table] = files
+        return self._con
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """The result of one read-only statement as an Arrow table (errors are one line)."""
+        check_read_only(query)
+        with self._lock:
+            for attempt in (0, 1):
+                try:
+                    con = self._cached(tables_for(query))
+                    rel = con.sql(query, params=list(params) if params else None)
+                    return pa.table({}) if rel is None else rel.to_arrow_table()
+                except duckdb.IOException as exc:
+                    self._con_files = {}  # a file vanished under us (compaction): refresh, retry
+                    if attempt:
+                        raise QueryError(_one_line(exc)) from None
+                except duckdb.Error as exc:
+                    raise QueryError(_one_line(exc)) from None
+        raise AssertionError("unreachable")
+
+    def count(self, table: str) -> int:
+        return self.sql(f"SELECT count(*) AS n FROM {schema(table) and table}").column(0)[0].as_py()
+
+    def realisations(self, recipe_key: str) -> list[str]:
+        """Distinct product ids realised for ``recipe_key``, oldest first."""
+        t = self.sql("SELECT product_id, min(created_at) AS t FROM realisations "
+                     "WHERE recipe_key = ? GROUP BY product_id ORDER BY t NULLS LAST, product_id",
+                     [recipe_key])
+        return t.column("product_id").to_pylist()
+
+    def current_exposure(self, exposure_id: str) -> dict[str, Any] | None:
+        """The latest version of an exposure as a dict, or None if never ingested."""
+        rows = self.sql("SELECT * FROM current_exposures WHERE exposure_id = ?",
+                        [exposure_id]).to_pylist()
+        return rows[0] if rows else None
+
+    def product_meta(self, product_id: str) -> dict[str, Any]:
+        """The metadata recorded for a product (its latest ``products`` row)."""
+        rows = self.sql("SELECT meta_json FROM products WHERE product_id = ? "
+                        "ORDER BY created_at DESC NULLS LAST LIMIT 1", [product_id]).to_pylist()
+        if not rows:
+            raise CatalogError(f"product {product_id} is not in the catalog")
+        return json.loads(rows[0]["meta_json"] or "{}")
+
+    def current_exposure_ids(self, where: str | None = None) -> list[str]:
+        """Ids of the current exposures, optionally those a SQL condition over the
+        ``current_exposures`` columns selects (e.g. ``"detector = 'NRCA1'"``)."""
+        cond = f" WHERE ({where})" if where and where.strip() else ""
+        return self.sql(f"SELECT exposure_id FROM current_exposures{cond} "
+                        "ORDER BY exposure_id").column(0).to_pylist()
+
+    def stale_exposure_ids(self, build: str, where: str | None = None) -> list[str]:
+        """Current exposures that ``build`` has not processed successfully since their current
+        version was ingested (new ones and reissues)."""
+        cond = f" AND ({where})" if where and where.strip() else ""
+        return self.sql(
+            "SELECT e.exposure_id FROM current_exposures e WHERE NOT EXISTS ("
+            "  SELECT 1 FROM run_steps s WHERE s.build = ? AND s.subject = e.exposure_id"
+            "  AND s.status = 'ok' AND (e.ingested_at IS NULL OR s.at >= e.ingested_at))"
+            f"{cond} ORDER BY e.exposure_id", [build]).column(0).to_pylist()
+
+    def record_failure(self, run_id: str, build: str, stage: str, subject: str,
+                       error: str) -> None:
+        """A failed stage that could not even be planned, as a ``run_steps`` row."""
+        self.write("run_steps", [{"run_id": run_id, "build": build, "subject": subject,
+                                  "stage": stage, "step": stage, "status": "failed",
+                                  "cache_hit": False, "error": error, "at": utcnow()}], run_id)
+
+    def record_associations(self, asns: Sequence[Mapping[str, Any]],
+                            writer_id: str = "associations") -> int:
+        """Record stage-3 associations; returns the member rows written. Each association is
+        JWST-shaped (``products: [{name, members: [{expname, exptype}]}]``, member exposure
+        ids taken from ``expname`` without its ``_<suffix>.fits``) or ``{name, members:
+        [exposure_id, ...]}``."""
+        now = utcnow()
+        rows = []
+        for asn in asns:
+            text = json.dumps(asn, sort_keys=True, default=str)
+            products = asn.get("products") or [asn]
+            for prod in products:
+                for m in prod.get("members", []):
+                    expname = m.get("expname") if isinstance(m, Mapping) else m
+                    rows.append({"asn_name": prod["name"], "exposure_id": exposure_of(str(expname)),
+                                 "exptype": m.get("exptype", "science") if isinstance(m, Mapping)
+                                 else "science", "asn_json": text, "recorded_at": now})
+        if rows:
+            self.write("associations", rows, writer_id)
+        return len(rows)
+
+    def association_members(self, asn_name: str) -> list[str]:
+        """Member exposure ids of an association (its latest recording)."""
+        ids = self.sql("SELECT DISTINCT exposure_id FROM current_associations WHERE asn_name = ? "
+                       "ORDER BY exposure_id", [asn_name]).column(0).to_pylist()
+        if not ids:
+            raise CatalogError(f"no association named {asn_name!r} in the catalog")
+        return ids
+
+    # --- compaction -----------------------------------------------------------------------
+
+    def compact(self, table: str | None = None) -> list[CompactResult]:
+        """Merge each table's files into one file; every row is kept (proved before removal)."""
+        return [self._compact(t) for t in ([table] if table else list(TABLES))]
+
+    @contextlib.contextmanager
+    def _compaction_lock(self, table: str) -> Iterator[None]:
+        if not self.local:
+            yield
+            return
+        import fcntl
+
+        d = f"{self.root}/{table}"
+        os.makedirs(d, exist_ok=True)
+        with open(f"{d}/.compact.lock", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CatalogError(f"another process is compacting {table}; try again later") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _compact(self, table: str) -> CompactResult:
+        schema(table)
+        with self._compaction_lock(table):
+            files = self._all_files(table)
+            replaced = self._replaced(files)
+            leftovers = [p for p in files if p.rsplit("/", 1)[-1] in replaced]
+            for p in leftovers:  # finish an interrupted compaction
+                self.fs.rm(p)
+            sources = [p for p in files if p not in leftovers]
+            n_before = self._rows(sources, table)
+            if len(sources) <= 1:
+                return CompactResult(table, len(sources), len(sources), n_before, n_before,
+                                     len(leftovers))
+            con = duckdb.connect(":memory:")
+            try:
+                if not self.local:
+                    con.register_filesystem(self.fs)
+                cols = ", ".join(f'"{c}"' for c in schema(table).names)
+                old = f"SELECT {cols} FROM ({self._select(table, sources)})"
+                merged = con.sql(old).to_arrow_table().cast(schema(table))
+                names = sorted(p.rsplit("/", 1)[-1] for p in sources)
+                stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+                new = self._write_file(table, f"{stamp}{COMPACT_TAG}{uuid.uuid4().hex[:12]}.parquet",
+                                       merged, {META_REPLACES: json.dumps(names).encode()})
+                new_sel = f"SELECT {cols} FROM read_parquet([{self._ref(new)}])"
+                n_new = con.execute(f"SELECT count(*) FROM ({new_sel})").fetchone()[0]
+                diff = con.execute(f"SELECT (SELECT count(*) FROM ({old} EXCEPT ALL {new_sel})) + "
+                               f"(SELECT count(*) FROM ({new_sel} EXCEPT ALL {old}))").fetchone()[0]
+                if n_new != n_before or diff:
+                    self.fs.rm(new)
+                    raise CatalogError(f"compaction of {table} did not reproduce its rows "
+                                       f"({n_before} -> {n_new}, {diff} differ); nothing removed")
+            finally:
+                con.close()
+            for p in sources:
+                self.fs.rm(p)
+            return CompactResult(table, len(sources), 1, n_before, n_new, len(leftovers))
+
+    def _rows(self, files: Sequence[str], table: str) -> int:
+        n = 0
+        for p in files:
+            with self.fs.open(p, "rb") as f:
+                n += pq.ParquetFile(f).metadata.num_rows
+        return n

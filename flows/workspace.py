@@ -1,0 +1,144 @@
+"""A workspace: one directory holding the object store, the catalog and the configuration.
+
+``calops init [PATH]`` writes ``calops.toml`` and the directories. Every other command finds the
+workspace from ``--home``, else ``$CALOPS_HOME``, else ``./calops-home``. URLs in the config that
+are plain relative paths are relative to the workspace directory; any fsspec URL is accepted for
+the store (``s3://bucket/calops``, ``memory://x``...).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from store.errors import WorkspaceError
+
+CONFIG_NAME = "calops.toml"
+DEFAULT_HOME = "calops-home"
+ENV_HOME = "CALOPS_HOME"
+WORKSPACE_VERSION = 1
+
+DEFAULT_CONFIG = f"""\
+# calops workspace configuration (docs/catalog.md). Relative paths are relative to this file.
+[workspace]
+version = {WORKSPACE_VERSION}
+
+[store]
+# content-addressed objects: a path or any fsspec URL
+url = "store"
+
+[catalog]
+# append-only Parquet tables
+url = "catalog"
+
+[crds]
+# local CRDS cache (mappings/, references/, config/)
+path = "crds"
+
+[builds]
+# build manifests (seeded from the shipped ones on first use)
+path = "builds"
+"""
+
+
+def home_path(path: str | os.PathLike | None = None) -> Path:
+    """The workspace directory: ``path``, else $CALOPS_HOME, else ./calops-home."""
+    chosen = path if path not in (None, "") else os.environ.get(ENV_HOME) or DEFAULT_HOME
+    return Path(chosen).expanduser().absolute()
+
+
+class Workspace:
+    """An initialised workspace; ``.store``, ``.catalog`` and ``.config`` are ready to use."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser().absolute()
+        cfg = self.root / CONFIG_NAME
+        if not cfg.is_file():
+            raise WorkspaceError(f"{self.root} is not a calops workspace (no {CONFIG_NAME}); "
+                                 f"run `calops init {self.root}` or set ${ENV_HOME}")
+        try:
+            self.config: dict[str, Any] = tomllib.loads(cfg.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise WorkspaceError(f"{cfg} is not valid TOML: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @classmethod
+    def resolve(cls, path: str | os.PathLike | None = None) -> "Workspace":
+        """The workspace named by ``path``, $CALOPS_HOME or ./calops-home."""
+        return cls(home_path(path))
+
+    @classmethod
+    def init(cls, path: str | os.PathLike | None = None) -> tuple["Workspace", bool]:
+        """Create (or keep) a workspace; returns it and whether it was newly created."""
+        root = home_path(path)
+        cfg = root / CONFIG_NAME
+        created = not cfg.exists()
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"cannot create a workspace at {root}: it is a file")
+        root.mkdir(parents=True, exist_ok=True)
+        if created:
+            tmp = root / f".{CONFIG_NAME}.tmp"
+            tmp.write_text(DEFAULT_CONFIG)
+            os.replace(tmp, cfg)
+        ws = cls(root)
+        for url in (ws.store_url, ws.catalog_url, ws.crds_path):
+            if "://" not in url:
+                Path(url).mkdir(parents=True, exist_ok=True)
+        return ws, created
+
+    def _url(self, section: str, key: str, default: str) -> str:
+        value = str(self.config.get(section, {}).get(key, default))
+        if "://" in value:
+            return value
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else self.root / p)
+
+    @property
+    def store_url(self) -> str:
+        return self._url("store", "url", "store")
+
+    @property
+    def catalog_url(self) -> str:
+        return self._url("catalog", "url", "catalog")
+
+    @property
+    def crds_path(self) -> str:
+        return self._url("crds", "path", "crds")
+
+    @property
+    def builds_dir(self) -> str:
+        return self._url("builds", "path", "builds")
+
+    def crds_contexts(self) -> list[str]:
+        """Context (.pmap) names in the local CRDS cache, oldest first."""
+        d = Path(self.crds_path) / "mappings" / "jwst"
+        return sorted(p.name for p in d.glob("*.pmap")) if d.is_dir() else []
+
+    @cached_property
+    def builds(self) -> Any:
+        """The workspace's ``catalogs.builds.BuildBook``."""
+        from catalogs.builds import BuildBook
+
+        return BuildBook(self.builds_dir)
+
+    @cached_property
+    def store(self) -> Any:
+        from store.objects import ObjectStore
+
+        return ObjectStore(self.store_url)
+
+    @cached_property
+    def catalog(self) -> Any:
+        from catalogs.catalog import Catalog
+
+        return Catalog(self.catalog_url)
+
+
+def from_args(args: Any) -> Workspace:
+    """The workspace for parsed CLI arguments (``--home``)."""
+    return Workspace.resolve(getattr(args, "home", None))
