@@ -203,23 +203,26 @@ Chain = Callable[[Any, Sequence[Any], Callable[[str, Callable[[], DataModel]], N
                  Mapping[str, Any]]
 
 
-def find_hit(ws: Any, recipe: StageRecipe, verify: bool = True) -> tuple[dict[str, str], str]:
-    """Product ids for every output if all are realised and intact, else ({}, why not)."""
+def find_hit(ws: Any, recipe: StageRecipe, verify: bool = True) -> tuple[dict[str, str], str, list[str]]:
+    """Product ids for every output if all are realised and intact, else ({}, why not, the
+    corrupt objects found on the way)."""
     found: dict[str, str] = {}
+    corrupt: list[str] = []
     for name, key in recipe.output_keys.items():
         pids = ws.catalog.realisations(key)
         if not pids:
-            return {}, "no realisation of this recipe"
+            return {}, "no realisation of this recipe", corrupt
         good = [p for p in pids if ws.store.has(p)]
         if not good:
-            return {}, f"stored object of {name} is missing"
+            return {}, f"stored object of {name} is missing", corrupt
         if verify:
-            intact = [p for p in good if not ws.store.check(p)]
-            if not intact:
-                return {}, f"stored object of {name} is corrupt"
-            good = intact
+            problems = {p: ws.store.check(p) for p in good}
+            corrupt += [p for p, why in problems.items() if why]
+            good = [p for p, why in problems.items() if not why]
+            if not good:
+                return {}, f"stored object of {name} is corrupt", corrupt
         found[name] = good[0]
-    return found, "all outputs realised"
+    return found, "all outputs realised", corrupt
 
 
 def run_stage(
@@ -235,13 +238,15 @@ def run_stage(
     out = StageOutcome(recipe.stage, recipe.subject, recipe.build)
     t0 = time.perf_counter()
     if not force:
-        found, why = find_hit(ws, recipe)
+        found, why, corrupt = find_hit(ws, recipe)
         if found:
             out.outputs, out.hit, out.reason = found, True, "hit: " + why
             out.wall_s = time.perf_counter() - t0
             _record(ws, recipe, out, run_id, new_products={}, step_times={})
             return out
         out.reason = "miss: " + why
+        for pid in corrupt:  # keep the bad bytes aside so the recomputed object can be stored
+            ws.store.quarantine(pid)
     else:
         out.reason = "miss: forced"
 
@@ -268,7 +273,6 @@ def run_stage(
                 model = products.get(name)
                 if model is None:
                     continue
-                model = _with_provenance(model, recipe, name)
                 new_products[name] = (ws.store.put(model), model)
             for step, model in intermediates.items():
                 key = next(s.key for s in recipe.steps if s.name == step)
@@ -283,13 +287,6 @@ def run_stage(
     out.wall_s = time.perf_counter() - t0
     _record(ws, recipe, out, run_id, new_products, step_times)
     return out
-
-
-def _with_provenance(model: DataModel, recipe: StageRecipe, name: str) -> DataModel:
-    """Record the references each step used (JWST's R_* keywords) in the product's metadata."""
-    refs = {f"ref_file.{r}": f"crds://{fname}"
-            for s in recipe.steps if not s.skip for r, (fname, _) in s.refs.items()}
-    return model.replace(meta={**refs, "ref_file.crds.context_used": recipe.context})
 
 
 def _failed(ws: Any, recipe: StageRecipe, out: StageOutcome, run_id: str, error: str,

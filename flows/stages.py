@@ -7,6 +7,11 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import crds  # noqa: F401  (imported once here: crds's lazy imports are not thread-safe)
+
+import transforms.detector1  # noqa: F401  (the chains, imported before any worker thread)
+import transforms.image2  # noqa: F401
+import transforms.image3  # noqa: F401
 from catalogs import builds as buildlib
 from flows.runner import RunError, StageOutcome, StageRecipe, plan_stage, run_stage
 from transforms.model import DataModel
@@ -14,17 +19,15 @@ from transforms.model import DataModel
 
 def _chain(stage: str) -> Callable:
     """The pure chain function of a stage, called with (data, [(StepRecipe, refs)], on_step)."""
-    if stage == "detector1":
-        from transforms import detector1 as mod
-    elif stage == "image2":
-        from transforms import image2 as mod
-    else:
-        from transforms import image3 as mod
 
     def chain(data: Any, steps: Sequence[tuple[Any, Mapping[str, DataModel]]], on_step: Any):
-        plan = [mod.PlannedStep(s.planned.spec, s.planned.params, refs, s.skip)
-                for s, refs in steps]
-        return mod.run(data, plan, on_step=on_step)
+        if stage == "detector1":
+            plan = [transforms.detector1.PlannedStep(s.planned.spec, s.planned.params, refs, s.skip)
+                    for s, refs in steps]
+            return transforms.detector1.run(data, plan, on_step=on_step)
+        plan = [(s.planned.spec, s.planned.params, refs, s.skip) for s, refs in steps]
+        mod = transforms.image2 if stage == "image2" else transforms.image3
+        return mod.run(data, plan)
 
     return chain
 

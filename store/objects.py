@@ -29,6 +29,18 @@ TMP_PREFIX = ".tmp-"
 _CHUNK = 8 << 20
 
 
+class StoreWriteError(StoreError):
+    """The store could not be written (full disk, no permission, unreachable bucket); nothing
+    was stored. ``__cause__`` is the underlying OSError."""
+
+
+def _os_reason(exc: OSError) -> str:
+    """An OSError as a short reason: ``[Errno 28] No space left on device`` (no path)."""
+    if exc.errno is not None and exc.strerror:
+        return f"[Errno {exc.errno}] {exc.strerror}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class ObjectStore:
     """Content-addressed objects under ``url`` (a path, ``file://``, or any fsspec URL)."""
 
@@ -55,13 +67,22 @@ class ObjectStore:
         algo, hexd = parse_id(ident)
         return f"{self.root}/objects/{algo}/{hexd[:2]}/{hexd[2:]}"
 
+    def _forget_listings(self, path: str | None = None) -> None:
+        """Drop a remote filesystem's cached listings (s3fs caches them per process), so
+        objects written or deleted by other processes are seen."""
+        if not self.local:
+            self.fs.invalidate_cache(path)
+
     def has(self, ident: str) -> bool:
         """True if the object is present (its content is not checked; see ``check``)."""
-        return self.fs.exists(self.path_of(ident))
+        path = self.path_of(ident)
+        self._forget_listings(path)
+        return self.fs.exists(path)
 
     def ids(self) -> Iterator[str]:
         """Every stored object's id (temporary files of unfinished puts are not objects)."""
         base = f"{self.root}/objects"
+        self._forget_listings()
         if not self.fs.exists(base):
             return
         for algo_dir in sorted(self.fs.ls(base, detail=False)):
@@ -99,6 +120,17 @@ class ObjectStore:
         return ident
 
     def _write(self, ident: str, chunks: Iterable[bytes | memoryview]) -> None:
+        """Write one object; an I/O failure (full disk, no permission, unreachable bucket)
+        becomes a one-line ``StoreWriteError`` and leaves no object and no temporary file."""
+        try:
+            self._write_unchecked(ident, chunks)
+        except OSError as exc:
+            raise StoreWriteError(
+                f"cannot write object {ident} to the store {self.url}: {_os_reason(exc)}; "
+                "nothing was stored and nothing already stored was touched (free space or fix "
+                "access to the store, then re-run)") from exc
+
+    def _write_unchecked(self, ident: str, chunks: Iterable[bytes | memoryview]) -> None:
         final = self.path_of(ident)
         parent = final.rsplit("/", 1)[0]
         tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}"
@@ -118,10 +150,10 @@ class ObjectStore:
         if self.local:
             self._write_local(final, parent, tmp, hashed(), check)
             return
-        with self.fs.open(tmp, "wb") as f:
-            for c in hashed():
-                f.write(c)
         try:
+            with self.fs.open(tmp, "wb") as f:
+                for c in hashed():
+                    f.write(c)
             check()
             if self.fs.exists(final):  # lost a race with another writer of the same content
                 return
@@ -208,6 +240,21 @@ class ObjectStore:
             return str(exc)
         return None
 
+    def quarantine(self, ident: str) -> str | None:
+        """Move a corrupt object aside (to ``quarantine/``) so a correct copy can be stored.
+
+        Only an object that fails verification is moved, and it is kept, not deleted: an intact
+        object is never touched. Returns where it went, or None if there was nothing to move.
+        """
+        problem = self.check(ident)
+        if problem is None or problem == "missing":
+            return None
+        algo, hexd = parse_id(ident)
+        dest = f"{self.root}/quarantine/{algo}/{hexd}.{uuid.uuid4().hex[:8]}"
+        self.fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.mv(self.path_of(ident), dest)
+        return dest
+
     def verify(self, ids: Iterable[str] | None = None) -> list[tuple[str, str]]:
         """Re-hash every object (or those in ``ids``); ``[(id, problem)]`` for the bad ones."""
         problems = []
@@ -221,6 +268,7 @@ class ObjectStore:
         """Remove temporary files left by writers that died mid-put; returns how many."""
         n = 0
         base = f"{self.root}/objects"
+        self._forget_listings()
         if not self.fs.exists(base):
             return 0
         for path in self.fs.find(base):

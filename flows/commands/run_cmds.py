@@ -118,6 +118,9 @@ def cmd_reprocess(args: Any) -> int:
 
 def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[str] | None,
              command: str) -> int:
+    from flows import prefect_env
+
+    prefect_env.configure(str(ws.root))
     from flows import flows
 
     build = _build_name(ws, args.build)
