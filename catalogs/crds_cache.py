@@ -1,0 +1,263 @@
+"""Write a local CRDS cache: pmap -> imaps -> rmaps in the real mapping syntax + reference files.
+
+Layout (what the ``crds`` library expects of a cache, see docs/crds.md)::
+
+    <root>/mappings/jwst/jwst_0001.pmap, jwst_<instr>_0001.imap, jwst_<instr>_<reftype>_0001.rmap
+    <root>/references/jwst/<instr>/jwst_<instr>_<reftype>_0001.fits (.asdf for distortion)
+    <root>/config/jwst/server_config, ref_cache_subdir_mode
+
+Each rmap uses the parameter keys of the real JWST rmap spec shipped in ``crds/jwst/specs``
+(plus the ``META.OBSERVATION.DATE/TIME`` UseAfter keys when the spec has none: operational
+JWST rmaps select on dates). Mappings carry a correct ``sha1sum``. Mapping serials: a mapping
+keeps its name while its content is unchanged; a changed one gets the next serial, so context
+2 shares every unchanged rmap/imap with context 1, as real CRDS contexts do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OBSERVATORY = "jwst"
+DATE_KEYS = ("META.OBSERVATION.DATE", "META.OBSERVATION.TIME")
+# Parameter keys whose spelling in the shipped spec differs from the data model path.
+PARKEY_ALIASES = {"META.EXPOSUIRE.NOUTPUTS": "exposure.noutputs"}
+
+
+class CrdsCacheError(ValueError):
+    """A cache that cannot be written as asked."""
+
+
+@dataclass(frozen=True)
+class CacheRef:
+    """One reference in a context: its file, the values it matches and its UseAfter date."""
+
+    reftype: str
+    instrument: str
+    filename: str  # or "N/A": the reftype does not apply to this selection
+    match: Mapping[str, str]  # data-model key ("instrument.detector") -> value; absent = N/A
+    useafter: str  # ISO date-time
+    model: Any = None  # a ref.<reftype> DataModel to write, or None if the file exists
+
+
+@dataclass(frozen=True)
+class ContextSpec:
+    """The references of one context; contexts are numbered 1, 2, ... in list order."""
+
+    references: tuple[CacheRef, ...]
+
+
+def parkey_to_meta(parkey: str) -> str:
+    """``META.INSTRUMENT.DETECTOR`` -> ``instrument.detector`` (the calops meta key)."""
+    if parkey in PARKEY_ALIASES:
+        return PARKEY_ALIASES[parkey]
+    p = parkey.lower()
+    return p[5:] if p.startswith("meta.") else p
+
+
+def spec_for(instrument: str, reftype: str) -> dict[str, Any]:
+    """The shipped JWST rmap spec of (instrument, reftype), parkey with UseAfter dates."""
+    from crds.core import reftypes
+
+    defs = reftypes.get_types_object(OBSERVATORY).unified_defs
+    try:
+        spec = dict(defs[instrument.lower()][reftype.lower()])
+    except KeyError:
+        raise CrdsCacheError(f"CRDS has no JWST rmap spec for {instrument} {reftype}") from None
+    parkey = tuple(tuple(t) for t in spec["parkey"])
+    if len(parkey) == 1:
+        parkey = parkey + (DATE_KEYS,)
+    spec["parkey"] = parkey
+    return spec
+
+
+def sha1_of_mapping(text: str) -> str:
+    """The sha1sum CRDS checks: SHA-1 of the text without the lines containing 'sha1sum'."""
+    body = "".join(line for line in text.splitlines(keepends=True) if "sha1sum" not in line)
+    return hashlib.sha1(body.encode("utf-8")).hexdigest()
+
+
+def _render(header: Mapping[str, Any], selector: str) -> str:
+    lines = ["header = {\n"]
+    for k in sorted(header):
+        lines.append(f"    {k!r} : {header[k]!r},\n")
+    lines.append("}\n\n")
+    text = "".join(lines) + selector
+    return text.replace("'sha1sum' : 'TBD'", f"'sha1sum' : {sha1_of_mapping(text)!r}")
+
+
+def _useafter(date: str) -> str:
+    d = date.replace("T", " ")
+    if len(d) == 10:
+        d += " 00:00:00"
+    return d[:19]
+
+
+def rmap_text(name: str, instrument: str, reftype: str, refs: Sequence[CacheRef]) -> str:
+    """An rmap: Match on the spec's parameter keys, then UseAfter on the observation date."""
+    spec = spec_for(instrument, reftype)
+    match_keys, date_keys = spec["parkey"][0], spec["parkey"][1]
+    groups: dict[tuple[str, ...], dict[str, str]] = {}
+    for r in refs:
+        unknown = sorted(set(r.match) - {parkey_to_meta(k) for k in match_keys})
+        if unknown:
+            raise CrdsCacheError(f"{r.filename}: match keys {unknown} are not parameters of the "
+                                 f"JWST {instrument.upper()} {reftype} rmap ({', '.join(match_keys)})")
+        key = tuple(str(r.match.get(parkey_to_meta(k), "N/A")) for k in match_keys)
+        ua = groups.setdefault(key, {})
+        date = _useafter(r.useafter)
+        if date in ua and ua[date] != r.filename:
+            raise CrdsCacheError(f"{instrument} {reftype}: {ua[date]} and {r.filename} both match "
+                                 f"{key} from {date}")
+        ua[date] = r.filename
+    sel = ["selector = Match({\n"]
+    for key in sorted(groups):
+        k = repr(key[0]) if len(key) == 1 else repr(key)
+        sel.append(f"    {k} : UseAfter({{\n")
+        for date in sorted(groups[key]):
+            sel.append(f"        {date!r} : {groups[key][date]!r},\n")
+        sel.append("    }),\n")
+    sel.append("})\n")
+    header = {
+        "classes": ("Match", "UseAfter"),
+        "derived_from": "generated by calops.catalogs.crds_cache",
+        "file_ext": spec.get("file_ext", ".fits"),
+        "filekind": reftype.upper(),
+        "filetype": spec.get("filetype", reftype.upper()),
+        "instrument": instrument.upper(),
+        "mapping": "REFERENCE",
+        "name": name,
+        "observatory": "JWST",
+        "parkey": (tuple(match_keys), tuple(date_keys)),
+        "sha1sum": "TBD",
+        "suffix": spec.get("suffix", reftype),
+        "text_descr": spec.get("text_descr", reftype),
+    }
+    return _render(header, "".join(sel))
+
+
+def imap_text(name: str, instrument: str, rmaps: Mapping[str, str]) -> str:
+    header = {"derived_from": "generated by calops.catalogs.crds_cache",
+              "instrument": instrument.upper(), "mapping": "INSTRUMENT", "name": name,
+              "observatory": "JWST", "parkey": ("REFTYPE",), "sha1sum": "TBD"}
+    sel = "selector = {\n" + "".join(f"    {k!r} : {rmaps[k]!r},\n" for k in sorted(rmaps)) + "}\n"
+    return _render(header, sel)
+
+
+def pmap_text(name: str, imaps: Mapping[str, str]) -> str:
+    header = {"derived_from": "generated by calops.catalogs.crds_cache", "mapping": "PIPELINE",
+              "name": name, "observatory": "JWST", "parkey": ("META.INSTRUMENT.NAME",),
+              "sha1sum": "TBD"}
+    sel = "selector = {\n" + "".join(f"    {k!r} : {imaps[k]!r},\n" for k in sorted(imaps)) + "}\n"
+    return _render(header, sel)
+
+
+def _body(text: str) -> str:
+    """Mapping text without its name and checksum, to tell changed content from unchanged."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if "sha1sum" not in line and "'name'" not in line)
+
+
+def _server_config(context: str, mappings: Iterable[str]) -> str:
+    cfg = {"observatory": OBSERVATORY, "operational_context": context, "edit_context": context,
+           "bad_files_list": [], "force_remote_mode": False, "last_synced": "calops",
+           "mappings": sorted(mappings), "crds_version": {"str": "calops-generated"}}
+    return repr(cfg) + "\n"
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_cache(root: str | os.PathLike, contexts: Sequence[ContextSpec],
+                write_reference=None) -> list[str]:
+    """Write the mappings of every context and the reference files they name; return the paths.
+
+    ``write_reference(model, path)`` writes one reference (default ``store.fits.write_reference``).
+    The operational context in ``server_config`` is the last one.
+    """
+    if not contexts:
+        raise CrdsCacheError("write_cache needs at least one context")
+    if write_reference is None:
+        from store.fits import write_reference
+    root = Path(root)
+    mapdir = root / "mappings" / OBSERVATORY
+    written: list[str] = []
+    serial: dict[tuple, int] = {}
+    prev_text: dict[tuple, tuple[str, str]] = {}  # key -> (body, name) of the last version
+    all_mappings: list[str] = []
+    models: dict[str, CacheRef] = {}
+
+    def emit(key: tuple, make) -> str:
+        """Name + write a mapping; reuse the previous name when the content is unchanged."""
+        draft = make("DRAFT")
+        if key in prev_text and prev_text[key][0] == _body(draft):
+            return prev_text[key][1]
+        serial[key] = serial.get(key, 0) + 1
+        stem = "_".join(("jwst",) + key)
+        name = f"{stem}_{serial[key]:04d}.{ {1: 'pmap', 2: 'imap', 3: 'rmap'}[len(key) + 1] }"
+        name = name.replace(" ", "")
+        text = make(name)
+        _write_text(mapdir / name, text)
+        written.append(str(mapdir / name))
+        all_mappings.append(name)
+        prev_text[key] = (_body(draft), name)
+        return name
+
+    pmaps = []
+    for n, ctx in enumerate(contexts, start=1):
+        by_inst: dict[str, dict[str, list[CacheRef]]] = {}
+        for r in ctx.references:
+            by_inst.setdefault(r.instrument.lower(), {}).setdefault(r.reftype.lower(), []).append(r)
+            old = models.get(r.filename)
+            if old is not None and old is not r and (old.model is not r.model):
+                if old.match != r.match or old.useafter != r.useafter:
+                    raise CrdsCacheError(f"{r.filename} is used with two different selections")
+            models.setdefault(r.filename, r)
+        imaps = {}
+        for inst in sorted(by_inst):
+            rmaps = {}
+            for rt in sorted(by_inst[inst]):
+                refs = by_inst[inst][rt]
+                rmaps[rt] = emit((inst, rt), lambda nm, i=inst, t=rt, rr=refs:
+                                 rmap_text(nm, i, t, rr))
+            imaps[inst.upper()] = emit((inst,), lambda nm, i=inst, rm=rmaps: imap_text(nm, i, rm))
+        pname = f"jwst_{n:04d}.pmap"
+        text = pmap_text(pname, imaps)
+        _write_text(mapdir / pname, text)
+        written.append(str(mapdir / pname))
+        all_mappings.append(pname)
+        pmaps.append(pname)
+    for fname, r in sorted(models.items()):
+        if fname.upper() == "N/A":  # "does not apply" in an rmap: no file
+            continue
+        path = root / "references" / OBSERVATORY / r.instrument.lower() / fname
+        if r.model is None:
+            if not path.exists():
+                raise CrdsCacheError(f"{fname} has no model to write and is not in {path.parent}")
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_reference(r.model, path)
+        written.append(str(path))
+    cfg = root / "config" / OBSERVATORY
+    _write_text(cfg / "server_config", _server_config(pmaps[-1], all_mappings))
+    _write_text(cfg / "ref_cache_subdir_mode", "instrument\n")
+    written += [str(cfg / "server_config"), str(cfg / "ref_cache_subdir_mode")]
+    return written
+
+
+def contexts_from_program(program: Any) -> list[ContextSpec]:
+    """The ContextSpecs of a simulated ``transforms.sim.program.Program``."""
+    out = []
+    for refs in program.contexts:
+        out.append(ContextSpec(tuple(
+            CacheRef(r.reftype, r.instrument, r.filename, dict(r.match), r.useafter, r.model)
+            for r in refs)))
+    return out

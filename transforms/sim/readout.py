@@ -1,0 +1,193 @@
+"""Readout patterns, subarrays and exposure timing of the NIRCam and NIRISS detectors.
+
+The numbers are JWST's: a pattern averages ``nframes`` frames into each group and drops
+``groupgap`` frames between groups. A frame takes ``tframe = (xsize/namps + 12) * (ysize + 1) *
+10 us`` (10 us per pixel, 12 overhead pixels per row per output, one extra row); for full frame
+(4 outputs) that is 10.73676 s. ``tgroup = (nframes + groupgap) * tframe``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PIXEL_TIME_S = 10e-6
+ROW_OVERHEAD_PIXELS = 12
+FULL_SIZE = 2048
+REF_BORDER = 4
+
+
+class ReadoutError(ValueError):
+    """An unknown readout pattern or subarray, or an impossible exposure timing."""
+
+
+@dataclass(frozen=True)
+class ReadPattern:
+    """A readout pattern: frames averaged per group and frames dropped between groups."""
+
+    name: str
+    nframes: int
+    groupgap: int
+    max_ngroups: int
+
+
+@dataclass(frozen=True)
+class Subarray:
+    """A detector window, 1-based origin as SUBSTRT1/2, with its number of outputs."""
+
+    name: str
+    xstart: int
+    ystart: int
+    xsize: int
+    ysize: int
+    noutputs: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """(rows, columns) of this window in 0-based full-frame coordinates."""
+        return (slice(self.ystart - 1, self.ystart - 1 + self.ysize),
+                slice(self.xstart - 1, self.xstart - 1 + self.xsize))
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The timing of one exposure (seconds)."""
+
+    tframe: float
+    tgroup: float
+    nframes: int
+    groupgap: int
+    ngroups: int
+    nints: int
+
+    @property
+    def integration_time(self) -> float:
+        """EFFINTTM as JWST defines it: ngroups * tgroup - groupgap * tframe."""
+        return self.ngroups * self.tgroup - self.groupgap * self.tframe
+
+    @property
+    def exposure_time(self) -> float:
+        """EFFEXPTM: time from the first to the last group mean, summed over integrations."""
+        return (self.ngroups - 1) * self.tgroup * self.nints
+
+    @property
+    def duration(self) -> float:
+        """Total time including one reset frame per integration."""
+        return (self.integration_time + self.tframe) * self.nints
+
+    def frame_of_group(self, g: int) -> int:
+        """0-based index of the first frame of group ``g`` within its integration."""
+        return g * (self.nframes + self.groupgap)
+
+    @property
+    def nframes_per_integration(self) -> int:
+        """Frames read in one integration (the trailing gap is not read)."""
+        return self.ngroups * (self.nframes + self.groupgap) - self.groupgap
+
+    def group_mean_time(self, g: int) -> float:
+        """Mean exposure time (s after reset) of the frames averaged into group ``g``."""
+        return self.tframe * (self.frame_of_group(g) + (self.nframes + 1) / 2.0)
+
+
+_NIRCAM_PATTERNS = {
+    "RAPID": (1, 0, 10), "BRIGHT1": (1, 1, 10), "BRIGHT2": (2, 0, 10), "SHALLOW2": (2, 3, 10),
+    "SHALLOW4": (4, 1, 10), "MEDIUM2": (2, 8, 10), "MEDIUM8": (8, 2, 10), "DEEP2": (2, 18, 20),
+    "DEEP8": (8, 12, 20),
+}
+_NIRISS_PATTERNS = {"NISRAPID": (1, 0, 200), "NIS": (4, 0, 50)}
+
+PATTERNS: dict[str, dict[str, ReadPattern]] = {
+    "NIRCAM": {k: ReadPattern(k, *v) for k, v in _NIRCAM_PATTERNS.items()},
+    "NIRISS": {k: ReadPattern(k, *v) for k, v in _NIRISS_PATTERNS.items()},
+}
+
+# Imaging subarrays, sized and placed like JWST's (NIRCam SUBnnnP sit at the corner with the
+# reference border; NIRISS SUBnnn at the top-left corner as in the SIAF).
+SUBARRAYS: dict[str, dict[str, Subarray]] = {
+    "NIRCAM": {
+        "FULL": Subarray("FULL", 1, 1, 2048, 2048, 4),
+        "SUB64P": Subarray("SUB64P", 1, 1, 64, 64, 1),
+        "SUB160P": Subarray("SUB160P", 1, 1, 160, 160, 1),
+        "SUB400P": Subarray("SUB400P", 1, 1, 400, 400, 1),
+        "SUB160": Subarray("SUB160", 1, 1, 160, 160, 1),
+        "SUB320": Subarray("SUB320", 1, 1, 320, 320, 1),
+        "SUB640": Subarray("SUB640", 1, 1, 640, 640, 1),
+    },
+    "NIRISS": {
+        "FULL": Subarray("FULL", 1, 1, 2048, 2048, 4),
+        "SUB64": Subarray("SUB64", 1, 1985, 64, 64, 1),
+        "SUB128": Subarray("SUB128", 1, 1921, 128, 128, 1),
+        "SUB256": Subarray("SUB256", 1, 1793, 256, 256, 1),
+    },
+}
+
+# Full-frame frame times as the instrument teams quote them.
+_FULL_FRAME_TIME = {"NIRCAM": 10.73676, "NIRISS": 10.7368}
+
+
+def _instrument(instrument: str) -> str:
+    key = instrument.upper()
+    if key not in PATTERNS:
+        raise ReadoutError(f"unknown instrument {instrument!r}; the simulator knows "
+                           f"{', '.join(PATTERNS)}")
+    return key
+
+
+def pattern(instrument: str, name: str) -> ReadPattern:
+    """The readout pattern ``name`` of ``instrument`` (e.g. NIRCAM MEDIUM8)."""
+    inst = _instrument(instrument)
+    try:
+        return PATTERNS[inst][name.upper()]
+    except KeyError:
+        raise ReadoutError(f"unknown {inst} readout pattern {name!r}; known: "
+                           f"{', '.join(PATTERNS[inst])}") from None
+
+
+def subarray(instrument: str, name: str) -> Subarray:
+    """A named subarray of ``instrument`` (FULL, SUB64P, SUB160, SUB64, ...)."""
+    inst = _instrument(instrument)
+    try:
+        return SUBARRAYS[inst][name.upper()]
+    except KeyError:
+        raise ReadoutError(f"unknown {inst} subarray {name!r}; known: "
+                           f"{', '.join(SUBARRAYS[inst])}") from None
+
+
+def custom_subarray(xstart: int, ystart: int, xsize: int, ysize: int,
+                    noutputs: int = 1, name: str = "GENERIC") -> Subarray:
+    """A window on the 2048x2048 detector, validated (1-based origin)."""
+    if xsize < 1 or ysize < 1:
+        raise ReadoutError(f"subarray size must be positive, got {xsize}x{ysize}")
+    if xstart < 1 or ystart < 1 or xstart + xsize - 1 > FULL_SIZE or ystart + ysize - 1 > FULL_SIZE:
+        raise ReadoutError(f"subarray {xsize}x{ysize} at ({xstart},{ystart}) does not fit the "
+                           f"{FULL_SIZE}x{FULL_SIZE} detector")
+    if noutputs not in (1, 4) or (noutputs == 4 and xsize % 4):
+        raise ReadoutError(f"noutputs must be 1, or 4 with xsize divisible by 4; got {noutputs}")
+    return Subarray(name, int(xstart), int(ystart), int(xsize), int(ysize), int(noutputs))
+
+
+def frame_time(instrument: str, sub: Subarray) -> float:
+    """TFRAME (s) of one frame read of ``sub`` through its outputs."""
+    inst = _instrument(instrument)
+    if sub.xsize == FULL_SIZE and sub.ysize == FULL_SIZE and sub.noutputs == 4:
+        return _FULL_FRAME_TIME[inst]
+    return ((sub.xsize / sub.noutputs + ROW_OVERHEAD_PIXELS) * (sub.ysize + 1) * PIXEL_TIME_S)
+
+
+def timing(instrument: str, readpatt: str, sub: Subarray, ngroups: int, nints: int) -> Timing:
+    """The timing of an exposure; refuses group counts the pattern does not allow."""
+    p = pattern(instrument, readpatt)
+    if not 1 <= ngroups <= p.max_ngroups:
+        raise ReadoutError(f"{readpatt} allows 1..{p.max_ngroups} groups, got {ngroups}")
+    if nints < 1:
+        raise ReadoutError(f"nints must be >= 1, got {nints}")
+    tf = frame_time(instrument, sub)
+    return Timing(tf, (p.nframes + p.groupgap) * tf, p.nframes, p.groupgap, int(ngroups),
+                  int(nints))
+
+
+def amplifier_columns(sub: Subarray) -> list[tuple[int, int]]:
+    """Column ranges (0-based, within the window) read by each output, in output order."""
+    if sub.noutputs == 1:
+        return [(0, sub.xsize)]
+    w = sub.xsize // sub.noutputs
+    return [(i * w, (i + 1) * w) for i in range(sub.noutputs)]
