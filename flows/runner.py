@@ -133,11 +133,18 @@ def plan_stage(
     planned = buildlib.plan(build, stage)
     reftypes = sorted({r for p in planned if not p.skip for r in p.spec.reftypes})
     paths = crds_resolve.resolve(meta, reftypes, context, crds_path) if reftypes else {}
+    for r in sorted({r for p in planned if not p.skip for r in p.spec.optional_reftypes}):
+        try:  # a step that can do without this reference when the context has none
+            paths.update(crds_resolve.resolve(meta, [r], context, crds_path))
+        except crds_resolve.CrdsResolutionError:
+            pass
+    paths = {r: p for r, p in paths.items() if p and p != crds_resolve.NOT_APPLICABLE}
     steps: list[StepRecipe] = []
     upstream = dict(inputs)
     first = True
     for p in planned:
-        refs_for = {r: paths[r] for r in p.spec.reftypes if paths.get(r)}
+        refs_for = {r: paths[r] for r in p.spec.reftypes + p.spec.optional_reftypes
+                    if r in paths}
         sr = StepRecipe(
             name=p.spec.name, version=p.spec.version,
             params=_params_dict(p.params),

@@ -103,9 +103,10 @@ def select_exposures(ws: Any, where: str | None) -> list[str]:
 
 def associations(ws: Any, exposures: Sequence[str]) -> list[str]:
     """Stage-3 associations of these exposures (recorded in the catalog), by product name."""
-    from transforms.associations import associate
+    from transforms.associations import image3_associations
 
-    metas = {e: ws.catalog.product_meta(_exposure(ws, e)["pixels_id"]) for e in exposures}
-    asns = associate(metas)
+    metas = [{**ws.catalog.product_meta(_exposure(ws, e)["pixels_id"]), "filename": e}
+             for e in exposures]
+    asns = image3_associations(metas)
     ws.catalog.record_associations(asns)
-    return sorted(a["name"] for a in asns)
+    return sorted(p["name"] for a in asns for p in a["products"])

@@ -41,6 +41,7 @@ class StepSpec:
     reftypes: tuple[str, ...]
     apply: Callable[..., Any]
     doc: str = ""
+    optional_reftypes: tuple[str, ...] = ()  # used when the context has them, else not
 
     def make_params(self, overrides: Mapping[str, Any] | None = None) -> Any:
         """The step's parameters with overrides applied; unknown names are refused."""
@@ -59,7 +60,8 @@ _REGISTRY: dict[tuple[str, str], StepSpec] = {}
 
 
 def register(
-    name: str, version: str, stage: str, params: type, reftypes: tuple[str, ...] = ()
+    name: str, version: str, stage: str, params: type, reftypes: tuple[str, ...] = (),
+    optional_reftypes: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``fn`` as version ``version`` of step ``name``."""
     if not dataclasses.is_dataclass(params):
@@ -69,8 +71,9 @@ def register(
         key = (name, version)
         if key in _REGISTRY and _REGISTRY[key].apply is not fn:
             raise ValueError(f"step {name} version {version} is registered twice")
-        _REGISTRY[key] = StepSpec(name, version, stage, params, tuple(reftypes), fn,
-                                  (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "")
+        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        _REGISTRY[key] = StepSpec(name, version, stage, params, tuple(reftypes), fn, doc,
+                                  tuple(optional_reftypes))
         return fn
 
     return deco

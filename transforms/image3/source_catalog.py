@@ -258,7 +258,8 @@ def _check(mosaic: DataModel, p: SourceCatalogParams) -> None:
         raise SourceCatalogError(f"connectivity must be 4 or 8, got {p.connectivity}")
 
 
-@register("source_catalog", "1.0", "image3", SourceCatalogParams, ("apcorr", "abvegaoffset"))
+@register("source_catalog", "1.0", "image3", SourceCatalogParams,
+          optional_reftypes=("apcorr", "abvegaoffset"))
 def source_catalog(mosaic: DataModel, refs: dict, params: SourceCatalogParams) -> DataModel:
     """Segmentation catalogue of the mosaic with aperture photometry in Jy and AB magnitudes."""
     from photutils.aperture import (ApertureStats, CircularAnnulus, CircularAperture,
