@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: run_steps.crds_context
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -80,6 +80,7 @@ TABLES: dict[str, pa.Schema] = {
         _f("subject", S, "exposure or association id"),
         _f("stage", S, "detector1, image2, image3"),
         _f("step", S, "step name (or the stage name for a stage-level row)"),
+        _f("crds_context", S, "the CRDS context the build resolved references from"),
         _f("recipe_key", S, "the step's recipe key"),
         _f("product_id", S, "output product id(s): an id or a JSON object name -> id"),
         _f("cache_hit", B, "true if the stage was reused from a realisation"),

@@ -1,0 +1,67 @@
+"""Export a build's products as JWST files, with their provenance in the headers.
+
+Products live in the store under their content ids; a user wants `*_rate.fits`, `*_cal.fits`,
+`*_i2d.fits` and `*_cat.ecsv` with JWST names, opening in astropy and stdatamodels. Provenance
+is not part of a product's content (so builds can share products); it is written here, from the
+catalog: CAL_VER (the build), CRDS_CTX, SDP_VER, EPH_TYPE, the R_* reference files of every step
+in the product's lineage, and the product id and recipe key (CO_PID, CO_RKEY).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from store import fits
+
+SUFFIX = {"rate": "rate", "rateints": "rateints", "cal": "cal", "i2d": "i2d", "catalog": "cat"}
+
+LATEST_SQL = """
+SELECT subject, stage, any_value(product_id) AS outputs, any_value(crds_context) AS context
+FROM (SELECT *, max("at") OVER (PARTITION BY subject, stage) AS last
+      FROM run_steps WHERE build = ? AND status = 'ok' AND product_id LIKE '{%')
+WHERE "at" = last GROUP BY subject, stage ORDER BY stage, subject
+"""
+
+
+def provenance_keywords(ws: Any, product_id: str, build: str, context: str | None) -> dict[str, Any]:
+    """Header provenance of one product, from its lineage in the catalog."""
+    from catalogs.questions import provenance
+
+    prov: dict[str, Any] = {"build": build, "product_id": product_id}
+    keys = ws.catalog.sql("SELECT recipe_key FROM realisations WHERE product_id = ? "
+                          "ORDER BY created_at LIMIT 1", [product_id]).column(0).to_pylist()
+    if keys:
+        prov["recipe_key"] = keys[0]
+    if context:
+        prov["crds_context"] = context
+    for row in provenance(ws.catalog, product_id).to_pylist():
+        if row["section"] == "reference":
+            prov[f"ref_file.{row['name']}"] = f"crds://{row['value']}"
+        elif row["section"] == "sdp_version":
+            prov["sdp_version"] = row["value"]
+        elif row["section"] == "ephemeris" and row["detail"] == "pointing used":
+            prov["eph_type"] = row["value"]
+    return prov
+
+
+def export_build(ws: Any, build: str, outdir: str | Path, kinds: tuple[str, ...] = tuple(SUFFIX)
+                 ) -> list[Path]:
+    """Write every product of ``build``'s latest successful runs; returns the paths."""
+    from transforms.wcs import wcs_of
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for row in ws.catalog.sql(LATEST_SQL, [build]).to_pylist():
+        for name, pid in json.loads(row["outputs"]).items():
+            if name not in kinds:
+                continue
+            model = ws.store.get(pid)
+            prov = provenance_keywords(ws, pid, build, row["context"])
+            ext = "ecsv" if model.kind == "catalog" else "fits"
+            path = out / f"{row['subject']}_{SUFFIX[name]}.{ext}"
+            wcs = wcs_of(model) if model.kind in ("cal", "i2d") and "wcs.kind" in model.meta else None
+            written.append(fits.write_product(model, path, provenance=prov, wcs=wcs))
+    return written
