@@ -25,7 +25,7 @@ STAGES: dict[str, tuple[str, ...]] = {
 }
 
 # Steps that the JWST pipelines skip unless asked (a build's pin can turn them on).
-SKIP_BY_DEFAULT: frozenset[str] = frozenset({"clean_flicker_noise"})
+SKIP_BY_DEFAULT: frozenset[str] = frozenset({"clean_flicker_noise", "charge_migration"})
 
 
 class UnknownStep(LookupError):
