@@ -290,8 +290,10 @@ def gain_ref(props: DetectorProps, useafter: str) -> DataModel:
 
 
 def readnoise_ref(props: DetectorProps, useafter: str) -> DataModel:
-    """READNOISE: read noise of one frame (DN) per pixel."""
-    return DataModel("ref.readnoise", {"data": props.read_noise.copy()},
+    """READNOISE: the CDS read noise (DN) per pixel, as JWST's READNOISE references hold it:
+    sqrt(2) times the noise of one frame that the simulator adds."""
+    cds = (props.read_noise * np.float32(np.sqrt(2.0))).astype(props.read_noise.dtype)
+    return DataModel("ref.readnoise", {"data": cds},
                      _ref_meta("readnoise", props, useafter, "Read noise (simulated)"))
 
 

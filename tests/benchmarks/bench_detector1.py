@@ -1,0 +1,229 @@
+"""Benchmark: the whole detector1 chain on a full-frame 2048x2048, 10-group, 1-integration
+exposure; wall time (after a warm-up run that compiles/loads the numba kernels) and memory.
+
+Run by hand (not collected by pytest):
+
+    .venv/bin/python tests/benchmarks/bench_detector1.py [--ngroups 10] [--repeat 3]
+        [--with-cfn] [--reference] [--cores all]
+    .venv/bin/python tests/benchmarks/bench_detector1.py --validate   # truth numbers of the docs
+
+Memory: ``peak RSS`` is the process's maximum resident set (inputs + references + chain);
+``chain peak alloc`` is tracemalloc's peak of new allocations during one chain run (numpy
+reports its buffers to tracemalloc), i.e. what the chain itself needs on top of its inputs.
+``--reference`` also times the stcal/jwst equivalents of the steps this chain runs
+(jwst's Detector1Pipeline needs CRDS reference files and a network, so it is not run whole).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import tracemalloc
+
+import numpy as np
+
+from transforms.detector1 import default_plan, run
+from transforms.model import DataModel
+from transforms.sim import references as R
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_inputs(ngroups: int, seed: int = 1):
+    props = R.detector_properties("NRCA1", seed)
+    ua = "2022-01-01T00:00:00"
+    tframe = 10.73676
+    refs = {
+        "mask": R.mask_ref(props, ua), "saturation": R.saturation_ref(props, ua),
+        "superbias": R.superbias_ref(props, ua), "linearity": R.linearity_ref(props, ua),
+        "dark": R.dark_ref(props, ua, tframe, ngroups, "NRC_IMAGE"),
+        "gain": R.gain_ref(props, ua), "readnoise": R.readnoise_ref(props, ua),
+        "flat": R.flat_ref(props, ua, "F200W", "CLEAR"),
+    }
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(2.0, 5.0, (2048, 2048)).astype(np.float32)  # DN per group
+    rate[rng.random((2048, 2048)) < 1e-3] = 5000.0  # some pixels saturate part-way
+    data = np.empty((1, ngroups, 2048, 2048), np.uint16)
+    for g in range(ngroups):
+        v = props.superbias + rate * (g + 1) + rng.normal(0, 9, (2048, 2048))
+        data[0, g] = np.clip(np.rint(v), 0, 65535)
+    meta = {"instrument.name": "NIRCAM", "instrument.detector": "NRCA1",
+            "exposure.readpatt": "RAPID", "exposure.nframes": 1, "exposure.groupgap": 0,
+            "exposure.ngroups": ngroups, "exposure.nints": 1, "exposure.frame_time": tframe,
+            "exposure.group_time": tframe, "subarray.name": "FULL", "subarray.xstart": 1,
+            "subarray.ystart": 1, "subarray.xsize": 2048, "subarray.ysize": 2048,
+            "subarray.fastaxis": -1, "subarray.slowaxis": 2}
+    return DataModel("uncal", {"data": data}, meta), refs
+
+
+def time_chain(uncal, plan, repeat):
+    per_step: dict[str, float] = {}
+    last = [time.perf_counter()]
+
+    def on_step(name, _snap):
+        now = time.perf_counter()
+        per_step[name] = min(per_step.get(name, 1e9), now - last[0])
+        last[0] = now
+
+    walls = []
+    for _ in range(repeat):
+        last[0] = t0 = time.perf_counter()
+        run(uncal, plan, on_step=on_step)
+        walls.append(time.perf_counter() - t0)
+    tracemalloc.start()
+    run(uncal, plan)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return walls, per_step, peak / 2**20
+
+
+def reference_timings(uncal, refs):
+    """stcal/jwst versions of saturation, superbias, refpix, linearity, dark on the same data."""
+    from stcal.dark_current.dark_sub import average_dark_frames_3d  # noqa: F401
+    from stcal.linearity.linearity import linearity_correction
+    from stcal.saturation.saturation import flag_saturated_pixels
+    from transforms import dq as DQ
+    out = {}
+    data = uncal["data"].astype(np.float32)
+    gdq = np.zeros(data.shape, np.uint8)
+    pdq = np.zeros(data.shape[-2:], np.uint32)
+    t = time.perf_counter()
+    flag_saturated_pixels(data, gdq, pdq, np.array(refs["saturation"]["data"]),
+                          np.array(refs["saturation"]["dq"]), 65535.0, DQ.PIXEL, 1,
+                          read_pattern=[[g + 1] for g in range(data.shape[1])],
+                          bias=np.array(refs["superbias"]["data"]))
+    out["saturation (stcal)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    data -= refs["superbias"]["data"]
+    out["superbias (numpy, as jwst)"] = time.perf_counter() - t
+    try:
+        from jwst.refpix.reference_pixels import correct_model
+        from stdatamodels.jwst import datamodels as dm
+        m = dm.RampModel(data=data, groupdq=gdq, pixeldq=pdq | refs["mask"]["dq"])
+        for k, v in {"instrument.name": "NIRCAM", "instrument.detector": "NRCA1",
+                     "subarray.name": "FULL", "subarray.xstart": 1, "subarray.ystart": 1,
+                     "subarray.xsize": 2048, "subarray.ysize": 2048, "subarray.fastaxis": -1,
+                     "subarray.slowaxis": 2, "exposure.readpatt": "RAPID",
+                     "exposure.noutputs": 4, "exposure.type": "NRC_IMAGE"}.items():
+            obj = m.meta
+            *path, leaf = k.split(".")
+            for p in path:
+                obj = getattr(obj, p)
+            setattr(obj, leaf, v)
+        t = time.perf_counter()
+        correct_model(m, True, True, 11, 1.0, True,
+                      {"refpix_algorithm": "median", "sirs_kernel_model": None, "sigreject": 4.0,
+                       "gaussmooth": 1.0, "halfwidth": 30}, 3.0)
+        out["refpix (jwst)"] = time.perf_counter() - t
+        data = m.data
+    except ImportError:
+        pass
+    t = time.perf_counter()
+    linearity_correction(data, gdq, pdq, np.array(refs["linearity"]["coeffs"]),
+                         np.array(refs["linearity"]["dq"]), DQ.PIXEL)
+    out["linearity (stcal)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    data -= refs["dark"]["data"][: data.shape[1]]
+    out["dark_current (numpy, as stcal)"] = time.perf_counter() - t
+    return out
+
+
+def validate() -> None:
+    """The end-to-end truth numbers of docs/detector1.md (simulated SUB160/SUB320 exposures)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transforms" / "detector1"))
+    from d1_helpers import sim_exposure
+    from transforms.detector1 import clean_flicker_noise as cfn
+    from transforms.detector1 import dq_init, superbias
+    from transforms.sim import readout
+    from transforms.sim.detector import Effects
+    for patt, ng in (("RAPID", 10), ("MEDIUM8", 5), ("DEEP8", 4)):
+        for label, eff in (("noiseless", Effects.noiseless()), ("all effects", Effects())):
+            sub = readout.subarray("NIRCAM", "SUB160")
+            rate = np.full((160, 160), 50.0 if patt != "RAPID" else 2000.0)
+            uncal, refs, truth, props, _ = sim_exposure(sub, patt, ngroups=ng, effects=eff,
+                                                        rate_e=rate)
+            out = run(uncal, default_plan(refs))["rate"]
+            sci = ~props.refpix & (props.flat > 0)
+            want = (truth.light_rate_dn + truth.dark_rate_dn)[sci]
+            rel = (out["data"][sci] - want) / want
+            med = np.nanmedian(rel)
+            print(f"{patt} ngroups={ng} {label}: median relative error {med:+.2e}, robust "
+                  f"scatter {1.4826 * np.nanmedian(np.abs(rel - med)):.2e}, "
+                  f"finite {np.isfinite(rel).mean():.4f}")
+    sub = readout.subarray("NIRCAM", "SUB320")
+    rate = np.full((320, 320), 200.0)
+    yy, xx = np.mgrid[:320, :320]
+    for y0, x0 in np.random.default_rng(3).uniform(10, 310, (12, 2)):
+        rate += 2e5 * np.exp(-((yy - y0) ** 2 + (xx - x0) ** 2) / 8.0)
+    eff = Effects.noiseless(read_noise=True, one_over_f=True, one_over_f_rms=3.0)
+    uncal, refs, truth, _, tim = sim_exposure(sub, "RAPID", ngroups=6, effects=eff, rate_e=rate)
+    m = superbias.apply(dq_init.apply(uncal, refs, dq_init.DQInitParams()), refs,
+                        superbias.SuperbiasParams())
+    out = cfn.apply(m, {}, cfn.CleanFlickerNoiseParams())
+    per_group = (truth.light_rate_dn + truth.dark_rate_dn) * tim.tgroup
+    bg = rate < 300
+
+    def row_power(model):
+        d = np.diff(model["data"][0].astype(np.float64), axis=0) - per_group[None]
+        d = np.where(bg[None], d, np.nan)
+        return np.mean([np.nanvar(np.nanmedian(x, axis=1)) for x in d])
+
+    p0, p1 = row_power(m), row_power(out)
+    print(f"clean_flicker_noise SUB320, 1/f rms 3 DN: variance of row medians of the group "
+          f"differences {p0:.3f} -> {p1:.3f} DN^2 (x{p1 / p0:.3f})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ngroups", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--with-cfn", action="store_true", help="also run clean_flicker_noise")
+    ap.add_argument("--reference", action="store_true", help="time stcal/jwst equivalents")
+    ap.add_argument("--cores", default=None,
+                    help='maximum_cores for jump and ramp_fit (JWST default "1"; "all")')
+    ap.add_argument("--validate", action="store_true",
+                    help="print the end-to-end truth numbers of docs/detector1.md and exit")
+    a = ap.parse_args()
+    if a.validate:
+        validate()
+        return
+    t = time.perf_counter()
+    uncal, refs = make_inputs(a.ngroups)
+    print(f"inputs built in {time.perf_counter() - t:.1f} s; RSS {rss_mb():.0f} MB "
+          f"(uncal {uncal['data'].nbytes / 2**20:.0f} MB, references "
+          f"{sum(v.nbytes for r in refs.values() for v in r.arrays.values()) / 2**20:.0f} MB)")
+    skip = {"clean_flicker_noise": not a.with_cfn}
+    over = ({n: {"maximum_cores": a.cores} for n in ("jump", "ramp_fit")} if a.cores else {})
+    plan = default_plan(refs, overrides=over, skip=skip)
+    t = time.perf_counter()
+    run(uncal, plan)
+    print(f"warm-up run (numba cache load/compile): {time.perf_counter() - t:.2f} s")
+    base = rss_mb()
+    walls, per_step, peak_alloc = time_chain(uncal, plan, a.repeat)
+    print(f"steps run: {', '.join(p.spec.name for p in plan if not p.skip)}")
+    print(f"chain wall time: best {min(walls):.2f} s, median {np.median(walls):.2f} s "
+          f"over {len(walls)} runs")
+    for name, dt in per_step.items():
+        print(f"  {name:22s} {dt * 1000:8.1f} ms")
+    print(f"RSS before the run {base:.0f} MB; chain peak alloc {peak_alloc:.0f} MB; "
+          f"process peak RSS {peak_rss_mb():.0f} MB")
+    if a.reference:
+        for k, v in reference_timings(uncal, refs).items():
+            print(f"  reference {k:32s} {v:7.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""saturation: flag groups at or above the saturation threshold, and their neighbours.
+
+As JWST (stcal.saturation) does it: a group is SATURATED once the pixel reached the reference
+threshold in that group or any earlier one; values <= 0 are AD_FLOOR + DO_NOT_USE; each
+group's SATURATED pixels are grown by ``n_pix_grow_sat`` pixels (a square box). With
+``use_readpatt`` and frame-averaged groups (NFRAMES > 1), a group whose average already reached
+the diluted threshold ``thresh * mean(frames)/last frame`` just before a saturated group is
+flagged DO_NOT_USE (grown likewise), and group 2 is flagged DO_NOT_USE when group 3 saturated
+and group 2's frames would have saturated part-way through. Thresholds that are NaN or flagged
+NO_SAT_CHECK become 65536 (never reached by 16-bit data); NaN ones get NO_SAT_CHECK in pixeldq.
+The saturation reference's DQ is OR-ed into pixeldq. A zero frame is zeroed where saturated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from transforms import dq as DQ
+from transforms.model import DataModel
+from transforms.registry import register
+
+from ._subarray import apply_by_copy, cut_ref, need_ref
+
+NAME = "saturation"
+VERSION = "1.0"
+ATOD_LIMIT = 65535.0  # hard limit of the 16-bit A-to-D converter
+
+_SAT = np.uint8(DQ.SATURATED)
+_DNU = np.uint8(DQ.DO_NOT_USE)
+_FLOOR_DNU = np.uint8(DQ.AD_FLOOR | DQ.DO_NOT_USE)
+
+
+@dataclass(frozen=True)
+class SaturationParams:
+    """JWST defaults: grow saturation by 1 pixel; use the read pattern for grouped data."""
+
+    n_pix_grow_sat: int = 1
+    use_readpatt: bool = True
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _flag_threshold(data, gdq, thresh, sat, floor_dnu):
+    """Per pixel: SATURATED from the first group at/above threshold on; AD floor at <= 0."""
+    ng, ny, nx = data.shape
+    for y in prange(ny):
+        reached = np.zeros(nx, dtype=np.bool_)
+        for g in range(ng):
+            for x in range(nx):
+                v = data[g, y, x]
+                if v >= thresh[y, x]:
+                    reached[x] = True
+                f = gdq[g, y, x]
+                if reached[x]:
+                    f |= sat
+                if v <= 0:
+                    f |= floor_dnu
+                gdq[g, y, x] = f
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _grow_into(plane, srcbit, dstbit, n, tmp):
+    """plane |= dstbit wherever a (2n+1)^2 box around the pixel holds srcbit (clipped at edges)."""
+    ny, nx = plane.shape
+    rowhas = np.zeros(ny, dtype=np.bool_)
+    for y in prange(ny):
+        for x in range(nx):
+            if plane[y, x] & srcbit:
+                rowhas[y] = True
+                break
+        if rowhas[y]:
+            for x in range(nx):
+                tmp[y, x] = False
+            for x in range(nx):
+                if plane[y, x] & srcbit:
+                    for xx in range(max(0, x - n), min(nx, x + n + 1)):
+                        tmp[y, xx] = True
+    for y in prange(ny):
+        for yy in range(max(0, y - n), min(ny, y + n + 1)):
+            if rowhas[yy]:
+                for x in range(nx):
+                    if tmp[yy, x]:
+                        plane[y, x] |= dstbit
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _partial_saturation(plane, thisdq, nextdq, thresh, dilution, nosat, sat, dnu, out):
+    """out = DNU where the group average reached the diluted threshold before saturating."""
+    ny, nx = plane.shape
+    for y in prange(ny):
+        for x in range(nx):
+            t = thresh[y, x] if nosat[y, x] else thresh[y, x] * dilution
+            hit = (plane[y, x] >= t) and (thisdq[y, x] & (sat | dnu)) == 0 \
+                and (nextdq[y, x] & sat) != 0
+            out[y, x] = dnu if hit else 0
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _group2_check(d0, d1, dq1, dq2, thresh, bias, mean0, last2, nframes1, sat, dnu):
+    """Flag group 2 DO_NOT_USE when group 3 saturated and group 2 saturated part-way through."""
+    ny, nx = d0.shape
+    for y in prange(ny):
+        for x in range(nx):
+            b = bias[y, x]
+            t = thresh[y, x]
+            ok = ((d0[y, x] - b) / mean0) * last2 + b < t
+            ok = ok and (d1[y, x] - d0[y, x]) > (t - d0[y, x]) / nframes1
+            ok = ok and (dq2[y, x] & sat) != 0 and (dq1[y, x] & sat) == 0
+            if ok:
+                dq1[y, x] |= dnu
+
+
+def prepare_thresholds(sat_ref: DataModel, meta: Mapping[str, Any],
+                       shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(threshold float32, reference dq uint32 with NO_SAT_CHECK on NaNs, no-check mask)."""
+    thresh = np.array(cut_ref(sat_ref, "data", meta, shape), dtype=np.float32)
+    if "dq" in sat_ref.arrays:
+        sdq = np.array(cut_ref(sat_ref, "dq", meta, shape), dtype=np.uint32)
+    else:
+        sdq = np.zeros(shape, dtype=np.uint32)
+    nan = np.isnan(thresh)
+    sdq[nan] |= np.uint32(DQ.NO_SAT_CHECK)
+    nocheck = nan | ((sdq & np.uint32(DQ.NO_SAT_CHECK)) != 0)
+    thresh[nocheck] = ATOD_LIMIT + 1
+    return thresh, sdq, nocheck
+
+
+def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
+                  params: SaturationParams, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Flag saturation in the ramp buffer's groupdq/pixeldq (and zero frame) in place."""
+    if params.n_pix_grow_sat < 0:
+        raise ValueError(f"saturation: n_pix_grow_sat must be >= 0, got {params.n_pix_grow_sat}")
+    data, gdq, pdq = arrays["data"], arrays["groupdq"], arrays["pixeldq"]
+    nints, ngroups, ny, nx = data.shape
+    thresh, sdq, nocheck = prepare_thresholds(need_ref(refs, "saturation", NAME), meta, (ny, nx))
+    bias = None
+    if refs.get("superbias") is not None:
+        bias = np.nan_to_num(np.asarray(
+            cut_ref(refs["superbias"], "data", meta, (ny, nx)), dtype=np.float32))
+    nframes = int(meta.get("exposure.nframes") or 1)
+    n = int(params.n_pix_grow_sat)
+    tmp = np.empty((ny, nx), dtype=np.bool_)
+    part = np.empty((ny, nx), dtype=np.uint8)
+    for i in range(nints):
+        _flag_threshold(data[i], gdq[i], thresh, _SAT, _FLOOR_DNU)
+        if n > 0:
+            for g in range(ngroups):
+                _grow_into(gdq[i, g], _SAT, _SAT, n, tmp)
+        if not params.use_readpatt:
+            continue
+        # read_pattern[g] = frames g*nframes+1 .. g*nframes+nframes (1-based), as JWST builds it
+        for g in range(ngroups - 2, -1, -1):
+            first, last = g * nframes + 1, g * nframes + nframes
+            dilution = 0.5 * (first + last) / last
+            if dilution == 1.0:
+                continue
+            _partial_saturation(data[i, g], gdq[i, g], gdq[i, g + 1], thresh,
+                                np.float32(dilution), nocheck, _SAT, _DNU, part)
+            if n > 0:
+                _grow_into(part, _DNU, _DNU, n, tmp)
+            np.bitwise_or(gdq[i, g], part, out=gdq[i, g])
+        if ngroups > 2:
+            b = bias if bias is not None else np.zeros((ny, nx), dtype=np.float32)
+            _group2_check(data[i, 0], data[i, 1], gdq[i, 1], gdq[i, 2], thresh, b,
+                          np.float32(0.5 * (1 + nframes)), np.float32(2 * nframes + nframes),
+                          np.float32(nframes), _SAT, _DNU)
+    zf = arrays.get("zeroframe")
+    if zf is not None:
+        for i in range(zf.shape[0]):
+            zdq = np.where(zf[i] >= thresh, _SAT, np.uint8(0))
+            zdq |= np.where(zf[i] <= 0, _FLOOR_DNU, np.uint8(0))
+            if n > 0:
+                _grow_into(zdq, _SAT, _SAT, n, tmp)
+            zf[i][zdq != 0] = 0.0
+    np.bitwise_or(pdq, sdq, out=pdq)
+    return {f"cal_step.{NAME}": "COMPLETE"}
+
+
+@register(NAME, VERSION, "detector1", SaturationParams, ("saturation", "superbias"))
+def apply(model: DataModel, refs: Mapping[str, DataModel], params: SaturationParams) -> DataModel:
+    """Flag saturated groups (+ neighbours, + read-pattern partial saturation)."""
+    return apply_by_copy(model, refs, params, NAME, apply_inplace)
