@@ -60,14 +60,14 @@ def text_summary(bd: BuildDiff, n_worst: int = 5) -> str:
                   right=set(range(len(STATUSES) + 1)))
     groups = bd.groups()
     if groups:
-        out += ["", "by cause:"]
-        rows = []
+        out += ["", "by cause (one line per difference in the recipes):"]
         for label, ps in groups.items():
-            st = {}
+            st: dict[str, int] = {}
             for p in ps:
                 st[p.status] = st.get(p.status, 0) + 1
-            rows.append([str(len(ps)), ", ".join(f"{n} {s}" for s, n in sorted(st.items())), label])
-        out += ["  " + ln for ln in _table(["n", "status", "cause"], rows, right={0})]
+            head = f"  {len(ps):>4}  {', '.join(f'{n} {s}' for s, n in sorted(st.items())):<12}"
+            for i, cause in enumerate(label.split("; ")):
+                out.append((head if i == 0 else " " * len(head)) + "  " + cause)
     worst = bd.worst(n_worst)
     if worst:
         out += ["", "worst:"]
