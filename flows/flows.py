@@ -118,8 +118,8 @@ def process(home: str, build: str, exposures: list[str] | None = None, run_id: s
     results: list[dict] = []
     ok = exposures
     for stage in stages_to_run:
-        if stage == "image3":
-            subjects = stages.associations(ws, ok)
+        if stage == "image3":  # whole associations of the current exposures that these touch
+            subjects = stages.associations(ws, ws.catalog.current_exposure_ids(), touching=ok)
         else:
             subjects = ok
         if not subjects:
@@ -136,5 +136,10 @@ def reprocess(home: str, build: str, where: str | None = None, stale: bool = Fal
               run_id: str | None = None) -> list[dict]:
     """Every exposure in the catalog (or those a SQL selection names) under a build."""
     ws = Workspace(home)
-    exposures = stages.select_exposures(ws, where)
+    if stale:
+        exposures = ws.catalog.stale_exposure_ids(build, where)
+    else:
+        exposures = stages.select_exposures(ws, where)
+    if not exposures:
+        return []
     return process.fn(home, build, exposures, run_id=run_id)

@@ -101,12 +101,17 @@ def select_exposures(ws: Any, where: str | None) -> list[str]:
     return ws.catalog.current_exposure_ids(where)
 
 
-def associations(ws: Any, exposures: Sequence[str]) -> list[str]:
-    """Stage-3 associations of these exposures (recorded in the catalog), by product name."""
+def associations(ws: Any, exposures: Sequence[str], touching: Sequence[str] | None = None
+                 ) -> list[str]:
+    """Stage-3 associations of these exposures (recorded in the catalog), by product name;
+    with ``touching``, only those with a member among them (an association is always formed
+    from every exposure given, so reprocessing one member never shrinks it)."""
     from transforms.associations import image3_associations
 
     metas = [{**ws.catalog.product_meta(_exposure(ws, e)["pixels_id"]), "filename": e}
              for e in exposures]
     asns = image3_associations(metas)
     ws.catalog.record_associations(asns)
-    return sorted(p["name"] for a in asns for p in a["products"])
+    want = None if touching is None else set(touching)
+    return sorted(p["name"] for a in asns for p in a["products"]
+                  if want is None or want & {str(m["expname"]) for m in p["members"]})

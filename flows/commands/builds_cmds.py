@@ -88,11 +88,16 @@ def cmd_show(args: Any) -> int:
 
 
 def _record(ws: Any, events: list[dict], b: buildlib.Build) -> None:
+    """The events, and the new state of every build they touched (one promotion can archive
+    the previous operations build too)."""
+    now = dt.datetime.now(dt.timezone.utc)
     with ws.catalog.batch("build-cli") as batch:
         buildlib.record_events(events, batch.add)
-        batch.add("builds", {"name": b.name, "status": b.status,
-                             "manifest_json": json.dumps(b.as_dict(), sort_keys=True),
-                             "recorded_at": dt.datetime.now(dt.timezone.utc)})
+        for name in sorted({e["build"] for e in events} | {b.name}):
+            cur = ws.builds.get(name)
+            batch.add("builds", {"name": cur.name, "status": cur.status,
+                                 "manifest_json": json.dumps(cur.as_dict(), sort_keys=True),
+                                 "recorded_at": now})
 
 
 def cmd_new(args: Any) -> int:
