@@ -68,6 +68,6 @@ def make_workspace(root: Path, sim_dir: Path, ingest: bool = True):
 
 
 @pytest.fixture
-def workspace(tmp_path, sim_dir):
+def sim_ws(tmp_path, sim_dir):
     """A fresh workspace with the simulated CRDS cache and every exposure ingested."""
     return make_workspace(tmp_path / "home", sim_dir)

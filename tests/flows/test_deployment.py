@@ -67,13 +67,13 @@ def prefect_server(tmp_path):
         log.close()
 
 
-def test_served_deployment_runs_and_lands_in_the_catalog(prefect_server, workspace, tmp_path):
+def test_served_deployment_runs_and_lands_in_the_catalog(prefect_server, sim_ws, tmp_path):
     url, env = prefect_server
     env = {**env, "PREFECT_API_URL": url, "PYTHONPATH": str(ROOT)}
     serve_log = open(tmp_path / "serve.log", "w")
-    serve = subprocess.Popen(CALOPS + ["--home", str(workspace.root), "serve", "--build", "11.1.1"],
+    serve = subprocess.Popen(CALOPS + ["--home", str(sim_ws.root), "serve", "--build", "11.1.1"],
                              env=env, cwd=ROOT, stdout=serve_log, stderr=subprocess.STDOUT)
-    eid = workspace.catalog.current_exposure_ids()[0]
+    eid = sim_ws.catalog.current_exposure_ids()[0]
     trigger = (
         "import sys\n"
         "from prefect.deployments import run_deployment\n"
@@ -100,8 +100,8 @@ def test_served_deployment_runs_and_lands_in_the_catalog(prefect_server, workspa
         except subprocess.TimeoutExpired:
             serve.kill()
         serve_log.close()
-    # the flow run served by the deployment left its products in the workspace's catalog
-    rows = workspace.catalog.sql(
+    # the flow run served by the deployment left its products in the sim_ws's catalog
+    rows = sim_ws.catalog.sql(
         "SELECT p.kind FROM run_steps s, products p WHERE s.subject = ? AND s.stage = 'detector1' "
         "AND p.subject = s.subject AND p.kind IN ('rate', 'rateints')", [eid]).column("kind")
     assert set(rows.to_pylist()) == {"rate", "rateints"}

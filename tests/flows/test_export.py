@@ -8,11 +8,11 @@ from flows import stages
 from flows.export import export_build
 
 
-def test_export_writes_jwst_files_with_provenance(workspace, tmp_path):
-    eid = workspace.catalog.current_exposure_ids()[0]
+def test_export_writes_jwst_files_with_provenance(sim_ws, tmp_path):
+    eid = sim_ws.catalog.current_exposure_ids()[0]
     for stage in ("detector1", "image2"):
-        assert stages.run(workspace, "11.1.1", stage, eid, "r").status == "ok"
-    paths = export_build(workspace, "11.1.1", tmp_path / "out")
+        assert stages.run(sim_ws, "11.1.1", stage, eid, "r").status == "ok"
+    paths = export_build(sim_ws, "11.1.1", tmp_path / "out")
     names = sorted(p.name for p in paths)
     assert names == sorted(f"{eid}_{s}.fits" for s in ("rate", "rateints", "cal", "i2d"))
     cal = tmp_path / "out" / f"{eid}_cal.fits"

@@ -26,10 +26,10 @@ def prefect_harness(tmp_path_factory):
             os.environ[k] = v
 
 
-def test_process_flow_runs_every_stage_then_reprocess_is_all_hits(prefect_harness, workspace):
+def test_process_flow_runs_every_stage_then_reprocess_is_all_hits(prefect_harness, sim_ws):
     from flows import flows
 
-    home = str(workspace.root)
+    home = str(sim_ws.root)
     first = flows.process(home, "11.1.1")
     assert first and all(r["status"] == "ok" for r in first), [r for r in first if r["status"] != "ok"]
     stages = {r["stage"] for r in first}
@@ -38,7 +38,7 @@ def test_process_flow_runs_every_stage_then_reprocess_is_all_hits(prefect_harnes
     for r in first:
         assert r["outputs"] and all(isinstance(p, str) and p.startswith("sha256:")
                                     for p in r["outputs"].values())
-        assert all(workspace.store.has(p) for p in r["outputs"].values())
+        assert all(sim_ws.store.has(p) for p in r["outputs"].values())
     again = flows.reprocess(home, "11.1.1")
     assert len(again) == len(first)
     assert all(r["hit"] for r in again), [(r["stage"], r["subject"], r["reason"]) for r in again]
@@ -46,23 +46,23 @@ def test_process_flow_runs_every_stage_then_reprocess_is_all_hits(prefect_harnes
     assert i3 and {"i2d", "catalog"} <= set(i3[0]["outputs"])
 
 
-def test_reprocess_where_selects_exposures(prefect_harness, workspace):
+def test_reprocess_where_selects_exposures(prefect_harness, sim_ws):
     from flows import flows
 
-    nis = workspace.catalog.current_exposure_ids("instrument = 'NIRISS'")
+    nis = sim_ws.catalog.current_exposure_ids("instrument = 'NIRISS'")
     assert nis, "the test program has a NIRISS exposure"
-    res = flows.reprocess(str(workspace.root), "11.1.1", where="instrument = 'NIRISS'")
+    res = flows.reprocess(str(sim_ws.root), "11.1.1", where="instrument = 'NIRISS'")
     assert {r["subject"] for r in res if r["stage"] != "image3"} == set(nis)
 
 
-def test_listeners_see_each_task(prefect_harness, workspace):
+def test_listeners_see_each_task(prefect_harness, sim_ws):
     from flows import flows
 
     seen = []
     flows.LISTENERS.append(seen.append)
     try:
-        eid = workspace.catalog.current_exposure_ids()[0]
-        flows.detector1(str(workspace.root), "11.1.1", [eid])
+        eid = sim_ws.catalog.current_exposure_ids()[0]
+        flows.detector1(str(sim_ws.root), "11.1.1", [eid])
     finally:
         flows.LISTENERS.remove(seen.append)
     assert [(s["stage"], s["subject"]) for s in seen] == [("detector1", eid)]

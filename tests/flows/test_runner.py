@@ -40,78 +40,78 @@ def n_objects(ws):
     return sum(1 for _ in ws.store.ids())
 
 
-def test_first_run_computes_and_records_every_recipe(workspace):
-    res = run_all(workspace, "11.1.1", "r1")
+def test_first_run_computes_and_records_every_recipe(sim_ws):
+    res = run_all(sim_ws, "11.1.1", "r1")
     assert all(r.status == "ok" for r in res.values()), {k: r.error for k, r in res.items()}
     assert not any(r.hit for r in res.values())
     for (stage, eid), r in res.items():
         want = {"detector1": {"rate", "rateints"}, "image2": {"cal", "i2d"}}[stage]
         assert want <= set(r.outputs)
         for pid in r.outputs.values():
-            assert workspace.store.check(pid) is None
+            assert sim_ws.store.check(pid) is None
     # every output is reachable from the catalog: realisation -> product row -> object
-    rows = workspace.catalog.sql(
+    rows = sim_ws.catalog.sql(
         "SELECT DISTINCT r.product_id FROM realisations r JOIN products p USING (product_id)").num_rows
     assert rows >= sum(len(r.outputs) for r in res.values())
 
 
-def test_rerun_is_all_hits_and_writes_no_new_object(workspace):
-    first = run_all(workspace, "11.1.1", "r1")
-    before = n_objects(workspace)
-    second = run_all(workspace, "11.1.1", "r2")
+def test_rerun_is_all_hits_and_writes_no_new_object(sim_ws):
+    first = run_all(sim_ws, "11.1.1", "r1")
+    before = n_objects(sim_ws)
+    second = run_all(sim_ws, "11.1.1", "r2")
     assert all(r.hit for r in second.values())
     assert {k: r.outputs for k, r in second.items()} == {k: r.outputs for k, r in first.items()}
-    assert n_objects(workspace) == before
-    hits = workspace.catalog.sql(
+    assert n_objects(sim_ws) == before
+    hits = sim_ws.catalog.sql(
         "SELECT bool_and(cache_hit) AS all_hit, count(*) AS n FROM run_steps "
         "WHERE run_id = 'r2' AND status != 'skipped'").to_pylist()[0]
     assert hits["all_hit"] is True and hits["n"] > 0
 
 
-def test_stage2_reference_change_reuses_every_stage1_product(workspace):
-    run_all(workspace, "11.1.1", "ops")
-    derived_build(workspace, "flat-only", context="jwst_0003.pmap")
-    res = run_all(workspace, "flat-only", "cand")
+def test_stage2_reference_change_reuses_every_stage1_product(sim_ws):
+    run_all(sim_ws, "11.1.1", "ops")
+    derived_build(sim_ws, "flat-only", context="jwst_0003.pmap")
+    res = run_all(sim_ws, "flat-only", "cand")
     # proven from the catalog: every stage-1 step of the candidate run was a hit
-    d1 = workspace.catalog.sql(
+    d1 = sim_ws.catalog.sql(
         "SELECT bool_and(cache_hit) AS h, count(DISTINCT subject) AS n FROM run_steps "
         "WHERE run_id = 'cand' AND stage = 'detector1'").to_pylist()[0]
-    assert d1 == {"h": True, "n": len(workspace.catalog.current_exposure_ids())}
+    assert d1 == {"h": True, "n": len(sim_ws.catalog.current_exposure_ids())}
     # and stage 2 recomputed where the flat changed, with the new flat in its recipe
     changed = [r for (stage, _), r in res.items() if stage == "image2" and not r.hit]
     assert changed, "context 3 changes a flat: some cal must be recomputed"
-    flats = workspace.catalog.sql(
+    flats = sim_ws.catalog.sql(
         "SELECT DISTINCT rr.filename FROM run_steps s JOIN recipe_refs rr USING (recipe_key) "
         "WHERE s.run_id = 'cand' AND rr.reftype = 'flat'").column("filename").to_pylist()
-    ops_flats = workspace.catalog.sql(
+    ops_flats = sim_ws.catalog.sql(
         "SELECT DISTINCT rr.filename FROM run_steps s JOIN recipe_refs rr USING (recipe_key) "
         "WHERE s.run_id = 'ops' AND rr.reftype = 'flat'").column("filename").to_pylist()
     assert set(flats) != set(ops_flats)
 
 
-def test_stage1_parameter_change_recomputes_stage1_and_after(workspace):
-    ops = run_all(workspace, "11.1.1", "ops")
-    derived_build(workspace, "tight-jump", steps={"jump": {
+def test_stage1_parameter_change_recomputes_stage1_and_after(sim_ws):
+    ops = run_all(sim_ws, "11.1.1", "ops")
+    derived_build(sim_ws, "tight-jump", steps={"jump": {
         "rejection_threshold": 3.0, "four_group_rejection_threshold": 3.0,
         "three_group_rejection_threshold": 3.0}})
-    res = run_all(workspace, "tight-jump", "cand")
+    res = run_all(sim_ws, "tight-jump", "cand")
     for (stage, eid), r in res.items():
         assert not r.hit, (stage, eid, r.reason)
         if stage == "detector1":
             assert r.outputs["rate"] != ops[(stage, eid)].outputs["rate"]
     # the new recipes record the changed parameter
-    params = workspace.catalog.sql(
+    params = sim_ws.catalog.sql(
         "SELECT DISTINCT r.params_json FROM run_steps s JOIN recipes r USING (recipe_key) "
         "WHERE s.run_id = 'cand' AND s.step = 'jump'").column("params_json").to_pylist()
     assert params and all(json.loads(p)["rejection_threshold"] == 3.0 for p in params)
 
 
-def test_identical_stage1_output_stops_recomputation_downstream(workspace):
+def test_identical_stage1_output_stops_recomputation_downstream(sim_ws):
     """Early cutoff: a parameter that cannot change the output (the number of cores) makes new
     stage-1 recipes, but their products are bit-identical, so every stage-2 recipe is a hit."""
-    ops = run_all(workspace, "11.1.1", "ops")
-    derived_build(workspace, "two-cores", steps={"jump": {"maximum_cores": "2"}})
-    res = run_all(workspace, "two-cores", "cand")
+    ops = run_all(sim_ws, "11.1.1", "ops")
+    derived_build(sim_ws, "two-cores", steps={"jump": {"maximum_cores": "2"}})
+    res = run_all(sim_ws, "two-cores", "cand")
     for (stage, eid), r in res.items():
         if stage == "detector1":
             assert not r.hit and r.outputs == ops[(stage, eid)].outputs
@@ -119,11 +119,11 @@ def test_identical_stage1_output_stops_recomputation_downstream(workspace):
             assert r.hit and r.outputs == ops[(stage, eid)].outputs
 
 
-def test_corrupt_stored_product_is_recomputed_not_reused(workspace):
-    first = run_all(workspace, "11.1.1", "r1", ("detector1",))
+def test_corrupt_stored_product_is_recomputed_not_reused(sim_ws):
+    first = run_all(sim_ws, "11.1.1", "r1", ("detector1",))
     (stage, eid), r = next(iter(first.items()))
     pid = r.outputs["rate"]
-    path = workspace.store.path_of(pid)
+    path = sim_ws.store.path_of(pid)
     import os
 
     os.chmod(path, 0o644)
@@ -132,58 +132,58 @@ def test_corrupt_stored_product_is_recomputed_not_reused(workspace):
         b = f.read(1)
         f.seek(-1, 2)
         f.write(bytes([b[0] ^ 0xFF]))
-    assert workspace.store.check(pid) is not None
-    again = stages.run(workspace, "11.1.1", "detector1", eid, "r2")
+    assert sim_ws.store.check(pid) is not None
+    again = stages.run(sim_ws, "11.1.1", "detector1", eid, "r2")
     assert not again.hit and "corrupt" in again.reason
     assert again.outputs["rate"] == pid  # deterministic: the same content again
-    assert workspace.store.check(pid) is None  # and now intact
+    assert sim_ws.store.check(pid) is None  # and now intact
 
 
-def test_failing_exposure_leaves_the_others_complete(workspace, monkeypatch):
-    eids = workspace.catalog.current_exposure_ids()
+def test_failing_exposure_leaves_the_others_complete(sim_ws, monkeypatch):
+    eids = sim_ws.catalog.current_exposure_ids()
     bad = eids[0]
-    real_get = workspace.store.get
-    pixels_bad = workspace.catalog.current_exposure(bad)["pixels_id"]
+    real_get = sim_ws.store.get
+    pixels_bad = sim_ws.catalog.current_exposure(bad)["pixels_id"]
 
     def flaky_get(pid):
         if pid == pixels_bad:
             raise ValueError("simulated failure reading this exposure")
         return real_get(pid)
 
-    monkeypatch.setattr(workspace.store, "get", flaky_get)
-    res = {e: stages.run(workspace, "11.1.1", "detector1", e, "r1") for e in eids}
+    monkeypatch.setattr(sim_ws.store, "get", flaky_get)
+    res = {e: stages.run(sim_ws, "11.1.1", "detector1", e, "r1") for e in eids}
     assert res[bad].status == "failed" and "simulated failure" in res[bad].error
     for e in eids[1:]:
         assert res[e].status == "ok" and set(res[e].outputs) == {"rate", "rateints"}
-    rows = workspace.catalog.sql(
+    rows = sim_ws.catalog.sql(
         "SELECT subject, status, error FROM run_steps WHERE run_id = 'r1'").to_pylist()
     assert any(r["subject"] == bad and r["status"] == "failed" and "simulated" in r["error"]
                for r in rows)
     # no product row from the failed exposure
-    n = workspace.catalog.sql(
+    n = sim_ws.catalog.sql(
         "SELECT count(*) AS n FROM products WHERE subject = ? AND kind IN ('rate', 'rateints')",
         [bad]).to_pylist()[0]["n"]
     assert n == 0
 
 
-def test_archived_build_runs_nothing(workspace):
-    res = stages.run(workspace, "11.0.1", "detector1", workspace.catalog.current_exposure_ids()[0], "r")
+def test_archived_build_runs_nothing(sim_ws):
+    res = stages.run(sim_ws, "11.0.1", "detector1", sim_ws.catalog.current_exposure_ids()[0], "r")
     assert res.status == "failed" and "archived" in res.error
 
 
-def test_recipe_keys_are_known_before_any_work(workspace):
-    eid = workspace.catalog.current_exposure_ids()[0]
-    recipe, _ = stages.recipe_for(workspace, "11.1.1", "detector1", eid)
+def test_recipe_keys_are_known_before_any_work(sim_ws):
+    eid = sim_ws.catalog.current_exposure_ids()[0]
+    recipe, _ = stages.recipe_for(sim_ws, "11.1.1", "detector1", eid)
     assert recipe.output_keys["rate"].startswith("sha256:")
-    assert n_objects(workspace) == 2 * len(workspace.catalog.current_exposure_ids())  # only inputs
-    res = stages.run(workspace, "11.1.1", "detector1", eid, "r")
-    assert workspace.catalog.realisations(recipe.output_keys["rate"]) == [res.outputs["rate"]]
+    assert n_objects(sim_ws) == 2 * len(sim_ws.catalog.current_exposure_ids())  # only inputs
+    res = stages.run(sim_ws, "11.1.1", "detector1", eid, "r")
+    assert sim_ws.catalog.realisations(recipe.output_keys["rate"]) == [res.outputs["rate"]]
 
 
-def test_save_intermediates_stores_each_step(workspace):
-    eid = workspace.catalog.current_exposure_ids()[0]
-    res = stages.run(workspace, "11.1.1", "detector1", eid, "r", save_intermediates=True)
-    kinds = workspace.catalog.sql(
+def test_save_intermediates_stores_each_step(sim_ws):
+    eid = sim_ws.catalog.current_exposure_ids()[0]
+    res = stages.run(sim_ws, "11.1.1", "detector1", eid, "r", save_intermediates=True)
+    kinds = sim_ws.catalog.sql(
         "SELECT p.kind, count(*) AS n FROM products p WHERE subject = ? GROUP BY p.kind",
         [eid]).to_pylist()
     assert res.status == "ok"
