@@ -126,6 +126,18 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     _process(str(home), ops, "second run")
 
     _section("5. The candidate build: new context, workarounds dropped")
+    from catalogs import questions
+
+    cand_build = ws.builds.get(cand)
+    aff = questions.affected(ws.catalog, ws.builds.get(ops), cand_build.crds_context,
+                             ws.crds_path).to_pylist()
+    changed_refs = sorted({(r["reftype"], r["old_file"], r["new_file"]) for r in aff
+                           if r.get("new_file") and r.get("old_file") != r.get("new_file")})
+    _say(f"  before running: context {cand_build.crds_context} would change "
+         f"{len({(r['subject'], r['stage']) for r in aff})} stage runs of {ops} "
+         "(calops affected):")
+    for reftype, old_f, new_f in changed_refs:
+        _say(f"    {reftype:<8} {old_f} -> {new_f}")
     res_cand = _process(str(home), cand, "candidate run")
     _say("  (stage 1 recomputes: 11.2 drops the saturation workaround and has new darks)")
 
@@ -154,6 +166,14 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     _say("  (stage 1 reused: the pixels did not change; assign_wcs onward recomputed)")
 
     _section("8. Provenance questions, answered by SQL over the catalog")
+    pred = questions.predicted_ephemeris(ws.catalog).to_pylist()
+    _say(f"\n  -- products whose lineage includes a predicted ephemeris (calops ask "
+         f"predicted-ephemeris): {len(pred)}")
+    bad = next(f for _, f, _ in changed_refs) if changed_refs else None
+    if bad:
+        hit = questions.uses_reference(ws.catalog, bad, descendants=True)
+        _say(f"  -- products made with {bad} and everything made from them "
+             f"(calops ask uses-reference {bad} --descendants): {hit.num_rows}")
     _sql(ws, "products per build and kind",
          "SELECT build, o.key AS kind, count(DISTINCT o.value) AS products FROM "
          "(SELECT DISTINCT build, product_id FROM run_steps WHERE status = 'ok' "
