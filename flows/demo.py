@@ -122,6 +122,10 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     _section("3. Process the program under the operations build")
     res_ops = _process(str(home), ops, "first run")
 
+    if any(r["status"] != "ok" for r in res_ops):
+        _say("\n  The first run failed (errors above); stopping here. Outputs so far: " + str(out))
+        return 1
+
     _section("4. Run it again: everything is already realised")
     _process(str(home), ops, "second run")
 
