@@ -7,27 +7,21 @@ pure ``apply(model, refs, params)`` functions; each also exposes ``apply_inplace
 
 from __future__ import annotations
 
-import importlib
-
 from . import (  # noqa: F401  (imported for registration)
     charge_migration,
+    charge_migration_v09,
     clean_flicker_noise,
     dark_current,
     dq_init,
+    gain_scale,
     group_scale,
+    jump,
     linearity,
+    ramp_fit,
     refpix,
     saturation,
     superbias,
 )
 from .pipeline import PlannedStep, PlanError, default_plan, run
-
-# Steps written by other engineers: registered when their modules exist.
-for _mod in ("jump", "ramp_fit", "gain_scale"):
-    try:
-        importlib.import_module(f"{__name__}.{_mod}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"{__name__}.{_mod}":
-            raise
 
 __all__ = ["PlannedStep", "PlanError", "default_plan", "run"]
