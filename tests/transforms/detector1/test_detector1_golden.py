@@ -1,5 +1,5 @@
 """Golden product ids of the detector1 steps written here: a silent change to a step's output
-fails this test (then bump the step's version and re-pin).
+fails this test (then bump the step's version and re-pin in tests/transforms/golden_ids.py).
 
 Inputs are integer-derived and the steps use IEEE-exact arithmetic (+ - * / sqrt, medians), so
 the ids do not depend on the CPU. The ids were produced by running this file's ``_outputs``.
@@ -7,35 +7,37 @@ the ids do not depend on the CPU. The ids were produced by running this file's `
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from transforms import dq as DQ
-from transforms import registry
-from transforms.model import DataModel
+_HERE = str(Path(__file__).resolve().parents[1])  # tests/transforms: the shared golden table
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from golden_ids import check  # noqa: E402
+
+from transforms import dq as DQ  # noqa: E402
+from transforms import registry  # noqa: E402
+from transforms.model import DataModel  # noqa: E402
 
 identity = pytest.importorskip("store.identity", reason="product ids come from store.identity")
 
-GOLDEN = {
-    "group_scale":
-        "sha256:8fb48b7f096d1e1c9dbd502d5183eab5626f63e6232452810c173cc1e4b811db",
-    "dq_init":
-        "sha256:75972c50bdd2954ccb8cda5943df7df29684fa738f49c95a20f8b4ba2d194557",
-    "saturation":
-        "sha256:2bcd12384d0da73b209c49d674cb0d3ea45119266b3018a975dddf76a510e7d7",
-    "superbias":
-        "sha256:064a38fc28bad458214ef7de7d39ff60722786aabbc4c8a0a9002cf5b8880478",
-    "refpix":
-        "sha256:b0000007366e995de853645f4693e62317462839360ee3a443b458d1315e4c20",
-    "linearity":
-        "sha256:7319bc63fd45c90f8dbcf72aeea8732617dd0d6afb85f12d4339df84d10e27cb",
-    "dark_current":
-        "sha256:4bfeb3786e66191298982dc9af2108b8a66f50ecfbb65ee42a9e34be64b1c455",
-    "charge_migration":
-        "sha256:2233aa753477f108b2ce5e7eb973294db94aba0cbb8948e00c4eb3ae9aee9fd3",
-    "clean_flicker_noise":
-        "sha256:71062d96909a3eeceb1c22d28d13da7924bbdb0f493f8f36c14df3e073cd1d69",
-}
+# The steps of the golden chain, in stage order; their ids live in tests/transforms/golden_ids.py
+# under "name==1.0".
+STEPS = ("group_scale", "dq_init", "saturation", "superbias", "refpix", "linearity",
+         "dark_current", "charge_migration", "clean_flicker_noise")
+VERSION = "1.0"
+# Side pins on the input a chain step gets: older versions kept for archived builds, and
+# charge_migration with a threshold this input reaches (at 5000 DN, in the chain, it flags
+# nothing). Each must change groupdq. (golden key, step, version, parameter overrides)
+SIDE = (("charge_migration==0.9", "charge_migration", "0.9", {"signal_threshold": 3000.0}),
+        ("charge_migration==1.0#flagging", "charge_migration", "1.0",
+         {"signal_threshold": 3000.0}))
+PINNED = (tuple(f"{name}=={VERSION}" for name in STEPS)  # read by test_golden_registry.py
+          + tuple(k for k, *_ in SIDE))
 
 
 def _inputs():
@@ -71,16 +73,21 @@ def _inputs():
 def _outputs():
     uncal, refs = _inputs()
     model, ids = uncal, {}
-    for name in GOLDEN:
-        spec = registry.get(name, "1.0")
+    for name in STEPS:
+        for k, side_name, side_version, overrides in SIDE:
+            if side_name == name:
+                side = registry.get(name, side_version)
+                out = side.apply(model, refs, side.make_params(overrides))
+                assert np.any(out["groupdq"] != model["groupdq"]), k  # it flagged something
+                ids[k] = identity.product_id(out)
+        spec = registry.get(name, VERSION)
         params = spec.make_params({"signal_threshold": 5000.0} if name == "charge_migration"
                                   else None)
         model = spec.apply(model, refs, params)
         assert model.get(f"cal_step.{name}") == "COMPLETE", name  # every step did something
-        ids[name] = identity.product_id(model)
+        ids[f"{name}=={VERSION}"] = identity.product_id(model)
     return ids
 
 
 def test_golden_product_ids():
-    got = _outputs()
-    assert got == GOLDEN, f"a detector1 step's output changed; bump its version. ids: {got}"
+    check(_outputs(), PINNED)

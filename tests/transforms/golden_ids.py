@@ -1,0 +1,243 @@
+"""The one table of golden product ids, and the helpers every golden test uses.
+
+DESIGN.md: "A transform's version is bumped whenever its output can change for the same inputs.
+A golden test per step pins the product_id of a small fixed input, so a silent change fails CI."
+
+``GOLDEN`` maps ``"name==version"`` (a registered step, ``transforms.registry``) to the
+product_id of that step's output on its golden test's fixed input; a step whose output is a
+tuple of products (stage 3) pins a tuple of ids, one per product in order. Extra products of a
+step are pinned under ``"name==version#what"`` (ramp_fit's rateints). Every registered
+(name, version) must have an entry: ``test_golden_registry.py`` enforces it, and that every
+entry is asserted by some golden test file.
+
+Canonical ids (``canonical``, ``Canon``): where a step's output goes through WCS trigonometry
+(numpy's SIMD sin/cos/arctan2) or least squares (OpenBLAS/LAPACK kernels chosen per CPU), its
+last bits differ between machines. Measured here by re-running the goldens with other kernels
+(``OPENBLAS_CORETYPE=Sandybridge|Prescott|Haswell|Zen``, ``NPY_DISABLE_CPU_FEATURES`` = the
+AVX/AVX2/AVX-512 loops): tweakreg's fitted ``wcs.tweak`` values moved by up to 1.2e-11 (arcsec,
+deg; absolute, even where the value is ~0), skymatch levels and source_catalog columns by
+<= 6e-16 relative (orientation 2.5e-12 deg), resample's grid meta by 2.5e-10 relative and ~3%
+of its float32 pixels by one unit in the last place (the sky -> pixel round trip through an RA
+of 53 deg amplifies 1e-16 to ~1e-9). Those tests pin the id of the output rounded as their
+``Canon`` says: every float64 value (arrays and metadata) to ``bits`` significant bits, also to
+multiples of ``quantum`` where the noise is absolute, and float32 arrays too where asked.
+The rounding is exact arithmetic (same result on every machine). A value flips with
+probability ~noise/quantum; chosen so that this is <~5e-5 for the worst value measured and
+~1e-6 typically: tweakreg 32 bits + quantum 2**-16 (1.5e-5), skymatch 32 bits (2.3e-10
+relative), source_catalog 28 bits (3.7e-9 relative: its ellipticity of ~1e-3 carries 2e-16
+absolute noise), resample 12 bits with float32 (2.4e-4 relative). Each such test also shows that a small real change still changes the canonical form.
+Integer, bool and string values are always exact; steps with exact arithmetic pin exact ids.
+``test_golden_registry.py`` re-runs every golden with Sandybridge BLAS and numpy's SIMD off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from transforms import registry
+from transforms.model import DataModel
+
+FLOAT64_BITS = 32  # default significant bits kept of a float64 in canonical form
+TABLE = "tests/transforms/golden_ids.py"
+
+GOLDEN: dict[str, str | tuple[str, ...]] = {
+    # --- detector1: test_detector1_golden.py (one chain, stage order; exact ids) ---
+    "group_scale==1.0":
+        "sha256:8fb48b7f096d1e1c9dbd502d5183eab5626f63e6232452810c173cc1e4b811db",
+    "dq_init==1.0":
+        "sha256:75972c50bdd2954ccb8cda5943df7df29684fa738f49c95a20f8b4ba2d194557",
+    "saturation==1.0":
+        "sha256:2bcd12384d0da73b209c49d674cb0d3ea45119266b3018a975dddf76a510e7d7",
+    "superbias==1.0":
+        "sha256:064a38fc28bad458214ef7de7d39ff60722786aabbc4c8a0a9002cf5b8880478",
+    "refpix==1.0":
+        "sha256:b0000007366e995de853645f4693e62317462839360ee3a443b458d1315e4c20",
+    "linearity==1.0":
+        "sha256:7319bc63fd45c90f8dbcf72aeea8732617dd0d6afb85f12d4339df84d10e27cb",
+    "dark_current==1.0":
+        "sha256:4bfeb3786e66191298982dc9af2108b8a66f50ecfbb65ee42a9e34be64b1c455",
+    "charge_migration==1.0":
+        "sha256:2233aa753477f108b2ce5e7eb973294db94aba0cbb8948e00c4eb3ae9aee9fd3",
+    "clean_flicker_noise==1.0":
+        "sha256:71062d96909a3eeceb1c22d28d13da7924bbdb0f493f8f36c14df3e073cd1d69",
+    # side pins of test_detector1_golden.py (on the dark_current output, threshold 3000 DN)
+    "charge_migration==0.9":
+        "sha256:f19e7d0354a816e9d785399da2214e01915bd81b015fd8b160f1afe6fbfe9005",
+    "charge_migration==1.0#flagging":
+        "sha256:1a292263be66f04d6008e94b9fdc96da297acadd8e885dc637615b972f2439ff",
+    # --- detector1: test_ramp_fit_golden.py (exact ids) ---
+    "jump==1.0":
+        "sha256:aaa788853f2997d83d65950bd8f24fe4171fa4424afc106979bfc4e36e1fafeb",
+    "ramp_fit==1.0":
+        "sha256:5ed46daa27006f73db1a66414513ed662bd008868eaf90583e551b03e4640afd",
+    "ramp_fit==1.0#rateints":
+        "sha256:ca030cc619ce0e1c95b6be8553d5eb471fa5f0100f68ea814d9aaf8caaf9f57f",
+    "gain_scale==1.0":
+        "sha256:2f23bd2b64b5cbbff938efe6792c6f18741bb5e6f18903fe7e1f5002a10a5b14",
+    # --- image2: test_image2_golden.py ---
+    "assign_wcs==1.0":
+        "sha256:f05ca26eab87c9dbaa6ceddd4e5c335d54da21d0998b33faf8d83cdd26f6b21a",
+    "flat_field==1.0":
+        "sha256:dcdf14a21cf61cdd61272bf7ad96671f8f3cc1eeecf2ec54a02e3728adb0c2d9",
+    "photom==1.0":
+        "sha256:2ba447aedbd83c55540b8d71286973f61a218e173ab8e05666d70ec0530eb1d4",
+    "resample==1.0":
+        "sha256:fc50dc7e2218729e0c066cb476f1c4d6e9931cb7ac91d331f0dc3942c0e53b89",
+    # --- image3: test_image3_golden.py ---
+    "tweakreg==1.0": (
+        "sha256:f1fd4129eb49e621f130e66801536a9de5b78100e808f573ae64fa96964dae70",
+        "sha256:848939690b16aa46093bc9bada951cd9950afce8b6d707ac4579e2ac30f57c2a",
+        "sha256:f47fd2b13a2fe97bd252d456c8827b422be0bd0ab5cca7f2ca1188b1b4df7fe8",
+    ),
+    "skymatch==1.0": (
+        "sha256:7e36ece2c0a216ff551f42f4dc6efb31801ba95b80901d3ed9ff20956737d97d",
+        "sha256:55d3098f7f1bfe76c4d594f3d0b41cd8becad5ab9290c71b629d36a984013cf2",
+        "sha256:af034dcba70deab06e5dc8aade8a3203015f80df42894e50d0ee339f0609ebfe",
+    ),
+    "outlier_detection==1.0": (
+        "sha256:5f5c891976eef1a9219d8e8571e74be8aa96ba046cfbb015feb46077fb4c8938",
+        "sha256:a197e49849ffcb74456ced37ec1bef7e8ce1d5a888da21fc8617b3fc07d9c303",
+        "sha256:ead023a4ee48fc9e6c161083bb6fa632fa487c7e1c50e076e4163bb522d08727",
+    ),
+    "source_catalog==1.0":
+        "sha256:58d885c5ad89318a808a5ede56a65cf5765154c41e0d498e4d63379e4c610317",
+}
+
+
+def key(name: str, version: str) -> str:
+    """The table key of a step version."""
+    return f"{name}=={version}"
+
+
+def split_key(k: str) -> tuple[str, str]:
+    """(name, version) of a table key (any ``#what`` suffix dropped)."""
+    base = k.split("#", 1)[0]
+    name, sep, version = base.partition("==")
+    if not sep or not name or not version:
+        raise ValueError(f"golden key {k!r} is not 'name==version' or 'name==version#what'")
+    return name, version
+
+
+def step_source(name: str, version: str) -> str:
+    """The source file of a registered step (for failure messages)."""
+    try:
+        mod = registry.get(name, version).apply.__module__
+    except registry.UnknownStep:
+        return "transforms/"
+    return mod.replace(".", "/") + ".py"
+
+
+# --- canonical form ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Canon:
+    """How a golden test rounds a step's output before hashing (see the module docstring).
+
+    ``bits``: significant bits kept of every float64 value (arrays and metadata);
+    ``quantum``: also round those values to multiples of this power of two (for values whose
+    CPU noise is absolute, such as fitted shifts near zero; 0 = off);
+    ``float32``: round float32 arrays to ``bits`` too (else they are hashed exactly).
+    """
+
+    bits: int = FLOAT64_BITS
+    quantum: float = 0.0
+    float32: bool = False
+
+
+def round_bits(a: Any, bits: int = FLOAT64_BITS, quantum: float = 0.0) -> np.ndarray:
+    """A float64 copy of ``a`` rounded to ``bits`` significant bits (round half to even), then
+    to multiples of ``quantum`` (a power of two, or 0 for none).
+
+    Exact arithmetic: mantissas from ``frexp`` are scaled by powers of two, rounded and scaled
+    back, so the result is the same on every machine. NaN and inf are kept.
+    """
+    a64 = np.array(a, dtype=np.float64, copy=True)
+    m, e = np.frexp(a64)
+    scale = float(2 ** bits)
+    with np.errstate(invalid="ignore", over="ignore"):  # near DBL_MAX rounding may give inf
+        out = np.ldexp(np.round(m * scale) / scale, e)
+        if quantum:
+            if np.frexp(quantum)[0] != 0.5:
+                raise ValueError(f"quantum must be a power of two, got {quantum!r}")
+            out = np.where(np.isfinite(out), np.round(out / quantum) * quantum, out)
+    return out
+
+
+def _canon_value(v: Any, c: Canon) -> Any:
+    if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
+        return v
+    if isinstance(v, float):
+        return float(round_bits(v, c.bits, c.quantum))
+    if isinstance(v, Mapping):
+        return {k: _canon_value(x, c) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_canon_value(x, c) for x in v)
+    return v
+
+
+def canonical(model: DataModel, canon: Canon = Canon()) -> DataModel:
+    """``model`` with its floats rounded as ``canon`` says; the input is not mutated.
+
+    float64 arrays and float metadata are rounded; float32 arrays only when ``canon.float32``
+    (and keep their dtype); integers, bools and strings are unchanged.
+    """
+    def arr(a: np.ndarray) -> np.ndarray:
+        if a.dtype == np.float64:
+            return round_bits(a, canon.bits, canon.quantum)
+        if a.dtype == np.float32 and canon.float32:
+            return round_bits(a, canon.bits, canon.quantum).astype(np.float32)
+        return a
+
+    arrays = {n: arr(np.asarray(a)) for n, a in model.arrays.items()}
+    meta = {k: _canon_value(v, canon) for k, v in model.meta.items()}
+    return DataModel(model.kind, arrays, meta)
+
+
+def ids_of(out: DataModel | tuple[DataModel, ...], canon: Canon | None = None
+           ) -> str | tuple[str, ...]:
+    """The product id of a step's output (a tuple of ids for a tuple of products), of its
+    canonical form when ``canon`` is given."""
+    from store.identity import product_id
+
+    def one(m: DataModel) -> str:
+        return product_id(canonical(m, canon) if canon is not None else m)
+
+    if isinstance(out, DataModel):
+        return one(out)
+    return tuple(one(m) for m in out)
+
+
+# --- the check ---------------------------------------------------------------------------
+
+def mismatches(got: Mapping[str, str | tuple[str, ...]]) -> list[str]:
+    """One line per golden key whose pinned id differs from ``got`` (in ``got``'s order)."""
+    lines = []
+    for k, gid in got.items():
+        want = GOLDEN.get(k)
+        if want == gid:
+            continue
+        name, version = split_key(k)
+        lines.append(
+            f"the output of {name} {version} changed: if intended, bump its version in "
+            f"{step_source(name, version)} and update the golden id {k!r} in {TABLE}; "
+            f"pinned {want!r}, got {gid!r}")
+    return lines
+
+
+def check(got: Mapping[str, str | tuple[str, ...]], pinned: tuple[str, ...] | None = None
+          ) -> None:
+    """Assert that every id in ``got`` equals its pinned golden; the message says what to do.
+
+    ``pinned``: the keys the calling test file declares (its ``PINNED``); ``got`` must cover
+    exactly those. In a chained golden (one step's output is the next one's input) the first
+    line names the step that changed; the lines after it may only follow from it.
+    """
+    if pinned is not None:
+        assert set(got) == set(pinned), (
+            f"this golden test computes {sorted(got)} but declares PINNED {sorted(pinned)}")
+    bad = mismatches(got)
+    assert not bad, "\n".join(bad)
