@@ -146,6 +146,18 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(lines[:2]) if lines else type(exc).__name__
 
 
+def _os_reason(exc: OSError) -> str:
+    """An OSError as a short reason: ``[Errno 28] No space left on device`` (no path)."""
+    if exc.errno is not None and exc.strerror:
+        return f"[Errno {exc.errno}] {exc.strerror}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class CatalogWriteError(CatalogError):
+    """A catalog batch could not be written (full disk, no permission, unreachable bucket);
+    none of its rows became visible. ``__cause__`` is the underlying OSError."""
+
+
 def _sanitize(writer: str) -> str:
     s = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(writer)).strip("._-")[:64]
     return s or "writer"
@@ -251,18 +263,45 @@ class Catalog:
             b.extend(table, rows)
 
     def write_batch(self, b: Batch) -> list[str]:
-        """Write a batch's tables (in WRITE_ORDER); returns the new files' paths."""
+        """Write a batch's tables (in WRITE_ORDER); returns the new files' paths.
+
+        Every table's file is first written (and fsynced) under a temporary name; only when
+        all are written are they renamed into place, in WRITE_ORDER. So a full disk or an
+        unwritable catalog makes none of the batch visible (``CatalogWriteError``), and a
+        writer killed at any moment leaves at most a prefix of the batch in WRITE_ORDER
+        (objects before rows, products before realisations, realisations before run steps)."""
         tables = b.tables()  # convert everything first: a bad row writes nothing
         stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
         writer = _sanitize(b.writer_id)
-        paths = []
-        for table, data in tables.items():
-            name = f"{stamp}-{writer}-{uuid.uuid4().hex[:12]}.parquet"
-            paths.append(self._write_file(table, name, data, {}))
-        return paths
+        staged: list[tuple[str, str]] = []
+        paths: list[str] = []
+        try:
+            for table, data in tables.items():
+                name = f"{stamp}-{writer}-{uuid.uuid4().hex[:12]}.parquet"
+                staged.append(self._stage_file(table, name, data, {}))
+            for tmp, final in staged:
+                paths.append(self._commit_file(tmp, final))
+            return paths
+        except OSError as exc:
+            raise CatalogWriteError(
+                f"cannot write to the catalog {self.url}: {_os_reason(exc)}; this batch "
+                f"({', '.join(tables)}) was not recorded and nothing already recorded was "
+                "touched (free space or fix access to the catalog, then re-run)") from exc
+        finally:
+            for tmp, _ in staged[len(paths):]:
+                self._discard(tmp)
 
     def _write_file(self, table: str, name: str, data: pa.Table,
                     extra_meta: Mapping[bytes, bytes]) -> str:
+        tmp, final = self._stage_file(table, name, data, extra_meta)
+        try:
+            return self._commit_file(tmp, final)
+        finally:
+            self._discard(tmp)
+
+    def _stage_file(self, table: str, name: str, data: pa.Table,
+                    extra_meta: Mapping[bytes, bytes]) -> tuple[str, str]:
+        """Write ``data`` under a temporary name next to its final one; (tmp, final)."""
         meta = dict(data.schema.metadata or {})
         meta.update({META_VERSION: str(SCHEMA_VERSION).encode(), META_TABLE: table.encode()})
         meta.update(extra_meta)
@@ -280,20 +319,43 @@ class Catalog:
                     if self.fsync:
                         f.flush()
                         os.fsync(f.fileno())
-                os.replace(tmp, final)  # names are unique; rename is atomic
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            except BaseException:
+                self._discard(tmp)
+                raise
         else:
             self.fs.makedirs(d, exist_ok=True)
             self.fs.pipe_file(tmp, payload.to_pybytes())
+        return tmp, final
+
+    def _commit_file(self, tmp: str, final: str) -> str:
+        """Make a staged file visible (names are unique; a local rename is atomic)."""
+        if self.local:
+            os.replace(tmp, final)
+            if self.fsync:
+                with contextlib.suppress(OSError):
+                    dfd = os.open(os.path.dirname(final), os.O_RDONLY)
+                    try:
+                        os.fsync(dfd)
+                    finally:
+                        os.close(dfd)
+        else:
             self.fs.mv(tmp, final)
         return final
+
+    def _discard(self, tmp: str) -> None:
+        """Remove a temporary file if it is still there (best effort)."""
+        with contextlib.suppress(OSError):
+            if self.local:
+                os.unlink(tmp)
+            elif self.fs.exists(tmp):
+                self.fs.rm(tmp)
 
     # --- files ----------------------------------------------------------------------------
 
     def _all_files(self, table: str) -> list[str]:
         d = f"{self.root}/{table}"
+        if not self.local:  # s3fs caches listings per process: see other writers' files
+            self.fs.invalidate_cache(d)
         try:
             names = self.fs.ls(d, detail=False)
         except FileNotFoundError:
@@ -318,6 +380,32 @@ class Catalog:
         files = self._all_files(table)
         replaced = self._replaced(files)
         return [p for p in files if p.rsplit("/", 1)[-1] not in replaced]
+
+    def clean_tmp(self, min_age_s: float = 3600.0) -> int:
+        """Remove staged files (``.<uuid>.parquet.tmp``) that writers killed mid-batch left
+        behind; returns how many. Readers never see them; only files older than ``min_age_s``
+        are removed, so a live writer's staged batch is left alone."""
+        now, n = utcnow(), 0
+        for table in TABLES:
+            d = f"{self.root}/{table}"
+            if not self.local:
+                self.fs.invalidate_cache(d)
+            try:
+                names = self.fs.ls(d, detail=False)
+            except FileNotFoundError:
+                continue
+            for p in names:
+                base = p.rsplit("/", 1)[-1]
+                if not (base.startswith(".") and base.endswith(TMP_SUFFIX)):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    mtime = self.fs.modified(p)
+                    if mtime.tzinfo is None:
+                        mtime = mtime.replace(tzinfo=dt.timezone.utc)
+                    if (now - mtime).total_seconds() >= min_age_s:
+                        self.fs.rm(p)
+                        n += 1
+        return n
 
     # --- reading --------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 ``calops init [PATH]`` writes ``calops.toml`` and the directories. Every other command finds the
 workspace from ``--home``, else ``$CALOPS_HOME``, else ``./calops-home``. URLs in the config that
 are plain relative paths are relative to the workspace directory; any fsspec URL is accepted for
-the store (``s3://bucket/calops``, ``memory://x``...).
+the store and the catalog (``s3://bucket/calops``, ``memory://x``...); an ``options`` table in
+``[store]``/``[catalog]`` is passed to fsspec as storage options (an S3 ``endpoint_url``...).
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ DEFAULT_CONFIG = f"""\
 version = {WORKSPACE_VERSION}
 
 [store]
-# content-addressed objects: a path or any fsspec URL
+# content-addressed objects: a path or any fsspec URL (s3://bucket/calops/store ...)
 url = "store"
+# fsspec storage options for a remote URL, e.g. {{ endpoint_url = "http://127.0.0.1:9000" }};
+# keep credentials in the environment (AWS_ACCESS_KEY_ID...), not here (docs/distributed.md)
+# options = {{}}
 
 [catalog]
-# append-only Parquet tables
+# append-only Parquet tables: a path or any fsspec URL
 url = "catalog"
+# options = {{}}   (default: the store's options when both URLs use the same protocol)
 
 [crds]
 # local CRDS cache (mappings/, references/, config/)
@@ -106,6 +111,26 @@ class Workspace:
     def catalog_url(self) -> str:
         return self._url("catalog", "url", "catalog")
 
+    def _options(self, section: str) -> dict[str, Any]:
+        value = self.config.get(section, {}).get("options", {})
+        if not isinstance(value, dict):
+            raise WorkspaceError(f"[{section}] options in {self.root / CONFIG_NAME} must be a "
+                                 f"table of fsspec storage options, not {type(value).__name__}")
+        return dict(value)
+
+    @property
+    def store_options(self) -> dict[str, Any]:
+        """fsspec storage options for the store (``[store] options``)."""
+        return self._options("store")
+
+    @property
+    def catalog_options(self) -> dict[str, Any]:
+        """``[catalog] options``; if absent, the store's when both URLs share a protocol."""
+        if "options" in self.config.get("catalog", {}):
+            return self._options("catalog")
+        proto = lambda u: u.split("://", 1)[0] if "://" in u else "file"  # noqa: E731
+        return self.store_options if proto(self.store_url) == proto(self.catalog_url) else {}
+
     @property
     def crds_path(self) -> str:
         return self._url("crds", "path", "crds")
@@ -130,13 +155,13 @@ class Workspace:
     def store(self) -> Any:
         from store.objects import ObjectStore
 
-        return ObjectStore(self.store_url)
+        return ObjectStore(self.store_url, **self.store_options)
 
     @cached_property
     def catalog(self) -> Any:
         from catalogs.catalog import Catalog
 
-        return Catalog(self.catalog_url)
+        return Catalog(self.catalog_url, **self.catalog_options)
 
 
 def from_args(args: Any) -> Workspace:

@@ -142,7 +142,9 @@ def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[st
             tick(f"{res['stage']:<9} {what} {res['subject']}")
         flows.LISTENERS.append(listener)
         try:
-            results = flows.process(str(ws.root), build, exposures, run_id=run_id,
+            # --runner / $CALOPS_TASK_RUNNER pick the task runner (dask: $CALOPS_DASK address)
+            process = flows.process.with_options(task_runner=flows.task_runner())
+            results = process(str(ws.root), build, exposures, run_id=run_id,
                                     stages_to_run=tuple(stages),
                                     save_intermediates=args.save_intermediates)
         finally:
