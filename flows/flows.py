@@ -9,6 +9,7 @@ exposure fails its own task, is recorded with its error, and the others complete
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from flows import stages
 from flows.workspace import Workspace
+from store.errors import CalopsError
 
 # Called with each finished task's outcome (the CLI's progress bar listens here). Flow
 # parameters go to the Prefect API as JSON, so a callback cannot be a parameter.
@@ -43,8 +45,20 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 def stage_task(home: str, build: str, stage: str, subject: str, run_id: str,
                save_intermediates: bool = False) -> dict[str, Any]:
     """One stage for one subject; returns the outcome (product ids, hit or miss and why)."""
-    ws = Workspace(home)
-    return stages.run(ws, build, stage, subject, run_id, save_intermediates).as_dict()
+    return stages.run(_workspace(home), build, stage, subject, run_id, save_intermediates).as_dict()
+
+
+_LOCAL = threading.local()
+
+
+def _workspace(home: str) -> Workspace:
+    """One Workspace per worker thread and home: its catalog keeps a DuckDB connection and
+    cached views (a fresh one costs 60-500 ms per query on a large catalog), and a DuckDB
+    connection must not be shared between threads."""
+    cache = _LOCAL.__dict__.setdefault("workspaces", {})
+    if home not in cache:
+        cache[home] = Workspace(home)
+    return cache[home]
 
 
 def task_runner(kind: str | None = None, workers: int | None = None) -> Any:
@@ -57,9 +71,14 @@ def task_runner(kind: str | None = None, workers: int | None = None) -> Any:
     if kind == "dask":
         from prefect_dask import DaskTaskRunner  # optional: pip install prefect-dask
 
+        if not os.environ.get("PREFECT_API_URL"):
+            raise CalopsError("the dask task runner needs a Prefect server every worker can "
+                             "reach: start one (prefect server start) and set PREFECT_API_URL; "
+                             "without it each worker would start a temporary server of its own")
+
         address = os.environ.get("CALOPS_DASK")
         return DaskTaskRunner(address=address) if address else DaskTaskRunner()
-    raise ValueError(f"unknown task runner {kind!r}: use threads, processes or dask")
+    raise CalopsError(f"unknown task runner {kind!r}: use threads, processes or dask")
 
 
 def _map_stage(home: str, build: str, stage: str, subjects: Sequence[str], run_id: str,

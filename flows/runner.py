@@ -109,9 +109,13 @@ def reference_identity(path: str) -> tuple[str, str]:
     return p.name, _ref_hash(str(p), st.st_size, st.st_mtime_ns)
 
 
+_REF_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=64)
 def _load_reference(path: str, mtime_ns: int) -> DataModel:
-    return fits.read_reference(path)
+    with _REF_LOCK:  # asdf.open (distortion files) is not thread-safe: one reader at a time
+        return fits.read_reference(path)
 
 
 def load_reference(path: str) -> DataModel:
