@@ -9,6 +9,7 @@ the store and the catalog (``s3://bucket/calops``, ``memory://x``...); an ``opti
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from functools import cached_property
@@ -78,8 +79,11 @@ class Workspace:
         return cls(home_path(path))
 
     @classmethod
-    def init(cls, path: str | os.PathLike | None = None) -> tuple["Workspace", bool]:
-        """Create (or keep) a workspace; returns it and whether it was newly created."""
+    def init(cls, path: str | os.PathLike | None = None,
+             crds_path: str | os.PathLike | None = None) -> tuple["Workspace", bool]:
+        """Create (or keep) a workspace; returns it and whether it was newly created.
+        ``crds_path`` points a new workspace at an existing CRDS cache (default: its own
+        ``crds/`` directory)."""
         root = home_path(path)
         cfg = root / CONFIG_NAME
         created = not cfg.exists()
@@ -88,7 +92,11 @@ class Workspace:
         root.mkdir(parents=True, exist_ok=True)
         if created:
             tmp = root / f".{CONFIG_NAME}.tmp"
-            tmp.write_text(DEFAULT_CONFIG)
+            text = DEFAULT_CONFIG
+            if crds_path is not None:
+                crds = Path(crds_path).expanduser().absolute()
+                text = text.replace('path = "crds"', f"path = {json.dumps(str(crds))}", 1)
+            tmp.write_text(text)
             os.replace(tmp, cfg)
         ws = cls(root)
         for url in (ws.store_url, ws.catalog_url, ws.crds_path):

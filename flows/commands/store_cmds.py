@@ -18,6 +18,9 @@ def register(sub: Any) -> None:
                        description="Create a workspace at PATH (default: --home, $CALOPS_HOME, "
                                    "./calops-home). Re-running on a workspace keeps it as is.")
     p.add_argument("path", nargs="?", help="workspace directory")
+    p.add_argument("--crds", metavar="DIR",
+                   help="use this CRDS cache (e.g. one written by `calops simulate`, or a real "
+                        "one) instead of the workspace's own crds/ directory")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("sql", help="run a read-only SQL query on the catalog",
@@ -61,7 +64,7 @@ def _output_args(p: argparse.ArgumentParser, default: str = "table") -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    ws, created = Workspace.init(args.path or args.home)
+    ws, created = Workspace.init(args.path or args.home, crds_path=args.crds)
     verb = "initialised" if created else "already initialised:"
     print(f"{verb} workspace {ws.root}\n  store   {ws.store_url}\n  catalog {ws.catalog_url}\n"
           f"  crds    {ws.crds_path}")
