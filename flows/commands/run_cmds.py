@@ -150,11 +150,24 @@ def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[st
         finally:
             flows.LISTENERS.remove(listener)
     wall = time.perf_counter() - t0
+    _compact_if_many(ws)
     summary = summarise(results, wall)
     status = "ok" if summary["failed"] == 0 else "partial"
     _record_run(ws, run_id, build, command, started, dt.datetime.now(dt.timezone.utc), status, summary)
     print(format_summary(build, run_id, summary, results))
     return 0 if summary["failed"] == 0 else 1
+
+
+COMPACT_ABOVE = 200  # files in one table; queries slow down as files accumulate
+
+
+def _compact_if_many(ws: Workspace) -> None:
+    """Merge a table's small files once it has many (every row kept; docs/catalog.md)."""
+    from catalogs.schema import TABLES
+
+    for table in TABLES:
+        if len(ws.catalog.files(table)) > COMPACT_ABOVE:
+            ws.catalog.compact(table)
 
 
 def summarise(results: list[dict], wall: float) -> dict[str, Any]:

@@ -47,3 +47,15 @@ def test_run_errors_are_one_line(tmp_path, sim_dir, capsys):
     bad.write_bytes(b"SIMPLE  =                    T" + b" " * 50)
     code, _, err = calops(capsys, "--home", home, "ingest", str(bad))
     assert code == 2 and err.startswith("calops: error:") and "bad_uncal.fits" in err
+
+
+def test_runs_compact_tables_that_grew_many_files(sim_ws, monkeypatch):
+    from catalogs.schema import TABLES
+    from flows.commands import run_cmds
+
+    counts = {t: sim_ws.catalog.count(t) for t in TABLES}
+    assert len(sim_ws.catalog.files("products")) > 1
+    monkeypatch.setattr(run_cmds, "COMPACT_ABOVE", 1)
+    run_cmds._compact_if_many(sim_ws)
+    assert all(len(sim_ws.catalog.files(t)) <= 1 for t in TABLES)
+    assert {t: sim_ws.catalog.count(t) for t in TABLES} == counts
