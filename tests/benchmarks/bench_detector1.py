@@ -17,6 +17,7 @@ reports its buffers to tracemalloc), i.e. what the chain itself needs on top of 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 import tracemalloc
@@ -220,6 +221,8 @@ def main() -> None:
         print(f"  {name:22s} {dt * 1000:8.1f} ms")
     print(f"RSS before the run {base:.0f} MB; chain peak alloc {peak_alloc:.0f} MB; "
           f"process peak RSS {peak_rss_mb():.0f} MB")
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f} on {} cores; timings move with it"
+          .format(*os.getloadavg(), os.cpu_count()))
     if a.reference:
         for k, v in reference_timings(uncal, refs).items():
             print(f"  reference {k:32s} {v:7.2f} s")

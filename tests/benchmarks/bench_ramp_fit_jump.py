@@ -11,6 +11,7 @@ high-water RSS during each step minus the RSS before it (Linux: VmHWM is reset t
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -132,6 +133,8 @@ def main() -> None:
     rel = np.abs(rate["data"][ok] - ref) / np.maximum(np.abs(ref), 1e-3)
     print(f"jump flags agree on {agree:.4%} of groups; ramp_fit (same groupdq) max rel diff "
           f"{np.nanmax(rel):.2e}")
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f} on {} cores; ratios move with it"
+          .format(*os.getloadavg(), os.cpu_count()))
 
 
 if __name__ == "__main__":

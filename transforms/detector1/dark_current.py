@@ -6,8 +6,9 @@ frames ``g*(nframes+groupgap) ... + nframes - 1`` (so MEDIUM8 averages 8 frames 
 when they match the dark groups are subtracted directly. A dark with larger NFRAMES or GROUPGAP
 than the science makes the step SKIPPED. A dark too short for the exposure is extended by
 linear extrapolation of its last two frames (JWST extrapolates too). NaNs in the dark count
-as 0; the dark's DQ is OR-ed into pixeldq. The averaged dark is built one group at a time, so
-the step needs one extra image of memory, not a second ramp.
+as 0; the dark's DQ is OR-ed into pixeldq. The averaged dark is computed pixel by pixel while
+subtracting (one parallel pass per integration), so the step allocates nothing and reads only
+the dark frames the exposure's groups use.
 """
 
 from __future__ import annotations
@@ -39,36 +40,49 @@ class DarkCurrentParams:
     average_dark_current: float | None = None
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _subtract_plane(stack, plane):
-    """stack[k, y, x] -= plane[y, x] for every k; NaN in the plane counts as 0."""
-    n, ny, nx = stack.shape
-    for y in prange(ny):
-        for k in range(n):
-            for x in range(nx):
-                d = plane[y, x]
-                if d == d:
-                    stack[k, y, x] -= d
+@njit(nogil=True, cache=True)
+def _dark_value(frames, start, nframes, y, x):
+    """Mean of frames[start:start+nframes] at (y, x), extrapolating past the end linearly;
+    NaN frames count as 0."""
+    nd = frames.shape[0]
+    acc = 0.0
+    for f in range(start, start + nframes):
+        if f < nd:
+            v = frames[f, y, x]
+            acc += v if v == v else 0.0
+        else:
+            last = frames[nd - 1, y, x]
+            prev = frames[nd - 2, y, x] if nd > 1 else last
+            last = last if last == last else 0.0
+            prev = prev if prev == prev else 0.0
+            acc += last + (f - nd + 1) * (last - prev)
+    return acc / nframes
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _average_frames(frames, start, nframes, out):
-    """out = mean of frames[start:start+nframes], extrapolating past the end linearly."""
-    nd, ny, nx = frames.shape
+def _subtract_dark(stack, frames, direct, step, nframes):
+    """stack[g] -= dark group g for every group of one integration, in one parallel pass over
+    rows: the dark frame itself when ``direct`` and it exists, else the mean of
+    frames[g*step : g*step+nframes] rounded to float32 (as a float32 image of it would be).
+    NaN dark values count as 0 (the science value is left as it is)."""
+    ng, ny, nx = stack.shape
+    nd = frames.shape[0]
     for y in prange(ny):
-        for x in range(nx):
-            acc = 0.0
-            for f in range(start, start + nframes):
-                if f < nd:
-                    v = frames[f, y, x]
-                    acc += v if v == v else 0.0
-                else:
-                    last = frames[nd - 1, y, x]
-                    prev = frames[nd - 2, y, x] if nd > 1 else last
-                    last = last if last == last else 0.0
-                    prev = prev if prev == prev else 0.0
-                    acc += last + (f - nd + 1) * (last - prev)
-            out[y, x] = acc / nframes
+        for g in range(ng):
+            row = stack[g, y]
+            if direct and g < nd:
+                drow = frames[g, y]
+                for x in range(nx):
+                    d = drow[x]
+                    if d == d:
+                        row[x] -= d
+            else:
+                s = 1 if direct else step
+                n = 1 if direct else nframes
+                for x in range(nx):
+                    d = np.float32(_dark_value(frames, g * s, n, y, x))
+                    if d == d:
+                        row[x] -= d
 
 
 def readout(meta: Mapping[str, Any]) -> tuple[int, int]:
@@ -92,16 +106,9 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     if ddata.ndim != 4:
         raise ValueError(f"dark_current: dark data must be 3-D or 4-D, got {ddata.shape}")
     direct = sci_nf == drk_nf and sci_gap == drk_gap
-    plane = np.empty((ny, nx), dtype=np.float32)
     for i in range(nints):
-        frames = ddata[min(i, ddata.shape[0] - 1)]
-        for g in range(ngroups):
-            if direct and g < frames.shape[0]:
-                _subtract_plane(data[i, g][np.newaxis], frames[g])
-            else:
-                step = 1 if direct else sci_nf + sci_gap
-                _average_frames(frames, g * step, 1 if direct else sci_nf, plane)
-                _subtract_plane(data[i, g][np.newaxis], plane)
+        frames = ddata[min(i, ddata.shape[0] - 1)]  # no copy: only the frames used are read
+        _subtract_dark(data[i], frames, direct, sci_nf + sci_gap, sci_nf)
     if "dq" in dark.arrays:
         ddq = np.asarray(cut_ref(dark, "dq", meta, (ny, nx))).astype(np.uint32)
         while ddq.ndim > 2:

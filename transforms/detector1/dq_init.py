@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit, prange
 
 from transforms.dq import GROUPDQ_DTYPE, PIXELDQ_DTYPE
 from transforms.model import DataModel
@@ -31,6 +32,32 @@ class DQInitParams:
     user_supplied_dq: str | None = None
 
 
+@njit(parallel=True, nogil=True, cache=True)
+def _convert(src, dst):
+    """dst[...] = src as float32, in parallel over image rows (first touch of the new buffer
+    is spread over the threads too)."""
+    nints, ngroups, ny, nx = src.shape
+    for r in prange(nints * ngroups * ny):
+        i = r // (ngroups * ny)
+        g = (r // ny) % ngroups
+        y = r % ny
+        s = src[i, g, y]
+        d = dst[i, g, y]
+        for x in range(nx):
+            d[x] = np.float32(s[x])
+
+
+def _as_float32(data: np.ndarray) -> np.ndarray:
+    """A new float32 copy of the 4-D ramp (numba for the usual uint16 uncal, numpy otherwise)."""
+    if data.dtype == np.uint16 and data.flags.c_contiguous and data.size >= 1 << 16:
+        out = np.empty(data.shape, dtype=np.float32)
+        v = data.view()
+        v.flags.writeable = False
+        _convert(v, out)
+        return out
+    return np.array(data, dtype=np.float32, copy=True)
+
+
 def to_ramp(uncal: DataModel) -> dict[str, np.ndarray]:
     """Fresh writable ramp arrays from an uncal: the single uint16 -> float32 conversion."""
     if uncal.kind not in ("uncal", "ramp"):
@@ -39,7 +66,7 @@ def to_ramp(uncal: DataModel) -> dict[str, np.ndarray]:
         shape = uncal["data"].shape if "data" in uncal.arrays else None
         raise ValueError(f"dq_init: uncal data must be 4-D (nints, ngroups, ny, nx), got {shape}")
     data = uncal["data"]
-    out = {"data": np.array(data, dtype=np.float32, copy=True)}
+    out = {"data": _as_float32(data)}
     if "groupdq" in uncal.arrays:
         out["groupdq"] = np.array(uncal["groupdq"], dtype=GROUPDQ_DTYPE, copy=True)
     else:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from transforms import dq as DQ
-from transforms.detector1._kernels_jump import detect_kernel, post_kernel
+from transforms.detector1._kernels_jump import all_flagged, detect_kernel, post_kernel
 from transforms.detector1._kernels_threads import n_threads, readonly, threads
 from transforms.detector1._subarray import check_ramp, cut_ref, need_ref
 from transforms.model import DataModel
@@ -88,8 +88,7 @@ def usable_groups(groupdq: np.ndarray) -> int:
     nints, ngroups = groupdq.shape[:2]
     worst = 0
     for i in range(nints):
-        all_dnu = np.all((groupdq[i].reshape(ngroups, -1) & DQ.DO_NOT_USE) != 0, axis=1)
-        worst = max(worst, int(all_dnu.sum()))
+        worst = max(worst, sum(all_flagged(groupdq[i, g], DQ.DO_NOT_USE) for g in range(ngroups)))
     return ngroups - worst
 
 
@@ -132,8 +131,10 @@ def flag_jumps_inplace(
     ncr = np.zeros(ny, np.int64)
     n1 = int(params.after_jump_flag_time1 // group_time)
     n2 = int(params.after_jump_flag_time2 // group_time)
-    finite_gain = gain[np.isfinite(gain)]
-    gmed = float(np.median(finite_gain)) if finite_gain.size else 0.0
+    gmed = 0.0
+    if n1 > 0 or n2 > 0:  # the after-jump thresholds are in electrons: only then needed
+        finite_gain = gain[np.isfinite(gain)]
+        gmed = float(np.median(finite_gain)) if finite_gain.size else 0.0
     d = readonly(data, np.float32)
     with threads(params.maximum_cores):
         detect_kernel(d, groupdq, gain, rn, float(nframes),
@@ -168,7 +169,7 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     updates: dict[str, Any] = {f"cal_step.{NAME}": out["status"]}
     if out["status"] == "COMPLETE":
         nints, ngroups, ny, nx = data.shape
-        all_dnu = sum(int(np.all(arrays["groupdq"][i, g] & DQ.DO_NOT_USE))
+        all_dnu = sum(all_flagged(arrays["groupdq"][i, g], DQ.DO_NOT_USE)
                       for i in range(nints) for g in range(ngroups))
         total_groups = nints * ngroups - all_dnu - nints
         if total_groups >= 1:

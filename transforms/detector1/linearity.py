@@ -34,21 +34,27 @@ class LinearityParams:
 @njit(parallel=True, nogil=True, cache=True)
 def _correct(data, gdq, coeffs, skip, sat):
     """Horner evaluation of the polynomial per pixel (in the coefficients' precision: float32
-    for JWST references, as stcal), for groups not SATURATED of pixels not skipped."""
+    for JWST references, as stcal), for groups not SATURATED of pixels not skipped. One row at
+    a time, the loops run over columns so the compiler vectorises them (same operations, in the
+    same order, for every pixel)."""
     ng, ny, nx = data.shape
     nc = coeffs.shape[0]
     for y in prange(ny):
         sk = skip[y]
+        acc = np.empty(nx, coeffs.dtype)
+        top = coeffs[nc - 1, y]
         for g in range(ng):
             d = data[g, y]
             q = gdq[g, y]
             for x in range(nx):
-                v = d[x]
-                acc = coeffs[nc - 1, y, x]
-                for k in range(nc - 2, -1, -1):
-                    acc = acc * v + coeffs[k, y, x]
+                acc[x] = top[x]
+            for k in range(nc - 2, -1, -1):
+                c = coeffs[k, y]
+                for x in range(nx):
+                    acc[x] = acc[x] * d[x] + c[x]
+            for x in range(nx):
                 if not sk[x] and (q[x] & sat) == 0:
-                    d[x] = acc
+                    d[x] = acc[x]
 
 
 def prepare(lin: DataModel, meta: Mapping[str, Any],

@@ -112,18 +112,19 @@ def _reflect(k, b, n):
 
 
 @njit(nogil=True, cache=True)
-def _side_signal(plane, pdq, c0, smooth, out):
-    """Running median over ``smooth`` rows of columns c0..c0+3, DO_NOT_USE excluded."""
-    ny = plane.shape[0]
+def _side_signal(cols, pdq, c0, smooth, out):
+    """Running median over ``smooth`` rows of the 4 reference columns ``cols`` (ny, 4), which
+    are detector columns c0..c0+3; DO_NOT_USE excluded."""
+    ny = cols.shape[0]
     b = smooth // 2
     buf = np.empty(smooth * NREF, dtype=np.float64)
     for r in range(ny):
         m = 0
         for k in range(r, r + smooth):
             rr = _reflect(k, b, ny)
-            for c in range(c0, c0 + NREF):
-                v = plane[rr, c]
-                if (pdq[rr, c] & 1) == 0 and v == v:
+            for j in range(NREF):
+                v = cols[rr, j]
+                if (pdq[rr, c0 + j] & 1) == 0 and v == v:
                     buf[m] = v
                     m += 1
         out[r] = np.median(buf[:m]) if m > 0 else np.nan
@@ -131,14 +132,18 @@ def _side_signal(plane, pdq, c0, smooth, out):
 
 @njit(nogil=True, cache=True)
 def _fullframe_plane(plane, pdq, odd_even, use_side, smooth, side_gain, siglimit):
-    """Top/bottom then side correction of one full-frame group, in place."""
+    """Top/bottom then side correction of one full-frame group, in place, in one pass over
+    the plane: the top/bottom offsets come from the (uncorrected) reference rows, the side
+    signal from the reference columns after their top/bottom correction, then every pixel
+    gets ``float32(float32(v - offset) - side)``, the rounding two separate passes give."""
     ny, nx = plane.shape
     width = nx // NAMP
     buf = np.empty(NREF * width, dtype=np.float64)
+    sig = np.full((NAMP, 2), np.nan)
+    applied = np.zeros(NAMP, np.bool_)
     for a in range(NAMP):
         c0 = a * width
         npar = 2 if odd_even else 1
-        sig = np.full(2, np.nan)
         for p in range(npar):
             ends = np.empty(2)
             for e in range(2):
@@ -151,27 +156,48 @@ def _fullframe_plane(plane, pdq, odd_even, use_side, smooth, side_gain, siglimit
                             buf[m] = v
                             m += 1
                 ends[e] = _clipped_mean(buf, m, siglimit)
-            sig[p] = _avg_none(ends[0], ends[1])
-        if odd_even:
-            if sig[0] != sig[0] or sig[1] != sig[1]:
-                continue
-        elif sig[0] != sig[0]:
-            continue
-        for r in range(ny):
-            for c in range(c0, c0 + width):
-                plane[r, c] -= sig[(c - c0) % 2] if odd_even else sig[0]
+            sig[a, p] = _avg_none(ends[0], ends[1])
+        if not odd_even:
+            sig[a, 1] = sig[a, 0]
+        applied[a] = sig[a, 0] == sig[a, 0] and sig[a, 1] == sig[a, 1]
+    side = np.zeros(ny)
     if use_side:
         left = np.empty(ny)
         right = np.empty(ny)
-        _side_signal(plane, pdq, 0, smooth, left)
-        _side_signal(plane, pdq, nx - NREF, smooth, right)
+        cols = np.empty((ny, NREF), plane.dtype)
+        for e in range(2):
+            c0 = 0 if e == 0 else nx - NREF
+            a = c0 // width
+            for r in range(ny):
+                for j in range(NREF):
+                    v = plane[r, c0 + j]
+                    if applied[a]:
+                        v = plane.dtype.type(v - sig[a, (c0 + j - a * width) % 2])
+                    cols[r, j] = v
+            _side_signal(cols, pdq, c0, smooth, left if e == 0 else right)
         for r in range(ny):
             s = _avg_none(left[r], right[r])
             if s != s:
                 s = 0.0
-            s *= side_gain
-            for c in range(nx):
-                plane[r, c] -= s
+            side[r] = s * side_gain
+    for r in range(ny):
+        s = side[r]
+        row = plane[r]
+        for a in range(NAMP):
+            c0 = a * width
+            s0 = sig[a, 0]
+            s1 = sig[a, 1]
+            if applied[a] and use_side:
+                for c in range(c0, c0 + width):
+                    o = s0 if (c - c0) % 2 == 0 else s1
+                    row[c] = row.dtype.type(row.dtype.type(row[c] - o) - s)
+            elif applied[a]:
+                for c in range(c0, c0 + width):
+                    o = s0 if (c - c0) % 2 == 0 else s1
+                    row[c] = row[c] - o
+            elif use_side:
+                for c in range(c0, c0 + width):
+                    row[c] = row[c] - s
 
 
 @njit(parallel=True, nogil=True, cache=True)
