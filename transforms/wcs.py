@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -255,10 +256,15 @@ def _fit_inverse_cached(key: tuple, to_ideal: Model) -> tuple:
     return out
 
 
+# asdf's first use in a process loads its extensions into shared registries without a lock;
+# concurrent steps on worker threads must not race there.
+_ASDF_LOCK = threading.Lock()
+
+
 def _model_from_asdf(raw: bytes) -> Model:
     import asdf
 
-    with asdf.open(io.BytesIO(raw), lazy_load=False, memmap=False) as af:
+    with _ASDF_LOCK, asdf.open(io.BytesIO(raw), lazy_load=False, memmap=False) as af:
         model = af.tree.get("model")
         if model is None:
             raise WCSError("asdf_model bytes hold no 'model' entry (a JWST distortion file has one)")
@@ -502,7 +508,8 @@ def wcs_to_asdf_bytes(w: gwcs_wcs.WCS) -> bytes:
     import asdf
 
     buf = io.BytesIO()
-    asdf.AsdfFile({"wcs": w}).write_to(buf)
+    with _ASDF_LOCK:
+        asdf.AsdfFile({"wcs": w}).write_to(buf)
     return buf.getvalue()
 
 
@@ -510,7 +517,7 @@ def wcs_from_asdf_bytes(raw: bytes) -> gwcs_wcs.WCS:
     """The gwcs stored by ``wcs_to_asdf_bytes`` (or any ASDF tree with a ``wcs`` entry)."""
     import asdf
 
-    with asdf.open(io.BytesIO(bytes(raw)), lazy_load=False, memmap=False) as af:
+    with _ASDF_LOCK, asdf.open(io.BytesIO(bytes(raw)), lazy_load=False, memmap=False) as af:
         w = af.tree.get("wcs")
         if w is None:
             raise WCSError("ASDF bytes hold no 'wcs' entry")
