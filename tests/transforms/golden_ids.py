@@ -78,6 +78,10 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:ca030cc619ce0e1c95b6be8553d5eb471fa5f0100f68ea814d9aaf8caaf9f57f",
     "gain_scale==1.0":
         "sha256:2f23bd2b64b5cbbff938efe6792c6f18741bb5e6f18903fe7e1f5002a10a5b14",
+    "ramp_fit==1.1":
+        "sha256:3299d953dc356209276569c6649968aae14bba060941864724104bf46ceddbfe",
+    "ramp_fit==1.1#rateints":
+        "sha256:e9c367918060ab6e554310aa69949aef17506ee647e071cbddb2588cc19d7d6a",
     # --- image2: test_image2_golden.py ---
     "assign_wcs==1.0":
         "sha256:f05ca26eab87c9dbaa6ceddd4e5c335d54da21d0998b33faf8d83cdd26f6b21a",

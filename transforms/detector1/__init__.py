@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (imported for registration)
     jump,
     linearity,
     ramp_fit,
+    ramp_fit_v11,
     refpix,
     saturation,
     superbias,

@@ -17,14 +17,15 @@ if _HERE not in sys.path:
 from golden_ids import check  # noqa: E402
 
 from transforms import dq as DQ  # noqa: E402
-from transforms.detector1 import gain_scale, jump, ramp_fit  # noqa: E402
+from transforms.detector1 import gain_scale, jump, ramp_fit, ramp_fit_v11  # noqa: E402
 from transforms.model import DataModel  # noqa: E402
 
 identity = pytest.importorskip("store.identity", reason="product ids come from store.identity")
 
 # The keys of tests/transforms/golden_ids.py this file pins (read by test_golden_registry.py);
 # ramp_fit's registered output is the rate product, its rateints is pinned as an extra.
-PINNED = ("jump==1.0", "ramp_fit==1.0", "ramp_fit==1.0#rateints", "gain_scale==1.0")
+PINNED = ("jump==1.0", "ramp_fit==1.0", "ramp_fit==1.0#rateints", "gain_scale==1.0",
+          "ramp_fit==1.1", "ramp_fit==1.1#rateints")
 
 
 def _inputs():
@@ -59,8 +60,14 @@ def _outputs():
     rate, rateints = ramp_fit.fit_ramps(j, refs, ramp_fit.RampFitParams())
     g = gain_scale.apply(rate, refs, gain_scale.GainScaleParams())
     assert np.any(j["groupdq"] & DQ.JUMP_DET) and g.get("cal_step.gain_scale") == "COMPLETE"
+    # 1.1 differs from 1.0 only where the read noise is not finite: pin it on such an input
+    rn = np.array(refs["readnoise"]["data"])
+    rn[2, 3] = np.nan
+    refs11 = {**refs, "readnoise": DataModel("ref.readnoise", {"data": rn})}
+    rate11, rateints11 = ramp_fit_v11.fit_ramps(j, refs11, ramp_fit.RampFitParams())
+    assert rate11["dq"][2, 3] & DQ.DO_NOT_USE
     return {"jump==1.0": j, "ramp_fit==1.0": rate, "ramp_fit==1.0#rateints": rateints,
-            "gain_scale==1.0": g}
+            "gain_scale==1.0": g, "ramp_fit==1.1": rate11, "ramp_fit==1.1#rateints": rateints11}
 
 
 def test_golden_product_ids():
