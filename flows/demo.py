@@ -203,6 +203,6 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     _say(f"  {time.perf_counter() - t_start:.0f} s in all. Outputs under {out}:")
     _say(f"    home/         the workspace (store, catalog, builds); try "
          f"`calops --home {home} sql \"select * from runs\"`")
-    _say(f"    sim/          the simulated uncal files, the reissue and the true sources")
+    _say("    sim/          the simulated uncal files, the reissue and the true sources")
     _say(f"    report.html   the regression report {ops} -> {cand}")
     return 1 if failed else 0

@@ -17,7 +17,6 @@ from typing import Any
 from flows import prefect_env  # noqa: F401  (offline defaults before prefect is imported)
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from flows import stages

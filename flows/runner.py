@@ -286,7 +286,6 @@ def run_stage(
                     continue
                 new_products[name] = (ws.store.put(model), model)
             for step, model in intermediates.items():
-                key = next(s.key for s in recipe.steps if s.name == step)
                 new_products[f"intermediate:{step}"] = (ws.store.put(model), model)
         out.peak_mem_bytes = mem.peak
     except CalopsError as exc:

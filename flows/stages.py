@@ -3,7 +3,6 @@ science chains in transforms/."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
