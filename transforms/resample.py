@@ -120,6 +120,17 @@ def _overlap(px, py, x0, x1, y0, y1):
 
 
 @njit(nogil=True, cache=True)
+def _usable(values, w, j, i):
+    """An input pixel drizzles only with a positive finite weight and finite values."""
+    if not (w > 0.0) or not math.isfinite(w):
+        return False
+    for p in range(values.shape[0]):
+        if not math.isfinite(values[p, j, i]):
+            return False
+    return True
+
+
+@njit(nogil=True, cache=True)
 def _drizzle_square(values, weight, row0, gxo, gyo, pixfrac, num, den, con, bit):
     """Accumulate rows row0.. of ``values`` (nplanes, ny, nx) with the square kernel.
 
@@ -138,13 +149,7 @@ def _drizzle_square(values, weight, row0, gxo, gyo, pixfrac, num, den, con, bit)
         j = row0 + r
         for i in range(nx):
             w = weight[j, i]
-            if not (w > 0.0) or not math.isfinite(w):
-                continue
-            good = True
-            for p in range(nplanes):
-                if not math.isfinite(values[p, j, i]):
-                    good = False
-            if not good:
+            if not _usable(values, w, j, i):
                 continue
             # corners in order (-,-), (+,-), (+,+), (-,+)
             px[0] = gxo[r, i]
@@ -220,13 +225,7 @@ def _drizzle_point(values, weight, row0, cxo, cyo, num, den, con, bit):
         j = row0 + r
         for i in range(nx):
             w = weight[j, i]
-            if not (w > 0.0) or not math.isfinite(w):
-                continue
-            good = True
-            for p in range(nplanes):
-                if not math.isfinite(values[p, j, i]):
-                    good = False
-            if not good:
+            if not _usable(values, w, j, i):
                 continue
             xc = cxo[r, i]
             yc = cyo[r, i]
