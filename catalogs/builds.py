@@ -9,11 +9,19 @@ Lifecycle: development -> candidate -> operations -> archived (a candidate may a
 unpromoted). One operations build at a time: promoting a candidate archives the current one.
 Candidate and operations builds pin a fixed context (never "latest"), and an archived build runs
 nothing new while its products stay queryable.
+
+Locks: a build that leaves development is resolved into a lock (``<name>.lock.json`` beside the
+manifest, its hash in the manifest's ``lock`` field): for every stage, its step orders, and for
+every step the exact version, skip flag and every science parameter with defaults written out.
+Candidate, operations and archived builds run exactly their lock, so registering a new transform
+version or changing a default never changes them. Development builds float: their plan is the
+lock resolved afresh from the registry each time (and each run records the plan it used).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import tempfile
@@ -24,11 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from store.errors import CalopsError
+from store.identity import hash_bytes
 from transforms import registry
+from transforms.registry import PlannedStep
 
 STATUSES = ("development", "candidate", "operations", "archived")
 NEXT_STATUS = {"development": "candidate", "candidate": "operations", "operations": "archived"}
 SHIPPED = Path(__file__).parent / "builds"
+LOCKED = ("candidate", "operations", "archived")
+LOCK_VERSION = 1
 _CONTEXT = re.compile(r"^jwst_\d{4}\.pmap$")
 _NAME = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]*$")
 
@@ -57,37 +69,48 @@ class Build:
     archived_date: str | None = None
     description: str = ""
     steps: Mapping[str, StepPin] = field(default_factory=dict)
+    lock_hash: str | None = None  # the manifest's ``lock`` field
+    lock: Mapping[str, Any] | None = field(default=None, compare=False)  # the lock's content
 
     @property
     def fixed_context(self) -> bool:
         return self.crds_context != "latest"
 
-    def as_dict(self) -> dict[str, Any]:
-        """The manifest as plain data (what `calops build show --format json` prints)."""
+    @property
+    def locked(self) -> bool:
+        return self.lock is not None
+
+    def manifest_dict(self) -> dict[str, Any]:
+        """The manifest as plain data: its fields and per-step pins (what the TOML holds)."""
         out = {k: getattr(self, k) for k in (
             "name", "status", "pipeline_version", "sdp_version", "crds_context",
             "candidate_date", "operations_date", "archived_date", "description")}
-        out["steps"] = {
+        out["lock"] = self.lock_hash
+        out["pins"] = {
             s: {k: v for k, v in (("version", p.version), ("skip", p.skip),
-                                  ("params", dict(p.params)), ("note", p.note)) if v not in (None, "", {})}
+                                  # TOML has no null: a None parameter is written as absent
+                                  ("params", {n: x for n, x in p.params.items() if x is not None}),
+                                  ("note", p.note)) if v not in (None, "", {})}
             for s, p in sorted(self.steps.items())
         }
         return out
 
-
-@dataclass(frozen=True)
-class PlannedStep:
-    """One step of a stage as a build runs it."""
-
-    spec: registry.StepSpec
-    params: Any
-    skip: bool
+    def as_dict(self) -> dict[str, Any]:
+        """The build as `calops build show NAME --json` prints it: the manifest's fields,
+        whether it is locked, and every step of every stage as it runs
+        (``{stage: {step: {"version", "skip", "params"}}}``, from the lock or, for a
+        development build, resolved from the registry now)."""
+        out = self.manifest_dict()
+        out["locked"] = self.locked
+        out["steps"] = {st: dict(v["steps"]) for st, v in effective_lock(self)["stages"].items()}
+        return out
 
 
 # --- reading and writing manifests -------------------------------------------------------------
 
-def parse_manifest(text: str, source: str = "<manifest>") -> Build:
-    """A Build from TOML text; every problem is reported with the manifest's name."""
+def parse_manifest(text: str, source: str = "<manifest>", lock_text: str | None = None) -> Build:
+    """A Build from TOML text (and its lock's JSON text, if it has one); every problem is
+    reported with the manifest's name."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -97,7 +120,7 @@ def parse_manifest(text: str, source: str = "<manifest>") -> Build:
     if missing:
         raise BuildError(f"{source}: missing {', '.join(missing)}")
     known = {"name", "status", "pipeline_version", "sdp_version", "crds_context", "candidate_date",
-             "operations_date", "archived_date", "description", "steps"}
+             "operations_date", "archived_date", "description", "steps", "lock"}
     extra = sorted(set(raw) - known)
     if extra:
         raise BuildError(f"{source}: unknown field(s) {', '.join(extra)}")
@@ -120,7 +143,20 @@ def parse_manifest(text: str, source: str = "<manifest>") -> Build:
         operations_date=_date(raw.get("operations_date")),
         archived_date=_date(raw.get("archived_date")),
         description=str(raw.get("description", "")), steps=steps,
+        lock_hash=None if raw.get("lock") is None else str(raw["lock"]),
     )
+    if b.lock_hash is not None:
+        if lock_text is None:
+            raise BuildError(f"{source}: names lock {b.lock_hash} but its lock file "
+                             f"{b.name}.lock.json is missing; restore it from a backup")
+        if lock_hash(lock_text) != b.lock_hash:
+            raise BuildError(f"{source}: the lock file {b.name}.lock.json does not match the "
+                             f"manifest's lock hash (it was changed); restore it from a backup")
+        try:
+            lock = json.loads(lock_text)
+        except json.JSONDecodeError as exc:
+            raise BuildError(f"{b.name}.lock.json: not valid JSON ({exc})") from None
+        b = replace(b, lock=lock)
     validate(b, source)
     return b
 
@@ -140,18 +176,44 @@ def validate(b: Build, source: str = "<manifest>") -> None:
                          "or 'latest'")
     if b.status in ("candidate", "operations") and not b.fixed_context:
         raise BuildError(f"{source}: a {b.status} build must pin a fixed CRDS context, not 'latest'")
+    if b.status in LOCKED and b.lock is None:
+        raise BuildError(f"{source}: a {b.status} build must carry its lock (a lock field and "
+                         f"{b.name}.lock.json); only development builds float")
+    if b.lock is not None:
+        _check_lock(b, source)
+        return  # a locked build's pins were resolved when it was locked
     for step, pin in b.steps.items():
-        spec = registry.get(step, pin.version)  # unknown step/version -> UnknownStep listing them
-        spec.make_params(pin.params)  # unknown parameter -> UnknownStep listing them
+        try:
+            spec = registry.get(step, pin.version)
+            spec.make_params(pin.params)
+        except registry.UnknownStep as exc:
+            raise BuildError(f"{source}: {exc}") from None
+
+
+def _check_lock(b: Build, source: str) -> None:
+    """A lock names only registered step versions and parameters they have."""
+    lock = b.lock or {}
+    if lock.get("lock_version") != LOCK_VERSION or not isinstance(lock.get("stages"), dict):
+        raise BuildError(f"{source}: its lock is not a calops lock of version {LOCK_VERSION}")
+    for stage, ls in lock["stages"].items():
+        for name, e in ls.get("steps", {}).items():
+            try:
+                registry.get(name, e["version"]).make_params(e["params"])
+            except registry.UnknownStep as exc:
+                raise BuildError(f"{source}: its lock pins what this calops does not have "
+                                 f"({stage}: {exc})") from None
+            except (KeyError, TypeError):
+                raise BuildError(f"{source}: lock entry {stage}.{name} is malformed") from None
 
 
 def dump_manifest(b: Build) -> str:
     """TOML text for a build (the subset of TOML that manifests use)."""
     lines = []
-    for k, v in b.as_dict().items():
-        if k != "steps" and v not in (None, ""):
+    d = b.manifest_dict()
+    for k, v in d.items():
+        if k != "pins" and v not in (None, ""):
             lines.append(f"{k} = {_toml(v)}")
-    for step, pin in b.as_dict()["steps"].items():
+    for step, pin in d["pins"].items():
         lines += ["", f"[steps.{step}]"] + [f"{k} = {_toml(v)}" for k, v in pin.items()]
     return "\n".join(lines) + "\n"
 
@@ -170,18 +232,82 @@ def _toml(v: Any) -> str:
     raise BuildError(f"cannot write {type(v).__name__} value {v!r} into a manifest")
 
 
-# --- the plan a build pins for a stage ----------------------------------------------------------
+# --- locks and the plans they give -------------------------------------------------------------
 
-def plan(b: Build, stage: str) -> list[PlannedStep]:
-    """Every step of ``stage`` with the version, parameters and skip flag this build pins."""
-    if stage not in registry.STAGES:
-        raise BuildError(f"unknown stage {stage!r}; stages: {', '.join(registry.STAGES)}")
+def lock_text(lock: Mapping[str, Any]) -> str:
+    """The canonical JSON text of a lock (what ``<name>.lock.json`` holds, and is hashed)."""
+    return json.dumps(lock, sort_keys=True, indent=1, ensure_ascii=True) + "\n"
+
+
+def lock_hash(text: str) -> str:
+    return hash_bytes(text.encode("utf-8"))
+
+
+def resolve_lock(b: Build) -> dict[str, Any]:
+    """What ``b`` runs, resolved from the registry now: for every declared stage its step orders
+    and, for every step, version (the pin, else the newest), skip and every science
+    parameter (defaults written out). Steps declared by a stage but not implemented yet are
+    left out (they are not part of any build until they exist)."""
+    known = registry.steps()
+    stages: dict[str, Any] = {}
+    for st in registry.stages().values():
+        entries: dict[str, Any] = {}
+        for name in st.all_steps:
+            pin = b.steps.get(name, StepPin())
+            if name not in known and pin.version is None:
+                continue
+            try:
+                spec = registry.get(name, pin.version)
+                params = spec.make_params(pin.params)
+            except registry.UnknownStep as exc:
+                raise BuildError(f"build {b.name}: {exc}") from None
+            skip = pin.skip if pin.skip is not None else spec.skip_by_default
+            entries[name] = {"version": spec.version, "skip": bool(skip),
+                             "params": json.loads(json.dumps(spec.science_params(params)))}
+        orders = {"*": [n for n in st.steps if n in entries]}
+        for inst, order in sorted(st.orders.items()):
+            orders[inst] = [n for n in order if n in entries]
+        stages[st.name] = {"orders": orders, "steps": entries}
+    return {"lock_version": LOCK_VERSION, "build": b.name, "stages": stages}
+
+
+def effective_lock(b: Build) -> Mapping[str, Any]:
+    """The lock a build runs: its own if locked, else resolved from the registry now."""
+    return b.lock if b.lock is not None else resolve_lock(b)
+
+
+def pins_of(b: Build) -> dict[str, StepPin]:
+    """Pins that make a development build run exactly what ``b`` runs (every step's version,
+    skip and parameters, from its lock): a base for a build that changes one thing."""
+    pins: dict[str, StepPin] = {}
+    for ls in effective_lock(b)["stages"].values():
+        for name, e in ls["steps"].items():
+            note = b.steps[name].note if name in b.steps else ""
+            pins[name] = StepPin(e["version"], e["skip"], dict(e["params"]), note)
+    return pins
+
+
+def plan(b: Build, stage: str, meta: Mapping[str, Any] | None = None) -> list[PlannedStep]:
+    """Every step of ``stage`` as ``b`` runs it for a product with ``meta`` (its instrument
+    picks the step order; steps that do not apply to it are left out)."""
+    try:
+        registry.stage(stage)
+    except registry.UnknownStep as exc:
+        raise BuildError(str(exc)) from None
+    ls = effective_lock(b)["stages"].get(stage)
+    if ls is None:
+        raise BuildError(f"build {b.name} was locked before stage {stage} existed, so it cannot "
+                         f"run it; use a newer build")
+    inst = str((meta or {}).get("instrument.name", "")).upper()
     out = []
-    for name in registry.STAGES[stage]:
+    for name in ls["orders"].get(inst, ls["orders"]["*"]):
+        e = ls["steps"][name]
         pin = b.steps.get(name, StepPin())
-        spec = registry.get(name, pin.version)
-        skip = pin.skip if pin.skip is not None else name in registry.SKIP_BY_DEFAULT
-        out.append(PlannedStep(spec, spec.make_params(pin.params), bool(skip)))
+        spec = registry.get(name, e["version"])
+        if meta is not None and not spec.applies_to(meta):
+            continue
+        runtime = {k: v for k, v in pin.params.items() if k in spec.exec_only}
+        out.append(PlannedStep(spec, spec.make_params({**e["params"], **runtime}), bool(e["skip"])))
     return out
 
 
@@ -197,19 +323,39 @@ class BuildBook:
         self.dir = Path(directory)
         if not self.dir.exists():
             self.dir.mkdir(parents=True)
-            for f in sorted(SHIPPED.glob("*.toml")):
+            for f in sorted(SHIPPED.glob("*.toml")) + sorted(SHIPPED.glob("*.lock.json")):
                 (self.dir / f.name).write_text(f.read_text())
 
+    def names(self) -> list[str]:
+        """Every build name that has a manifest here (readable or not)."""
+        return sorted((f.name[:-5] for f in self.dir.glob("*.toml")), key=_version_key)
+
     def all(self) -> list[Build]:
-        builds = [parse_manifest(f.read_text(), f.name) for f in sorted(self.dir.glob("*.toml"))]
-        return sorted(builds, key=lambda b: _version_key(b.name))
+        """Every build; a bad manifest is an error naming it (see ``survey`` to list around)."""
+        return [self.get(n) for n in self.names()]
+
+    def survey(self) -> tuple[list[Build], dict[str, str]]:
+        """Every readable build, and for each unreadable one its one-line problem."""
+        good, bad = [], {}
+        for n in self.names():
+            try:
+                good.append(self.get(n))
+            except BuildError as exc:
+                bad[n] = str(exc)
+        return good, bad
 
     def get(self, name: str) -> Build:
         path = self.dir / f"{name}.toml"
-        if not path.exists():
-            known = ", ".join(b.name for b in self.all()) or "(none)"
+        if not _NAME.match(name) or not path.exists():
+            known = ", ".join(self.names()) or "(none)"
             raise BuildError(f"unknown build {name!r}; known builds: {known}")
-        return parse_manifest(path.read_text(), path.name)
+        lock_path = self.dir / f"{name}.lock.json"
+        lock = lock_path.read_text() if lock_path.exists() else None
+        b = parse_manifest(path.read_text(), path.name, lock)
+        if b.name != name:
+            raise BuildError(f"{path.name}: names build {b.name!r}; a manifest's file name must be "
+                             "its build name")
+        return b
 
     def operations(self) -> Build | None:
         ops = [b for b in self.all() if b.status == "operations"]
@@ -226,7 +372,8 @@ class BuildBook:
         b = replace(src, name=name, status="development", candidate_date=None,
                     operations_date=None, archived_date=None,
                     crds_context=crds_context or src.crds_context,
-                    description=description or f"Development build from {src.name}.")
+                    description=description or f"Development build from {src.name}.",
+                    lock_hash=None, lock=None)
         validate(b, name)
         self._write(b)
         return b, [_event(b.name, "created", None, "development", who, why or f"from {src.name}")]
@@ -248,8 +395,8 @@ class BuildBook:
                 _, ev = self.archive(current.name, today, who, f"superseded by {name}")
                 events += ev
             b = replace(b, status=to, operations_date=today)
-        else:
-            b = replace(b, status=to, candidate_date=today)
+        else:  # leaving development: freeze what it runs
+            b = lock_build(replace(b, status=to, candidate_date=today))
         self._write(b)
         events.append(_event(name, "promoted", NEXT_INV[to], to, who, why))
         return b, events
@@ -267,11 +414,24 @@ class BuildBook:
         return b, [_event(name, "archived", old, "archived", who, why)]
 
     def _write(self, b: Build) -> None:
-        """Atomic replace: a reader never sees a half-written manifest."""
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{b.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(dump_manifest(b))
-        os.replace(tmp, self.dir / f"{b.name}.toml")
+        """Atomic replace: a reader never sees a half-written manifest. The lock is written
+        first, so a manifest never names a lock that is not there."""
+        if b.lock is not None:
+            _atomic_write(self.dir / f"{b.name}.lock.json", lock_text(b.lock))
+        _atomic_write(self.dir / f"{b.name}.toml", dump_manifest(b))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def lock_build(b: Build) -> Build:
+    """``b`` with its lock resolved from the registry now (what promotion to candidate does)."""
+    lock = resolve_lock(b)
+    return replace(b, lock=lock, lock_hash=lock_hash(lock_text(lock)))
 
 
 NEXT_INV = {v: k for k, v in NEXT_STATUS.items()}

@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from store.errors import CatalogError
+from transforms import registry
 
 # --- shared SQL pieces (kept textual so each question reads as one statement) ----------------
 
@@ -320,7 +321,7 @@ def affected(catalog: Any, build: Any, new_context: str, crds_path: str | os.Pat
     changed: set[tuple[str, str]] = set()
     for (subject, stage), st in sorted(stages.items()):
         meta = _selection_meta(catalog, subject, stage, st["keys"])
-        for p in buildlib.plan(build, stage):
+        for p in buildlib.plan(build, stage, meta):
             if p.skip or not p.spec.reftypes:
                 continue
             old = {r: st["refs"].get(p.spec.name, {}).get(r, "N/A") for r in p.spec.reftypes}
@@ -338,25 +339,29 @@ def affected(catalog: Any, build: Any, new_context: str, crds_path: str | os.Pat
                                  "reftype": r, "old_file": old[r], "new_file": new[r],
                                  "reason": note,
                                  "products": sorted(st["outputs"].values())})
-    # Propagate: a changed stage changes the stages that read its products.
+    # Propagate, upstream first: a changed stage changes the stages that read its products.
     members = _association_members(catalog)
-    for (subject, stage), st in sorted(stages.items()):
-        if (subject, stage) in changed:
+    table = registry.stages()
+    order = {name: i for i, name in enumerate(table)}
+    for (subject, stage), st in sorted(stages.items(), key=lambda kv: order.get(kv[0][1], 99)):
+        if (subject, stage) in changed or stage not in table:
             continue
-        why = None
-        if stage == "image2" and (subject, "detector1") in changed:
-            why = "input changes: detector1 of this exposure"
-        elif stage == "image3":
-            hit = sorted(e for e in members.get(subject, ()) if (e, "image2") in changed
-                         or (e, "detector1") in changed)
+        decl, why = table[stage], None
+        if decl.subject == "exposure":
+            hit = [u for u in decl.upstream if (subject, u) in changed]
             if hit:
-                why = "input changes: image2 of member " + ", ".join(hit)
+                why = f"input changes: {', '.join(hit)} of this exposure"
+        else:
+            hit = sorted(e for e in members.get(subject, ())
+                         if any((e, u) in changed for u in table))
+            if hit:
+                why = f"input changes: {', '.join(decl.upstream)} of member " + ", ".join(hit)
         if why:
+            changed.add((subject, stage))
             rows.append({"subject": subject, "stage": stage, "step": None, "reftype": None,
                          "old_file": None, "new_file": None, "reason": why,
                          "products": sorted(st["outputs"].values())})
-    order = {"detector1": 0, "image2": 1, "image3": 2}
-    rows.sort(key=lambda r: (order.get(r["stage"], 9), r["subject"], r["step"] or "",
+    rows.sort(key=lambda r: (order.get(r["stage"], 99), r["subject"], r["step"] or "",
                              r["reftype"] or ""))
     schema = pa.schema([(c, pa.list_(pa.string()) if c == "products" else pa.string())
                         for c in AFFECTED_COLUMNS])
@@ -368,10 +373,8 @@ def _selection_meta(catalog: Any, subject: str, stage: str, keys: Iterable[str])
     stage input's metadata, then the pointing's; stage 3 uses its first member's."""
     inputs = catalog.sql(STAGE_INPUTS_SQL, [sorted(k for k in keys if k)]).to_pylist()
     by_role = {r["role"]: r["input_id"] for r in inputs}
-    if stage == "image3":
-        member = sorted(k for k in by_role if k.startswith("member:"))
-        if not member:
-            raise CatalogError(f"image3 of {subject} has no recorded member inputs")
+    member = sorted(k for k in by_role if k.startswith("member:"))
+    if member:
         return {**catalog.product_meta(by_role[member[0]]), "association.name": subject}
     meta: dict[str, Any] = {}
     for role in ["input"] + sorted(r for r in by_role if r != "input"):

@@ -12,22 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 from flows import flows
+from transforms import registry
 
 DEPLOYMENTS = {
-    "calops-process": (flows.process, "Every stage for the selected (default: all) exposures."),
-    "calops-reprocess": (flows.reprocess, "Reprocess the catalog under a build; only what changed runs."),
-    "calops-detector1": (flows.detector1, "Stage 1 for the named exposures."),
-    "calops-image2": (flows.image2, "Stage 2 for the named exposures."),
-    "calops-image3": (flows.image3, "Stage 3 for the named associations."),
+    "calops-process": (flows.process, "Every stage for the selected (default: all) exposures.", {}),
+    "calops-reprocess": (flows.reprocess, "Reprocess the catalog under a build; only what changed runs.", {}),
+    **{f"calops-{st.name}": (flows.stage, f"{st.name}: {st.doc}, for the named {st.subject}s.",
+                             {"stage": st.name})
+       for st in registry.stages().values()},
 }
 
 
 def deployments(home: str | None = None, build: str | None = None) -> list[Any]:
     """RunnerDeployments for every flow, with optional default workspace and build."""
     defaults = {k: v for k, v in (("home", home), ("build", build)) if v}
-    return [fl.to_deployment(name=name, description=desc, parameters=dict(defaults),
+    return [fl.to_deployment(name=name, description=desc, parameters={**defaults, **fixed},
                              tags=["calops"])
-            for name, (fl, desc) in DEPLOYMENTS.items()]
+            for name, (fl, desc, fixed) in DEPLOYMENTS.items()]
 
 
 def serve(home: str | None = None, build: str | None = None, limit: int | None = None) -> None:

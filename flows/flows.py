@@ -1,4 +1,4 @@
-"""Prefect flows: detector1, image2, image3, process and reprocess.
+"""Prefect flows: stage (one stage for named subjects), process and reprocess.
 
 Tasks receive and return identities (strings and small dicts), never arrays: data moves through
 the store, so the same flow runs threaded on a laptop, in processes, or on a Dask cluster. A task
@@ -22,6 +22,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from flows import stages
 from flows.workspace import Workspace
 from store.errors import CalopsError
+from transforms import registry
 
 # Called with each finished task's outcome (the CLI's progress bar listens here). Flow
 # parameters go to the Prefect API as JSON, so a callback cannot be a parameter.
@@ -101,51 +102,40 @@ def _run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-@flow(name="detector1", log_prints=False)
-def detector1(home: str, build: str, exposures: list[str], run_id: str | None = None,
-              save_intermediates: bool = False) -> list[dict]:
-    """Stage 1 (ramps -> rate, rateints) for each exposure."""
-    return _map_stage(home, build, "detector1", exposures, run_id or _run_id(),
-                      save_intermediates)
-
-
-@flow(name="image2", log_prints=False)
-def image2(home: str, build: str, exposures: list[str], run_id: str | None = None,
-           save_intermediates: bool = False) -> list[dict]:
-    """Stage 2 (rate -> cal, i2d) for each exposure."""
-    return _map_stage(home, build, "image2", exposures, run_id or _run_id(),
-                      save_intermediates)
-
-
-@flow(name="image3", log_prints=False)
-def image3(home: str, build: str, associations: list[str], run_id: str | None = None,
-           save_intermediates: bool = False) -> list[dict]:
-    """Stage 3 (cals of one association -> mosaic and source catalog)."""
-    return _map_stage(home, build, "image3", associations, run_id or _run_id(),
-                      save_intermediates)
+@flow(name="stage", log_prints=False)
+def stage(home: str, build: str, stage: str, subjects: list[str], run_id: str | None = None,
+          save_intermediates: bool = False) -> list[dict]:
+    """One stage for each named subject (exposures, or associations for a stage 3)."""
+    return _map_stage(home, build, stage, subjects, run_id or _run_id(), save_intermediates)
 
 
 @flow(name="process", log_prints=False)
 def process(home: str, build: str, exposures: list[str] | None = None, run_id: str | None = None,
-            stages_to_run: Sequence[str] = ("detector1", "image2", "image3"),
+            stages_to_run: Sequence[str] | None = None,
             save_intermediates: bool = False) -> list[dict]:
-    """Every stage for a set of exposures (default: all current exposures) under a build."""
+    """Every stage (or those named) for a set of exposures (default: all current exposures)
+    under a build. Each exposure goes through the stages its EXP_TYPE selects; an exposure
+    that fails a stage goes no further, and associations are formed from the rest."""
     ws = Workspace(home)
     run_id = run_id or _run_id()
     exposures = list(exposures or ws.catalog.current_exposure_ids())
+    wanted = set(stages_to_run or registry.stage_names())
     results: list[dict] = []
-    ok = exposures
-    for stage in stages_to_run:
-        if stage == "image3":  # whole associations of the current exposures that these touch
-            subjects = stages.associations(ws, ws.catalog.current_exposure_ids(), touching=ok)
+    failed: set[str] = set()
+    for st in registry.stages().values():
+        if st.name not in wanted:
+            continue
+        ok = [e for e in exposures if e not in failed]
+        if st.subject == "association":
+            subjects = stages.subjects(ws, st.name, ws.catalog.current_exposure_ids(), touching=ok)
         else:
-            subjects = ok
+            subjects = stages.subjects(ws, st.name, ok)
         if not subjects:
             continue
-        res = _map_stage(home, build, stage, subjects, run_id, save_intermediates)
+        res = _map_stage(home, build, st.name, subjects, run_id, save_intermediates)
         results += res
-        if stage != "image3":
-            ok = [r["subject"] for r in res if r["status"] == "ok"]
+        if st.subject == "exposure":
+            failed |= {r["subject"] for r in res if r["status"] != "ok"}
     return results
 
 

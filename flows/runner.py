@@ -29,13 +29,9 @@ from catalogs import crds_resolve
 from store import fits
 from store.errors import CalopsError
 from store.identity import hash_file, recipe_key
+from transforms import registry
 from transforms.model import DataModel
-
-OUTPUTS = {
-    "detector1": ("rate", "rateints"),
-    "image2": ("cal", "i2d"),
-    "image3": ("i2d", "catalog"),
-}
+from transforms.registry import PlannedStep
 
 
 class RunError(CalopsError):
@@ -53,7 +49,7 @@ class StepRecipe:
     refs: dict[str, tuple[str, str]]  # reftype -> (file name, content hash)
     ref_paths: dict[str, str]
     skip: bool
-    planned: Any = None  # the build's PlannedStep (spec + params object)
+    planned: PlannedStep | None = None  # the build's step (spec + params object)
     key: str = ""
 
 
@@ -134,7 +130,7 @@ def plan_stage(
     inputs: Mapping[str, str],
 ) -> StageRecipe:
     """Every step's recipe key for a stage, computed before any work."""
-    planned = buildlib.plan(build, stage)
+    planned = buildlib.plan(build, stage, meta)
     reftypes = sorted({r for p in planned if not p.skip for r in p.spec.reftypes})
     paths = crds_resolve.resolve(meta, reftypes, context, crds_path) if reftypes else {}
     for r in sorted({r for p in planned if not p.skip for r in p.spec.optional_reftypes}):
@@ -151,7 +147,7 @@ def plan_stage(
                     if r in paths}
         sr = StepRecipe(
             name=p.spec.name, version=p.spec.version,
-            params=_params_dict(p.params),
+            params=p.spec.science_params(p.params),
             inputs=dict(upstream) if first else {"input": steps[-1].key if steps else ""},
             refs={r: reference_identity(path) for r, path in refs_for.items()},
             ref_paths=refs_for, skip=p.skip, planned=p,
@@ -167,11 +163,7 @@ def plan_stage(
     if not run_keys:
         raise RunError(f"build {build.name} skips every step of {stage}; nothing to run")
     return StageRecipe(stage, subject, build.name, context, steps, dict(inputs),
-                       {o: output_key(run_keys[-1], o) for o in OUTPUTS[stage]})
-
-
-def _params_dict(params: Any) -> dict[str, Any]:
-    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
+                       {o: output_key(run_keys[-1], o) for o in registry.stage(stage).outputs})
 
 
 # --- peak memory -----------------------------------------------------------------------------
@@ -210,7 +202,7 @@ class PeakRSS:
 
 # --- running ---------------------------------------------------------------------------------
 
-Chain = Callable[[Any, Sequence[Any], Callable[[str, Callable[[], DataModel]], None] | None],
+Chain = Callable[[Any, Sequence[PlannedStep], Callable[[str, Callable[[], DataModel]], None] | None],
                  Mapping[str, Any]]
 
 
@@ -276,9 +268,10 @@ def run_stage(
         with PeakRSS() as mem:
             data = load_inputs()
             last[0] = time.perf_counter()
-            refs = {s.name: {r: load_reference(p) for r, p in s.ref_paths.items()}
-                    for s in recipe.steps}
-            products = chain(data, [(s, refs[s.name]) for s in recipe.steps], on_step)
+            plan = [dataclasses.replace(s.planned, refs={r: load_reference(p)
+                                                          for r, p in s.ref_paths.items()})
+                    for s in recipe.steps]
+            products = chain(data, plan, on_step)
             new_products: dict[str, tuple[str, DataModel]] = {}
             for name in recipe.output_keys:
                 model = products.get(name)

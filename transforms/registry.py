@@ -1,47 +1,56 @@
-"""Registry of versioned steps: several versions of one transform live side by side.
+"""Steps and stages, declared once, as data: several versions of one transform live side by side.
 
-A step is registered with its name, declared version, parameter dataclass (defaults as in
-JWST), the CRDS reftypes it reads, the stage it belongs to, and the pure function that applies
-it: ``apply(model, refs, params) -> DataModel``, where ``refs`` maps reftype -> DataModel.
-Stage-3 steps take a tuple of models instead of one. The version must be bumped whenever the
-output can change for the same inputs (a golden test pins each one).
+A **step** version is registered with everything the rest of calops needs to know about it:
+its name and declared version, its parameter dataclass (defaults as in JWST), the CRDS reftypes
+it reads, its ``S_*`` keyword, its entry points and which parameters only say *how* to compute
+(``exec_only``: left out of recipe keys and locks, e.g. ``maximum_cores``). The entry points
+are the pure ``apply(model, refs, params) -> DataModel`` (stage 3: a tuple of models in), an
+optional in-place kernel ``inplace(arrays, refs, params, meta) -> meta updates`` that a chain
+may drive on a buffer it owns, and ramp fitting's ``fit(ramp, refs, params) -> (rate,
+rateints)``. The version must be bumped whenever the output can change for the same inputs (a
+golden test pins each one).
+
+A **stage** is declared once by its package (``transforms/<stage>/__init__.py`` calls
+``register_stage``): its name, its subject (an exposure or an association), what it reads,
+the products it makes, its step order (per instrument where JWST's differs), the exposure types
+it calibrates and its pure chain function. Flows, runner, builds and CLI loop over this table.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import fnmatch
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 
-# The order of steps in each stage, as in the JWST near-IR imaging pipelines.
-STAGES: dict[str, tuple[str, ...]] = {
-    "detector1": ("group_scale", "dq_init", "saturation", "superbias", "refpix", "linearity",
-                  "dark_current", "charge_migration", "jump", "clean_flicker_noise", "ramp_fit",
-                  "gain_scale"),
-    "image2": ("assign_wcs", "flat_field", "photom", "resample"),
-    "image3": ("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog"),
-}
-
-# Steps that the JWST pipelines skip unless asked (a build's pin can turn them on).
-SKIP_BY_DEFAULT: frozenset[str] = frozenset({"clean_flicker_noise", "charge_migration"})
-
-
 class UnknownStep(LookupError):
-    """A step, version or parameter that the registry does not have."""
+    """A step, version, stage or parameter that the registry does not have."""
 
+
+# --- steps -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class StepSpec:
+    """One registered version of a step."""
+
     name: str
     version: str
-    stage: str  # "detector1" | "image2" | "image3"
+    stage: str  # the stage whose package defines it (a step may also run in other stages)
     params: type  # a frozen dataclass; its defaults are JWST's
     reftypes: tuple[str, ...]
     apply: Callable[..., Any]
+    keyword: str  # the S_* status keyword, spelled as stdatamodels' core schema spells it
     doc: str = ""
     optional_reftypes: tuple[str, ...] = ()  # used when the context has them, else not
+    inplace: Callable[..., Any] | None = None
+    fit: Callable[..., Any] | None = None
+    exec_only: frozenset[str] = frozenset()
+    skip_by_default: bool = False  # JWST runs it only when asked (a build's pin turns it on)
+    instruments: frozenset[str] | None = None  # None: every instrument the stage sees
 
     def make_params(self, overrides: Mapping[str, Any] | None = None) -> Any:
         """The step's parameters with overrides applied; unknown names are refused."""
@@ -53,27 +62,71 @@ class StepSpec:
                 f"step {self.name} {self.version} has no parameter {', '.join(unknown)}; "
                 f"it has: {', '.join(sorted(known)) or '(none)'}"
             )
-        return self.params(**overrides)
+        try:
+            return self.params(**overrides)
+        except (TypeError, ValueError) as exc:
+            raise UnknownStep(f"step {self.name} {self.version}: {exc}") from None
+
+    def science_params(self, params: Any) -> dict[str, Any]:
+        """Every parameter that can change the output (defaults included): what a recipe key
+        and a lock record. Execution-only parameters are left out."""
+        values = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
+        return {k: v for k, v in values.items() if k not in self.exec_only}
+
+    def applies_to(self, meta: Mapping[str, Any]) -> bool:
+        """Whether this step runs at all for a product of this instrument."""
+        if self.instruments is None:
+            return True
+        return str(meta.get("instrument.name", "")).upper() in self.instruments
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step of a stage as it will run: its spec, parameters, skip flag and (once
+    resolved) its reference models by reftype. The one plan-entry type every room uses."""
+
+    spec: StepSpec
+    params: Any
+    skip: bool = False
+    refs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
 
 _REGISTRY: dict[tuple[str, str], StepSpec] = {}
 
 
 def register(
-    name: str, version: str, stage: str, params: type, reftypes: tuple[str, ...] = (),
+    name: str, version: str, stage: str, params: type, reftypes: tuple[str, ...] = (), *,
+    keyword: str,
     optional_reftypes: tuple[str, ...] = (),
+    inplace: Callable[..., Any] | None = None,
+    fit: Callable[..., Any] | None = None,
+    exec_only: Sequence[str] = (),
+    skip_by_default: bool = False,
+    instruments: Sequence[str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register ``fn`` as version ``version`` of step ``name``."""
+    """Decorator: register ``fn`` (the pure ``apply``) as version ``version`` of ``name``."""
     if not dataclasses.is_dataclass(params):
         raise TypeError(f"params of {name} must be a dataclass")
+    if not (isinstance(keyword, str) and keyword.startswith("S_") and len(keyword) <= 8):
+        raise TypeError(f"step {name}: keyword must be its S_* FITS keyword, got {keyword!r}")
+    fields = {f.name for f in dataclasses.fields(params)}
+    if set(exec_only) - fields:
+        raise TypeError(f"step {name}: exec_only names unknown parameters "
+                        f"{sorted(set(exec_only) - fields)}")
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         key = (name, version)
         if key in _REGISTRY and _REGISTRY[key].apply is not fn:
             raise ValueError(f"step {name} version {version} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _REGISTRY[key] = StepSpec(name, version, stage, params, tuple(reftypes), fn, doc,
-                                  tuple(optional_reftypes))
+        _REGISTRY[key] = StepSpec(
+            name, version, stage, params, tuple(reftypes), fn, keyword, doc,
+            tuple(optional_reftypes), inplace, fit, frozenset(exec_only), skip_by_default,
+            None if instruments is None else frozenset(i.upper() for i in instruments))
         return fn
 
     return deco
@@ -103,17 +156,145 @@ def get(name: str, version: str | None = None) -> StepSpec:
     return _REGISTRY[(name, version)]
 
 
+def keywords() -> dict[str, str]:
+    """Step name -> its S_* keyword (every version of a step shares one keyword)."""
+    _load_all()
+    return {name: spec.keyword for (name, _), spec in sorted(_REGISTRY.items())}
+
+
 def _vkey(v: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in v.split("."))
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in v.split("."))
+
+
+# --- stages ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline, declared by its package.
+
+    ``reads`` names the stored products the stage starts from, for its subject:
+    ``"exposure:pixels"`` / ``"exposure:pointing"`` (what ingest stored) or
+    ``"<stage>:<output>"`` (an earlier stage's product; for an association stage, of every
+    member). ``steps`` is the step order; ``orders`` overrides it per instrument where JWST's
+    pipeline runs another order (MIRI's detector1). ``exp_types`` are fnmatch patterns of the
+    EXP_TYPE values the stage calibrates. ``run(data, plan, on_step) -> {output: DataModel}``
+    is the pure chain; ``associate(metas) -> [JWST association dicts]`` forms the subjects of
+    an association stage from its members' metadata.
+    """
+
+    name: str
+    subject: str  # "exposure" | "association"
+    reads: tuple[str, ...]
+    outputs: tuple[str, ...]
+    steps: tuple[str, ...]
+    run: Callable[..., Mapping[str, Any]]
+    exp_types: tuple[str, ...] = ("*",)
+    orders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    associate: Callable[..., list[dict]] | None = None
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.subject not in ("exposure", "association"):
+            raise ValueError(f"stage {self.name}: subject must be exposure or association")
+        if self.subject == "association" and self.associate is None:
+            raise ValueError(f"stage {self.name}: an association stage needs an associate rule")
+
+    @property
+    def all_steps(self) -> tuple[str, ...]:
+        """Every step name any of the stage's orders runs (first-seen order)."""
+        seen: dict[str, None] = dict.fromkeys(self.steps)
+        for order in self.orders.values():
+            seen.update(dict.fromkeys(order))
+        return tuple(seen)
+
+    def order_for(self, meta: Mapping[str, Any] | None) -> tuple[str, ...]:
+        """The step order for a product of this instrument."""
+        inst = str((meta or {}).get("instrument.name", "")).upper()
+        return self.orders.get(inst, self.steps)
+
+    def calibrates(self, meta: Mapping[str, Any]) -> bool:
+        """Whether an exposure of this EXP_TYPE goes through this stage."""
+        exp_type = str(meta.get("exposure.type", "")).upper()
+        return any(fnmatch.fnmatchcase(exp_type, p) for p in self.exp_types)
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """Stages whose products this one reads."""
+        return tuple(r.split(":", 1)[0] for r in self.reads if not r.startswith("exposure:"))
+
+
+_STAGES: dict[str, Stage] = {}
+
+
+def register_stage(stage: Stage) -> Stage:
+    """Declare a stage (called once by the stage's package)."""
+    old = _STAGES.get(stage.name)
+    if old is not None and old.run is not stage.run:
+        raise ValueError(f"stage {stage.name} is declared twice")
+    _STAGES[stage.name] = stage
+    return stage
+
+
+def stages() -> dict[str, Stage]:
+    """Every declared stage, upstream before downstream (the order a run goes in)."""
+    _load_all()
+    done: dict[str, Stage] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in done:
+            return
+        if name in path:
+            raise ValueError(f"stages read each other in a cycle: {' -> '.join(path + (name,))}")
+        st = _STAGES[name]
+        for up in st.upstream:
+            if up not in _STAGES:
+                raise ValueError(f"stage {name} reads from unknown stage {up}")
+            visit(up, path + (name,))
+        done[name] = st
+
+    for name in sorted(_STAGES, key=_stage_rank):
+        visit(name, ())
+    return done
+
+
+def _stage_rank(name: str) -> tuple[int, str]:
+    return (1 if name.endswith("3") else 0, name)
+
+
+def stage(name: str) -> Stage:
+    """A declared stage; unknowns list what exists."""
+    table = stages()
+    if name not in table:
+        raise UnknownStep(f"unknown stage {name!r}; stages: {', '.join(table)}")
+    return table[name]
+
+
+def stage_names() -> tuple[str, ...]:
+    return tuple(stages())
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+_LOADED = False
 
 
 def _load_all() -> None:
-    """Import the step modules so their @register decorators run."""
-    import importlib
+    """Import every stage package under transforms/ so its registrations run."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True  # set first: a stage package that asks the registry while loading is fine
+    import transforms
 
-    for mod in ("transforms.detector1", "transforms.image2", "transforms.image3"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:  # a stage not written yet
-            if exc.name != mod:
-                raise
+    for mod in pkgutil.iter_modules(transforms.__path__):
+        if not mod.ispkg or mod.name.startswith("_") or mod.name in _NOT_STAGES:
+            continue
+        pkg = importlib.import_module(f"transforms.{mod.name}")
+        if getattr(pkg, "STAGE", None) is None:
+            _LOADED = False
+            raise ImportError(f"transforms/{mod.name} is a package but declares no STAGE; "
+                              f"stage packages declare one, others are listed in _NOT_STAGES")
+
+
+# Packages of transforms/ that are not stages (shared science, instruments, the simulator).
+_NOT_STAGES = frozenset({"sim", "instruments", "common"})

@@ -11,6 +11,7 @@ import pyarrow as pa
 from catalogs import builds as buildlib
 from flows.commands import emit
 from flows.workspace import from_args
+from transforms import registry
 
 
 def register(sub: Any) -> None:
@@ -26,6 +27,8 @@ def register(sub: Any) -> None:
     q = bsub.add_parser("show", help="one build's manifest and the step plan it pins")
     q.add_argument("name")
     q.add_argument("--format", "-f", choices=("text", "json", "toml"), default="text")
+    q.add_argument("--json", dest="format", action="store_const", const="json",
+                   help="same as --format json")
     q.set_defaults(func=cmd_show)
 
     q = bsub.add_parser("new", help="a development build copied from another")
@@ -74,9 +77,16 @@ def cmd_show(args: Any) -> int:
         v = getattr(b, k)
         if v:
             print(f"  {k:<17} {v}")
-    for stage in ("detector1", "image2", "image3"):
+    print(f"  {'locked':<17} " + (f"yes ({b.lock_hash})" if b.locked else
+                                   "no: a development build floats to the newest versions"))
+    for stage in registry.stage_names():
         print(f"\n  {stage}")
-        for p in buildlib.plan(b, stage):
+        try:
+            planned = buildlib.plan(b, stage)
+        except buildlib.BuildError as exc:
+            print(f"    ({exc})")
+            continue
+        for p in planned:
             pin = b.steps.get(p.spec.name)
             changed = pin.params if pin else {}
             extra = "  ".join(f"{k}={v!r}" for k, v in changed.items())

@@ -17,8 +17,7 @@ from typing import Any
 
 from flows.workspace import Workspace, from_args
 from store.errors import CalopsError
-
-STAGES = ("detector1", "image2", "image3")
+from transforms import registry
 
 
 def register(sub: Any) -> None:
@@ -28,11 +27,13 @@ def register(sub: Any) -> None:
     p.add_argument("files", nargs="+", help="uncal FITS files (globs allowed)")
     p.set_defaults(func=cmd_ingest)
 
+    names = registry.stage_names()
     p = sub.add_parser("run", help="run one stage (or all) under a build",
-                       description="Run STAGE (detector1, image2, image3 or all) for the named "
+                       description=f"Run STAGE ({', '.join(names)} or all) for the named "
                                    "files' exposures, the exposures a SQL WHERE clause selects, "
-                                   "or every current exposure.")
-    p.add_argument("stage", choices=STAGES + ("all",))
+                                   "or every current exposure. Each exposure goes through the "
+                                   "stages its EXP_TYPE selects.")
+    p.add_argument("stage", choices=names + ("all",))
     p.add_argument("files", nargs="*", help="uncal files to ingest and run (optional)")
     _common(p)
     p.set_defaults(func=cmd_run)
@@ -102,7 +103,7 @@ def cmd_run(args: Any) -> int:
         exposures = [ingest_file(ws, f, rid).exposure_id for f in _expand(args.files)]
     elif args.where:
         exposures = ws.catalog.current_exposure_ids(args.where)
-    stages = STAGES if args.stage == "all" else (args.stage,)
+    stages = registry.stage_names() if args.stage == "all" else (args.stage,)
     return _execute(ws, args, stages, exposures, f"calops run {args.stage}")
 
 
@@ -113,7 +114,7 @@ def cmd_reprocess(args: Any) -> int:
         exposures = ws.catalog.stale_exposure_ids(build, args.where)
     else:
         exposures = ws.catalog.current_exposure_ids(args.where)
-    return _execute(ws, args, STAGES, exposures, "calops reprocess")
+    return _execute(ws, args, registry.stage_names(), exposures, "calops reprocess")
 
 
 def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[str] | None,
@@ -135,7 +136,7 @@ def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[st
     _record_run(ws, run_id, build, command, started, None, "running", {})
     t0 = time.perf_counter()
     # Rough total for the bar: one task per exposure per exposure-stage, associations unknown.
-    total = len(exposures) * sum(s != "image3" for s in stages) + ("image3" in stages)
+    total = len(exposures) * sum(registry.stage(s).subject == "exposure" for s in stages)
     with _bar(total, f"{build}") as tick, _quiet_prefect():
         def listener(res: dict) -> None:
             what = "hit " if res.get("hit") else ("FAIL" if res["status"] != "ok" else "miss")
@@ -174,7 +175,8 @@ def summarise(results: list[dict], wall: float) -> dict[str, Any]:
     reasons = Counter(r.get("reason", "") for r in results if r["status"] == "ok")
     return {
         "tasks": len(results),
-        "exposures": len({r["subject"] for r in results if r["stage"] != "image3"}),
+        "exposures": len({r["subject"] for r in results
+                          if registry.stage(r["stage"]).subject == "exposure"}),
         "hits": sum(1 for r in results if r.get("hit")),
         "misses": sum(1 for r in results if r["status"] == "ok" and not r.get("hit")),
         "failed": sum(1 for r in results if r["status"] != "ok"),

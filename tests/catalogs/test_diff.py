@@ -11,6 +11,7 @@ also used by tests/flows/test_diff_cli.py and tests/flows/test_report_chromium.p
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -21,6 +22,7 @@ from catalogs import diff as D
 from flows import runner
 from store.errors import CatalogError
 from store.identity import hash_bytes, recipe_key
+from transforms import registry
 from transforms import dq as dqflags
 from transforms.compare import CompareConfig, Tolerance
 from transforms.model import DataModel
@@ -124,15 +126,25 @@ def plan(stage: str, subject: str, build_name: str, build: dict, instrument: str
         version = build["versions"].get(name, "1")
         ins = dict(inputs) if prev is None else {"input": prev}
         sr = runner.StepRecipe(name, version, params, ins, refs, {}, False)
+        sr.planned = registry.PlannedStep(_Carrier(name, sr), params)
         sr.key = prev = recipe_key(name, version, params, ins, refs)
         steps.append(sr)
     return runner.StageRecipe(stage, subject, build_name, "jwst_0001.pmap", steps, dict(inputs),
-                              {o: runner.output_key(prev, o) for o in runner.OUTPUTS[stage]})
+                              {o: runner.output_key(prev, o)
+                               for o in registry.stage(stage).outputs})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Carrier:
+    """Stands in for a step spec: the fake chains read the step's recipe directly."""
+
+    name: str
+    recipe: Any
 
 
 def _chain(stage: str):
-    def chain(data, steps, on_step):
-        return CHAINS[stage](data, steps)
+    def chain(data, plan, on_step):
+        return CHAINS[stage](data, [(p.spec.recipe, None) for p in plan])
     return chain
 
 

@@ -26,12 +26,13 @@ def run_all(ws, build, run_id, stage_names=STAGES):
 def derived_build(ws, name, base="11.1.1", context=None, steps=None):
     """A development build that differs from ``base`` only as stated."""
     b = ws.builds.get(base)
-    pins = dict(b.steps)
+    pins = buildlib.pins_of(b)
     for step, params in (steps or {}).items():
         old = pins.get(step, buildlib.StepPin())
         pins[step] = dataclasses.replace(old, params={**old.params, **params})
     new = dataclasses.replace(b, name=name, status="development", crds_context=context or b.crds_context,
-                              steps=pins, operations_date=None, candidate_date=None)
+                              steps=pins, operations_date=None, candidate_date=None,
+                              lock=None, lock_hash=None)
     (ws.builds.dir / f"{name}.toml").write_text(buildlib.dump_manifest(new))
     return new
 
@@ -106,12 +107,24 @@ def test_stage1_parameter_change_recomputes_stage1_and_after(sim_ws):
     assert params and all(json.loads(p)["rejection_threshold"] == 3.0 for p in params)
 
 
-def test_identical_stage1_output_stops_recomputation_downstream(sim_ws):
-    """Early cutoff: a parameter that cannot change the output (the number of cores) makes new
-    stage-1 recipes, but their products are bit-identical, so every stage-2 recipe is a hit."""
+def test_execution_only_parameters_are_not_part_of_the_recipe(sim_ws):
+    """The number of cores changes how, not what: the same recipe keys, all hits."""
     ops = run_all(sim_ws, "11.1.1", "ops")
-    derived_build(sim_ws, "two-cores", steps={"jump": {"maximum_cores": "2"}})
+    derived_build(sim_ws, "two-cores", steps={"jump": {"maximum_cores": "2"},
+                                              "ramp_fit": {"maximum_cores": "2"}})
     res = run_all(sim_ws, "two-cores", "cand")
+    assert all(r.hit and r.outputs == ops[k].outputs for k, r in res.items())
+    params = sim_ws.catalog.sql("SELECT params_json FROM recipes WHERE step = 'jump'").column(0)
+    assert all("maximum_cores" not in json.loads(p) for p in params.to_pylist())
+
+
+def test_identical_stage1_output_stops_recomputation_downstream(sim_ws):
+    """Early cutoff: a parameter value that cannot change this output (ramp_fit's first group
+    named as 0, which is where it starts anyway) makes new stage-1 recipes, but their products
+    are bit-identical, so every stage-2 recipe is a hit."""
+    ops = run_all(sim_ws, "11.1.1", "ops")
+    derived_build(sim_ws, "first-group-0", steps={"ramp_fit": {"firstgroup": 0}})
+    res = run_all(sim_ws, "first-group-0", "cand")
     for (stage, eid), r in res.items():
         if stage == "detector1":
             assert not r.hit and r.outputs == ops[(stage, eid)].outputs

@@ -84,7 +84,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     return {f"cal_step.{NAME}": "COMPLETE"}
 
 
-@register(NAME, VERSION, "detector1", ChargeMigrationParams, ())
+@register(NAME, VERSION, "detector1", ChargeMigrationParams, (),
+          keyword="S_CHGMIG", inplace=apply_inplace, skip_by_default=True)
 def apply(model: DataModel, refs: Mapping[str, DataModel],
           params: ChargeMigrationParams) -> DataModel:
     """CHARGELOSS + DO_NOT_USE on groups above signal_threshold and their 4 neighbours."""

@@ -59,7 +59,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     return {f"cal_step.{NAME}": "COMPLETE"}
 
 
-@register(NAME, VERSION, "detector1", UndersamplingParams, ())
+@register(NAME, VERSION, "detector1", UndersamplingParams, (),
+          keyword="S_CHGMIG", inplace=apply_inplace, skip_by_default=True)
 def apply(model: DataModel, refs: Mapping[str, DataModel],
           params: UndersamplingParams) -> DataModel:
     """CHARGELOSS + DO_NOT_USE on a pixel's groups above signal_threshold (no neighbours)."""

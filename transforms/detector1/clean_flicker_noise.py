@@ -242,7 +242,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     return {f"cal_step.{NAME}": "COMPLETE"}
 
 
-@register(NAME, VERSION, "detector1", CleanFlickerNoiseParams, ("flat",))
+@register(NAME, VERSION, "detector1", CleanFlickerNoiseParams, ("flat",),
+          keyword="S_CLNFNS", inplace=apply_inplace, skip_by_default=True)
 def apply(model: DataModel, refs: Mapping[str, DataModel],
           params: CleanFlickerNoiseParams) -> DataModel:
     """Fit and remove per-line 1/f noise from the group differences of a ramp."""

@@ -123,7 +123,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     return updates
 
 
-@register(NAME, VERSION, "detector1", DarkCurrentParams, ("dark",))
+@register(NAME, VERSION, "detector1", DarkCurrentParams, ("dark",),
+          keyword="S_DARK", inplace=apply_inplace)
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: DarkCurrentParams) -> DataModel:
     """Subtract the dark averaged to the science NFRAMES/GROUPGAP."""
     return apply_by_copy(model, refs, params, NAME, apply_inplace)

@@ -95,7 +95,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     return {f"cal_step.{NAME}": "COMPLETE"}
 
 
-@register(NAME, VERSION, "detector1", DQInitParams, ("mask",))
+@register(NAME, VERSION, "detector1", DQInitParams, ("mask",),
+          keyword="S_DQINIT", inplace=apply_inplace)
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: DQInitParams) -> DataModel:
     """uncal -> ramp: float32 data, zero groupdq, pixeldq from the mask reference."""
     arrays = to_ramp(model)

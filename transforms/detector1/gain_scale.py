@@ -32,7 +32,8 @@ def gain_factor(model: DataModel, refs: Mapping[str, DataModel] | None) -> float
     return None if factor is None else float(factor)
 
 
-@register(NAME, VERSION, "detector1", GainScaleParams, ("gain",))
+@register(NAME, VERSION, "detector1", GainScaleParams, ("gain",),
+          keyword="S_GANSCL")
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: GainScaleParams) -> DataModel:
     """Multiply a rate/rateints by the gain factor (variances by its square), else SKIPPED."""
     if model.kind not in ("rate", "rateints"):

@@ -46,7 +46,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     return {f"cal_step.{NAME}": "COMPLETE"}
 
 
-@register(NAME, VERSION, "detector1", GroupScaleParams, ())
+@register(NAME, VERSION, "detector1", GroupScaleParams, (),
+          keyword="S_GRPSCL", inplace=apply_inplace)
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: GroupScaleParams) -> DataModel:
     """Rescale all groups by FRMDIVSR/NFRAMES (uncal or ramp in; same kind out)."""
     if model.kind not in ("uncal", "ramp"):

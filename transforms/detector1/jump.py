@@ -179,7 +179,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     return updates
 
 
-@register(NAME, VERSION, "detector1", JumpParams, ("gain", "readnoise"))
+@register(NAME, VERSION, "detector1", JumpParams, ("gain", "readnoise"),
+          keyword="S_JUMP", inplace=apply_inplace, exec_only=("maximum_cores",))
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: JumpParams) -> DataModel:
     """Flag cosmic-ray jumps (JUMP_DET) in the group DQ of a ramp."""
     check_ramp(model, NAME)

@@ -95,7 +95,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     return {f"cal_step.{NAME}": "COMPLETE"}
 
 
-@register(NAME, VERSION, "detector1", LinearityParams, ("linearity",))
+@register(NAME, VERSION, "detector1", LinearityParams, ("linearity",),
+          keyword="S_LINEAR", inplace=apply_inplace)
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: LinearityParams) -> DataModel:
     """Polynomial linearity correction of unsaturated groups; NO_LIN_CORR where impossible."""
     return apply_by_copy(model, refs, params, NAME, apply_inplace)

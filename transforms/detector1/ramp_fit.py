@@ -143,7 +143,8 @@ def fit_ramps(model: DataModel, refs: Mapping[str, DataModel],
     return DataModel("rate", rate, meta), DataModel("rateints", ints, meta)
 
 
-@register(NAME, VERSION, "detector1", RampFitParams, ("gain", "readnoise"))
+@register(NAME, VERSION, "detector1", RampFitParams, ("gain", "readnoise"),
+          keyword="S_RAMP", fit=fit_ramps, exec_only=("maximum_cores",))
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: RampFitParams) -> DataModel:
     """Fit ramps to count rates (the rate product; ``fit_ramps`` also gives rateints)."""
     return fit_ramps(model, refs, params)[0]

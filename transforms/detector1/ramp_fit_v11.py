@@ -50,7 +50,8 @@ def fit_ramps(model: DataModel, refs: Mapping[str, DataModel],
     return _flag(rate, bad), _flag(ints, bad)
 
 
-@register(NAME, VERSION, "detector1", RampFitParams, ("gain", "readnoise"))
+@register(NAME, VERSION, "detector1", RampFitParams, ("gain", "readnoise"),
+          keyword="S_RAMP", fit=fit_ramps, exec_only=("maximum_cores",))
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: RampFitParams) -> DataModel:
     """Fit ramps to count rates; non-finite read noise gives DO_NOT_USE (see module doc)."""
     return fit_ramps(model, refs, params)[0]

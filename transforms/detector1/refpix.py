@@ -269,7 +269,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     return {f"cal_step.{NAME}": "COMPLETE"}
 
 
-@register(NAME, VERSION, "detector1", RefPixParams, ())
+@register(NAME, VERSION, "detector1", RefPixParams, (),
+          keyword="S_REFPIX", inplace=apply_inplace)
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: RefPixParams) -> DataModel:
     """Subtract reference-pixel bias drifts (amplifier, column parity, smoothed side drift)."""
     return apply_by_copy(model, refs, params, NAME, apply_inplace)

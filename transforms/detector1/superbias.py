@@ -60,7 +60,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     return {f"cal_step.{NAME}": "COMPLETE"}
 
 
-@register(NAME, VERSION, "detector1", SuperbiasParams, ("superbias",))
+@register(NAME, VERSION, "detector1", SuperbiasParams, ("superbias",),
+          keyword="S_SUPERB", inplace=apply_inplace)
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: SuperbiasParams) -> DataModel:
     """Subtract the superbias (cut to the subarray) from each group."""
     return apply_by_copy(model, refs, params, NAME, apply_inplace)

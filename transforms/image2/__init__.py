@@ -1,7 +1,7 @@
 """Stage 2 imaging: assign_wcs -> flat_field -> photom -> resample (rate -> cal, i2d).
 
-``run(rate, plan)`` chains the steps of a plan, a sequence of ``(StepSpec, params, refs,
-skip)`` in stage order (as built by the runner from the registry); a skipped step records
+``run(rate, plan)`` chains the steps of a plan (``PlannedStep``s in stage order, as the runner
+builds them from a build); a skipped step records
 ``cal_step.<name> = SKIPPED``. The ``cal`` product is the result before resample; resample, when
 in the plan and not skipped, makes the ``i2d`` (not for 3-D rateints, which JWST does not
 resample).
@@ -14,29 +14,29 @@ from typing import Any
 
 import numpy as np
 
+from transforms.associations import IMAGING_EXP_TYPES
 from transforms.image2 import assign_wcs, flat_field, photom, resample  # noqa: F401 (register)
 from transforms.image2._common import Image2Error
 from transforms.model import DataModel
-from transforms.registry import STAGES
+from transforms.plans import OnStep, PlanError, check_plan
+from transforms.registry import PlannedStep, Stage, register_stage
 
-__all__ = ["run", "Image2Error"]
+__all__ = ["run", "Image2Error", "STAGE"]
 
 
-def run(rate: DataModel, plan: Sequence[tuple[Any, Any, Mapping[str, DataModel], bool]]
+def run(rate: DataModel, plan: Sequence[PlannedStep], on_step: OnStep | None = None
         ) -> dict[str, DataModel]:
     """Run the image2 steps of ``plan`` on a rate; returns ``{"cal": ..., ["i2d": ...]}``."""
     if rate.kind not in ("rate", "rateints", "cal"):
         raise Image2Error(f"image2 takes a rate product, got kind {rate.kind!r}")
-    order = STAGES["image2"]
-    names = [spec.name for spec, *_ in plan]
-    unknown = [n for n in names if n not in order]
-    if unknown:
-        raise Image2Error(f"image2 plan has steps not in the stage: {', '.join(unknown)}")
-    if names != sorted(names, key=order.index):
-        raise Image2Error(f"image2 plan is out of order: {names}; expected order {list(order)}")
+    try:
+        check_plan("image2", plan, rate.meta)
+    except PlanError as exc:
+        raise Image2Error(f"image2 plan: {exc}") from None
     model = rate
     out: dict[str, DataModel] = {}
-    for spec, params, refs, skip in plan:
+    for p in plan:
+        spec, params, refs, skip = p.spec, p.params, p.refs, p.skip
         if spec.name == "resample":
             cal = model.replace(kind="cal") if model.kind == "rate" else model
             out["cal"] = cal
@@ -46,11 +46,19 @@ def run(rate: DataModel, plan: Sequence[tuple[Any, Any, Mapping[str, DataModel],
                 out["cal"] = cal.replace(meta={"cal_step.resample": "SKIPPED"})
             else:
                 out["i2d"] = spec.apply(cal, refs or {}, params)
-            continue
-        if skip:
+        elif skip:
             model = model.replace(meta={f"cal_step.{spec.name}": "SKIPPED"})
-            continue
-        model = spec.apply(model, refs or {}, params)
+        else:
+            model = spec.apply(model, refs or {}, params)
+        if on_step is not None:
+            on_step(spec.name, lambda m=model: m)
     if "cal" not in out:
         out["cal"] = model.replace(kind="cal") if model.kind == "rate" else model
     return out
+
+
+STAGE = register_stage(Stage(
+    name="image2", subject="exposure", reads=("detector1:rate", "exposure:pointing"),
+    outputs=("cal", "i2d"), steps=("assign_wcs", "flat_field", "photom", "resample"),
+    exp_types=tuple(sorted(IMAGING_EXP_TYPES)), run=run,
+    doc="count rates -> calibrated images (calwebb_image2)"))

@@ -45,7 +45,7 @@ def s_region(w, shape: tuple[int, int]) -> str:
     return "POLYGON ICRS " + " ".join(f"{a:.9f} {d:.9f}" for a, d in zip(ra, dec))
 
 
-@register(NAME, VERSION, "image2", AssignWcsParams, ("distortion",))
+@register(NAME, VERSION, "image2", AssignWcsParams, ("distortion",), keyword="S_WCS")
 def assign_wcs(model: DataModel, refs, params: AssignWcsParams) -> DataModel:
     """Record the detector -> v2v3 -> world WCS of a rate image (kind becomes ``cal``)."""
     need_arrays(model, NAME, "data")

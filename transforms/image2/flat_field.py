@@ -42,7 +42,7 @@ def prepare_flat(flat: np.ndarray, flat_dq: np.ndarray) -> tuple[np.ndarray, np.
     return f, dq
 
 
-@register(NAME, VERSION, "image2", FlatFieldParams, ("flat",))
+@register(NAME, VERSION, "image2", FlatFieldParams, ("flat",), keyword="S_FLAT")
 def flat_field(model: DataModel, refs, params: FlatFieldParams) -> DataModel:
     """Flat-field an image: SCI/ERR/variances divided, VAR_FLAT added, bad flat -> NO_FLAT_FIELD."""
     need_arrays(model, NAME, "data", "dq")

@@ -63,7 +63,7 @@ def find_row(ref: DataModel, filt: str, pupil: str, subarray: str | None) -> tup
     return int(rows[0]), float(conv[rows[0]])
 
 
-@register(NAME, VERSION, "image2", PhotomParams, ("photom", "area"))
+@register(NAME, VERSION, "image2", PhotomParams, ("photom", "area"), keyword="S_PHOTOM")
 def photom(model: DataModel, refs, params: PhotomParams) -> DataModel:
     """Calibrate to MJy/sr; record the conversion and the pixel area; attach the area map."""
     need_arrays(model, NAME, "data")

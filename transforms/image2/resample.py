@@ -68,7 +68,7 @@ def resample_params(p: ResampleParams) -> dict:
                 pixel_scale=p.pixel_scale)
 
 
-@register(NAME, VERSION, "image2", ResampleParams, ())
+@register(NAME, VERSION, "image2", ResampleParams, (), keyword="S_RESAMP")
 def resample(model, refs, params: ResampleParams) -> DataModel:
     """Drizzle a cal image (or a tuple of them, for stage 3) into an i2d mosaic."""
     models = tuple(model) if isinstance(model, (tuple, list)) else (model,)

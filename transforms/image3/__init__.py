@@ -1,7 +1,7 @@
 """Stage 3 imaging: tweakreg -> skymatch -> outlier_detection -> resample -> source_catalog.
 
-``run(cals, plan)`` chains the steps of a plan, a sequence of ``(StepSpec, params, refs, skip)``
-in stage order (as the runner builds it from the registry). The first three steps take and
+``run(cals, plan)`` chains the steps of a plan (``PlannedStep``s in stage order, as the runner
+builds them from a build). The first three steps take and
 return the tuple of cal exposures; ``resample`` (the registered step, ``transforms.resample``'s
 drizzle) makes the i2d from them, with each exposure's skymatch level removed first when it was
 not subtracted (as JWST's resample does); ``source_catalog`` measures the i2d. A skipped step
@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from transforms.associations import IMAGING_EXP_TYPES, image3_associations
 from transforms.image3 import outlier_detection, skymatch, source_catalog, tweakreg  # noqa: F401
 from transforms.model import DataModel
-from transforms.registry import STAGES
+from transforms.plans import OnStep, PlanError, check_plan
+from transforms.registry import PlannedStep, Stage, register_stage
 
-__all__ = ["run", "Image3Error"]
+__all__ = ["run", "Image3Error", "STAGE"]
 
 
 class Image3Error(ValueError):
@@ -39,54 +41,43 @@ def _sky_removed(m: DataModel) -> DataModel:
     return m
 
 
-def _entry(p: Any) -> tuple[Any, Any, Mapping[str, DataModel], bool]:
-    """A plan entry as (spec, params, refs, skip): a 4-tuple or an object with those fields
-    (such as ``transforms.detector1.pipeline.PlannedStep``)."""
-    if hasattr(p, "spec") and hasattr(p, "params"):
-        return p.spec, p.params, getattr(p, "refs", None) or {}, bool(getattr(p, "skip", False))
-    try:
-        spec, params, refs, skip = p
-    except (TypeError, ValueError) as exc:
-        raise Image3Error(f"an image3 plan entry must be (spec, params, refs, skip), got "
-                          f"{type(p).__name__}") from exc
-    return spec, params, refs or {}, bool(skip)
-
-
-def run(cals: Sequence[DataModel], plan: Sequence[Any]) -> dict[str, Any]:
+def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep | None = None
+        ) -> dict[str, Any]:
     """Run the image3 steps of ``plan`` on an association's cal exposures."""
     cals = tuple(cals)
-    plan = [_entry(p) for p in plan]
     if not cals:
         raise Image3Error("image3 needs at least one cal exposure")
     bad = [m.kind for m in cals if m.kind != "cal"]
     if bad:
         raise Image3Error(f"image3 takes cal products, got kinds {sorted(set(bad))}")
-    order = STAGES["image3"]
-    names = [spec.name for spec, *_ in plan]
-    unknown = [n for n in names if n not in order]
-    if unknown:
-        raise Image3Error(f"image3 plan has steps not in the stage: {', '.join(unknown)}")
-    if names != sorted(names, key=order.index):
-        raise Image3Error(f"image3 plan is out of order: {names}; expected order {list(order)}")
+    try:
+        check_plan("image3", plan, cals[0].meta)
+    except PlanError as exc:
+        raise Image3Error(f"image3 plan: {exc}") from None
+    names = [p.spec.name for p in plan]
     if "resample" not in names or "source_catalog" not in names:
         raise Image3Error("an image3 plan needs resample and source_catalog entries (they may be "
                           "skipped)")
     models = cals
     out: dict[str, Any] = {}
-    for spec, params, refs, skip in plan:
+    for p in plan:
+        spec, params, refs, skip = p.spec, p.params, p.refs or {}, p.skip
         if spec.name == "resample":
             out["crf"] = models
-            if skip:
-                out["i2d"] = None
-                continue
-            out["i2d"] = spec.apply(tuple(_sky_removed(m) for m in models), refs or {}, params)
-            continue
-        if spec.name == "source_catalog":
-            if skip or out.get("i2d") is None:
-                out["catalog"] = None
-                continue
-            out["catalog"] = spec.apply(out["i2d"], refs or {}, params)
-            continue
-        models = _skip(models, spec.name) if skip else tuple(spec.apply(models, refs or {},
-                                                                        params))
+            out["i2d"] = None if skip else spec.apply(tuple(_sky_removed(m) for m in models),
+                                                      refs, params)
+        elif spec.name == "source_catalog":
+            out["catalog"] = (None if skip or out.get("i2d") is None
+                              else spec.apply(out["i2d"], refs, params))
+        else:
+            models = _skip(models, spec.name) if skip else tuple(spec.apply(models, refs, params))
+        if on_step is not None:
+            on_step(spec.name, lambda o=out.get("i2d"): o)
     return out
+
+
+STAGE = register_stage(Stage(
+    name="image3", subject="association", reads=("image2:cal",), outputs=("i2d", "catalog"),
+    steps=("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog"),
+    exp_types=tuple(sorted(IMAGING_EXP_TYPES)), run=run, associate=image3_associations,
+    doc="calibrated images of an association -> mosaic and source catalog (calwebb_image3)"))

@@ -232,7 +232,7 @@ def medians_in_frames(cals: tuple[DataModel, ...], p: OutlierParams) -> list[np.
     return [blot(med, out_wcs, wcs_of(m), m.shape) for m in cals]
 
 
-@register("outlier_detection", "1.0", "image3", OutlierParams, ())
+@register("outlier_detection", "1.0", "image3", OutlierParams, (), keyword="S_OUTLIR")
 def outlier_detection(cals: tuple[DataModel, ...], refs: dict, params: OutlierParams
                       ) -> tuple[DataModel, ...]:
     """Flag outliers (OUTLIER | DO_NOT_USE) against the median of the other exposures."""

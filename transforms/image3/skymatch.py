@@ -213,7 +213,7 @@ def sky_levels(models: tuple[DataModel, ...], p: SkymatchParams) -> np.ndarray:
     return levels
 
 
-@register("skymatch", "1.0", "image3", SkymatchParams, ())
+@register("skymatch", "1.0", "image3", SkymatchParams, (), keyword="S_SKYMAT")
 def skymatch(cals: tuple[DataModel, ...], refs: dict, params: SkymatchParams
              ) -> tuple[DataModel, ...]:
     """Sky levels of the exposures (background.level meta); subtracted when ``subtract``."""

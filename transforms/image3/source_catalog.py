@@ -259,7 +259,7 @@ def _check(mosaic: DataModel, p: SourceCatalogParams) -> None:
 
 
 @register("source_catalog", "1.0", "image3", SourceCatalogParams,
-          optional_reftypes=("apcorr", "abvegaoffset"))
+          optional_reftypes=("apcorr", "abvegaoffset"), keyword="S_SRCCAT")
 def source_catalog(mosaic: DataModel, refs: dict, params: SourceCatalogParams) -> DataModel:
     """Segmentation catalogue of the mosaic with aperture photometry in Jy and AB magnitudes."""
     from photutils.aperture import (ApertureStats, CircularAnnulus, CircularAperture,

@@ -447,7 +447,7 @@ def _check(cals: tuple[DataModel, ...], p: TweakregParams) -> None:
             raise TweakregError(f"tweakreg needs 2-D cal images, got {m!r}")
 
 
-@register("tweakreg", "1.0", "image3", TweakregParams, ())
+@register("tweakreg", "1.0", "image3", TweakregParams, (), keyword="S_TWKREG")
 def tweakreg(cals: tuple[DataModel, ...], refs: dict, params: TweakregParams
              ) -> tuple[DataModel, ...]:
     """Align the exposures of an association; record the correction as wcs.tweak meta."""

@@ -76,7 +76,9 @@ def test_rate_recovers_truth_and_saturated_pixels_keep_a_rate():
     want = (truth.light_rate_dn + truth.dark_rate_dn)[sci]
     err = np.abs(r["data"][sci] - want)
     assert np.nanmedian(err) < 0.01 * np.median(want) and np.isfinite(r["data"][sci]).all()
-    for name in registry.STAGES["detector1"]:
+    for name in registry.stage("detector1").steps:
+        if name not in registry.steps():
+            continue
         assert r.get(f"cal_step.{name}") in ("COMPLETE", "SKIPPED")
 
 
@@ -124,7 +126,7 @@ def test_bad_plans_are_refused_with_clear_errors():
         run(uncal, [("dq_init",)])
     rf = next(p for p in plan if p.spec.name == "ramp_fit")
     with pytest.raises(PlanError, match="ramp_fit"):
-        run(uncal, [PlannedStep(rf.spec, rf.params, rf.refs, skip=True)])
+        run(uncal, [PlannedStep(rf.spec, rf.params, skip=True, refs=rf.refs)])
 
 
 def _pure_offset_step(model, refs, params):
@@ -144,8 +146,9 @@ def test_a_step_without_inplace_kernel_is_run_through_its_pure_apply():
 
     uncal, refs, *_ = sim_exposure(ngroups=3)
     plan = default_plan(refs)
-    spec = registry.StepSpec("superbias", "test", "detector1", NoParams, (), _pure_offset_step)
-    plan = [PlannedStep(spec, NoParams(), {}) if p.spec.name == "superbias" else p for p in plan]
+    spec = registry.StepSpec("superbias", "test", "detector1", NoParams, (), _pure_offset_step,
+                             "S_SUPERB")
+    plan = [PlannedStep(spec, NoParams()) if p.spec.name == "superbias" else p for p in plan]
     snaps = {}
     run(uncal, plan, on_step=lambda n, s: snaps.setdefault(n, s()) if n in (
         "saturation", "superbias") else None)

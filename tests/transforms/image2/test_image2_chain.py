@@ -12,17 +12,17 @@ from transforms import dq as dqf
 from transforms import resample as R
 from transforms import wcs as W
 from transforms.image2 import Image2Error, run
-from transforms.registry import STAGES, get
+from transforms.registry import PlannedStep, get, stage
 
 _REFS = make_refs()
 
 
 def plan(skip=(), **overrides):
     out = []
-    for name in STAGES["image2"]:
+    for name in stage("image2").steps:
         spec = get(name)
         refs = {r: _REFS[r] for r in spec.reftypes if r in _REFS}
-        out.append((spec, spec.make_params(overrides.get(name)), refs, name in skip))
+        out.append(PlannedStep(spec, spec.make_params(overrides.get(name)), name in skip, refs))
     return out
 
 

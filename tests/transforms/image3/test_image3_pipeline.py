@@ -29,7 +29,7 @@ def plan(refcat=None, skip=(), **over):
             if refcat is not None:
                 params["abs_refcat"] = "user"
         refs = {"abs_refcat": refcat} if (name == "tweakreg" and refcat is not None) else {}
-        out.append((spec, spec.make_params(params), refs, name in skip))
+        out.append(registry.PlannedStep(spec, spec.make_params(params), name in skip, refs))
     return out
 
 

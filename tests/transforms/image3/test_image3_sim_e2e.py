@@ -36,8 +36,8 @@ def test_sim_program_alignment_and_mosaic_positions():
         for name in ("assign_wcs", "flat_field", "photom"):
             s = registry.get(name)
             # photom is skipped: alignment and positions do not depend on the flux unit
-            plan2.append((s, s.make_params(), {r: refs[r] for r in s.reftypes if r in refs},
-                          name == "photom"))
+            plan2.append(registry.PlannedStep(s, s.make_params(), name == "photom",
+                                              {r: refs[r] for r in s.reftypes if r in refs}))
         cals.append(run2(rate, plan2)["cal"])
     truths = [c.replace(meta=dict(ex.truth.true_meta)) for c, ex in zip(cals, prog.exposures)]
     ra = np.array([s.ra for s in prog.sources])
@@ -52,8 +52,9 @@ def test_sim_program_alignment_and_mosaic_positions():
     plan3 = []
     for name in ("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog"):
         s = registry.get(name)
-        plan3.append((s, s.make_params(tw if name == "tweakreg" else {}),
-                      {"abs_refcat": refcat} if name == "tweakreg" else {}, False))
+        plan3.append(registry.PlannedStep(s, s.make_params(tw if name == "tweakreg" else {}),
+                                          False, {"abs_refcat": refcat} if name == "tweakreg"
+                                          else {}))
     out = run3(cals, plan3)
 
     before, after = sky_errors(cals, truths), sky_errors(out["crf"], truths)
