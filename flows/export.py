@@ -3,8 +3,11 @@
 Products live in the store under their content ids; a user wants `*_rate.fits`, `*_cal.fits`,
 `*_i2d.fits` and `*_cat.ecsv` with JWST names, opening in astropy and stdatamodels. Provenance
 is not part of a product's content (so builds can share products); it is written here, from the
-catalog: CAL_VER (the build), CRDS_CTX, SDP_VER, EPH_TYPE, the R_* reference files of every step
-in the product's lineage, and the product id and recipe key (CO_PID, CO_RKEY).
+catalog: CAL_VER (the build's pipeline version), CO_BUILD (the build), CRDS_CTX, CRDS_VER,
+SDP_VER, EPH_TYPE, the R_* reference files of every step in the product's lineage, and the
+product id and recipe key (CO_PID, CO_RKEY). Stage-1 products are computed from the pixels
+alone (so an ephemeris reissue does not recompute them); their files get the exposure's
+pointing and ephemeris keywords back here, as JWST's rate files carry them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from flows.ingest import POINTING_PREFIXES
 from store import fits
 
 SUFFIX = {"rate": "rate", "rateints": "rateints", "cal": "cal", "i2d": "i2d", "catalog": "cat"}
@@ -27,9 +31,13 @@ WHERE "at" = last GROUP BY subject, stage ORDER BY stage, subject
 
 def provenance_keywords(ws: Any, product_id: str, build: str, context: str | None) -> dict[str, Any]:
     """Header provenance of one product, from its lineage in the catalog."""
+    import crds
+
     from catalogs.questions import provenance
 
-    prov: dict[str, Any] = {"build": build, "product_id": product_id}
+    prov: dict[str, Any] = {"build": build, "product_id": product_id,
+                            "pipeline_version": ws.builds.get(build).pipeline_version,
+                            "crds_version": crds.__version__}
     keys = ws.catalog.sql("SELECT recipe_key FROM realisations WHERE product_id = ? "
                           "ORDER BY created_at LIMIT 1", [product_id]).column(0).to_pylist()
     if keys:
@@ -60,8 +68,23 @@ def export_build(ws: Any, build: str, outdir: str | Path, kinds: tuple[str, ...]
                 continue
             model = ws.store.get(pid)
             prov = provenance_keywords(ws, pid, build, row["context"])
+            if not any(k.startswith(POINTING_PREFIXES) for k in model.meta):
+                prov.update(_pointing(ws, row["subject"]))  # header only: the content is unchanged
             ext = "ecsv" if model.kind == "catalog" else "fits"
             path = out / f"{row['subject']}_{SUFFIX[name]}.{ext}"
             wcs = wcs_of(model) if model.kind in ("cal", "i2d") and "wcs.kind" in model.meta else None
             written.append(fits.write_product(model, path, provenance=prov, wcs=wcs))
     return written
+
+
+def _pointing(ws: Any, subject: str) -> dict[str, Any]:
+    """The pointing and ephemeris keywords of an exposure's current version ({} for an
+    association)."""
+    from store.keywords import product_table
+
+    exp = ws.catalog.current_exposure(subject)
+    if not exp:
+        return {}
+    table = product_table()
+    return {k: v for k, v in ws.store.get(exp["pointing_id"]).meta.items()
+            if k in table and v is not None}

@@ -29,7 +29,7 @@ import numpy as np
 from astropy.io import fits
 
 from store import asdf_ext
-from store.keywords import (KEYWORDS, PROVENANCE_ALIASES, PROVENANCE_ONLY, REFERENCE,
+from store.keywords import (PROVENANCE_ALIASES, PROVENANCE_ONLY, REFERENCE, product_table,
                             UNCAL_REQUIRED, Keyword, by_key)
 from store.names import jwst_filename, parse_filename  # noqa: F401  (re-exported: architecture.md)
 from transforms.model import DataModel
@@ -121,7 +121,6 @@ REFERENCE_DTYPES: dict[str, str] = {
     "inv_coeffs": "float32", "average_dark_current": "float32",
 }
 
-_KW = by_key(KEYWORDS)
 _REF_KW = by_key(REFERENCE)
 
 
@@ -213,6 +212,9 @@ def _put_meta(meta: Mapping[str, Any], table: Mapping[str, Keyword], primary: fi
               sci: fits.Header | None) -> None:
     for key, value in meta.items():
         kw = table.get(key)
+        if kw is None and key.startswith("cal_step.") and table is product_table():
+            raise BadModel(f"meta {key}: step {key[9:]} declares no S_* keyword (register it "
+                           "with keyword=...); its status would be lost from the file")
         if kw is None or value is None:
             continue
         hdr = sci if (kw.hdu == "SCI" and sci is not None) else primary
@@ -434,7 +436,7 @@ def _provenance_meta(provenance: Mapping[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in (provenance or {}).items():
         key = PROVENANCE_ALIASES.get(k, k)
-        if key not in _KW:
+        if key not in product_table():
             raise BadModel(f"unknown provenance key {k!r}; use one of "
                            f"{', '.join(sorted(PROVENANCE_ALIASES))} or a meta key with a keyword "
                            "(cal_step.*, ref_file.*)")
@@ -464,7 +466,7 @@ def _check_uncal(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], wher
     if data.dtype != np.uint16:
         raise err(f"{where}: SCI is {data.dtype}; an uncal's SCI must be uint16 "
                   "(BITPIX=16 with BZERO=32768)")
-    missing = [f"{_KW[k].keyword} ({k})" for k in UNCAL_REQUIRED if meta.get(k) is None]
+    missing = [f"{product_table()[k].keyword} ({k})" for k in UNCAL_REQUIRED if meta.get(k) is None]
     if missing:
         raise err(f"{where}: missing required keyword(s) {', '.join(missing)}")
     nints, ngroups, ny, nx = data.shape
@@ -493,7 +495,7 @@ def read_uncal(path: str | os.PathLike) -> DataModel:
         if "SCI" not in hdul:
             raise BadFile(f"{where}: no SCI extension; a level-1b uncal keeps its ramps in SCI")
         node = asdf_ext.read_calops_node(hdul)
-        meta = _get_meta(hdul, _KW, where, node.get("meta"))
+        meta = _get_meta(hdul, product_table(), where, node.get("meta"))
         arrays = _read_arrays(hdul, where)
     _restore_dtypes(arrays, node.get("dtypes", {}))
     if not node:
@@ -513,7 +515,7 @@ def write_uncal(model: DataModel, path: str | os.PathLike, overwrite: bool = Tru
         raise BadModel(f"an uncal holds data, zeroframe (and refout); it cannot hold {unknown}")
     ph = _primary("Level1bModel")
     hdus = _array_hdus(images, tables)
-    _put_meta(model.meta, _KW, ph.header, hdus[0].header)
+    _put_meta(model.meta, product_table(), ph.header, hdus[0].header)
     ph.header["FILENAME"] = Path(path).name
     tree = asdf_ext.calops_tree("uncal", model.meta)
     tree["calops"]["dtypes"] = {k: v.dtype.str for k, v in model.arrays.items()}
@@ -556,8 +558,8 @@ def write_product(model: DataModel, path: str | os.PathLike,
     prov = _provenance_meta(provenance)
     ph = _primary(model_type)
     hdus = _array_hdus(images, tables)
-    _put_meta(model.meta, _KW, ph.header, hdus[0].header)
-    _put_meta(prov, _KW, ph.header, hdus[0].header)
+    _put_meta(model.meta, product_table(), ph.header, hdus[0].header)
+    _put_meta(prov, product_table(), ph.header, hdus[0].header)
     ph.header["FILENAME"] = Path(path).name
     tree = asdf_ext.calops_tree(model.kind, model.meta, prov, wcs)
     tree["calops"]["dtypes"] = {k: v.dtype.str for k, v in model.arrays.items()}
@@ -591,7 +593,7 @@ def read_product(path: str | os.PathLike) -> DataModel:
         if "SCI" not in hdul:
             raise BadFile(f"{where}: no SCI extension; not a JWST image product")
         node = asdf_ext.read_calops_node(hdul)
-        meta = _get_meta(hdul, _KW, where, node.get("meta"))
+        meta = _get_meta(hdul, product_table(), where, node.get("meta"))
         arrays = _read_arrays(hdul, where)
         model_type = str(hdul[0].header.get("DATAMODL", ""))
     _restore_dtypes(arrays, node.get("dtypes", {}))
@@ -613,7 +615,7 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
         node = Table.read(where, format="ascii.ecsv").meta.get("calops", {})
         return dict(node.get("provenance", {}))
     with _open(path) as hdul:
-        meta = _get_meta(hdul, _KW, where, None)
+        meta = _get_meta(hdul, product_table(), where, None)
     keep = PROVENANCE_ONLY | {"data_processing_software_version", "ephemeris.type"}
     return {k: v for k, v in meta.items()
             if k in keep or k.startswith(("cal_step.", "ref_file."))}
@@ -721,7 +723,7 @@ def write_reference(model: DataModel, path: str | os.PathLike, overwrite: bool =
     hdus = _array_hdus(images, tables)
     sci = hdus[0].header if images.get("data") is not None else None
     _put_meta(meta, _REF_KW, ph.header, sci)
-    _put_meta({k: v for k, v in meta.items() if k not in _REF_KW}, _KW, ph.header, sci)
+    _put_meta({k: v for k, v in meta.items() if k not in _REF_KW}, product_table(), ph.header, sci)
     ph.header["FILENAME"] = Path(path).name
     tree = asdf_ext.calops_tree(model.kind, model.meta)
     tree["calops"]["dtypes"] = {k: v.dtype.str for k, v in model.arrays.items()}
@@ -735,7 +737,7 @@ def read_reference(path: str | os.PathLike) -> DataModel:
         return _read_distortion(where)
     with _open(path) as hdul:
         node = asdf_ext.read_calops_node(hdul)
-        table = dict(_KW)
+        table = dict(product_table())
         table.update(_REF_KW)
         meta = _get_meta(hdul, table, where, node.get("meta"))
         arrays = _read_arrays(hdul, where)

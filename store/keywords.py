@@ -3,17 +3,22 @@
 Meta keys are stdatamodels schema paths without ``meta.``; every entry below was taken from the
 stdatamodels 6.0 JWST schemas and ``tests/store/test_keywords.py`` checks each one against them
 (keyword, header and value type). The table is deliberately small: the keywords the calops
-steps read, the ones that name files, and provenance. Two conventions differ from the schema:
+steps read, the ones that name files, and provenance. Conventions that differ from the schema:
 
 - ``ref_file.<reftype>`` holds the reference file name directly (the schema's
   ``ref_file.<reftype>.name``), e.g. ``ref_file.gain = "crds://jwst_nircam_gain_0001.fits"``.
-- ``calops.product_id`` / ``calops.recipe_key`` are calops's own provenance keywords
-  (``CO_PID`` / ``CO_RKEY``, plain 8-character names, long values use FITS CONTINUE cards).
+- ``cal_step.<step>`` is keyed by the calops step name; its ``S_*`` keyword is the one the
+  step's registration declares (``transforms.registry``; ``dark_current`` -> ``S_DARK``, the
+  schema's ``cal_step.dark_sub``), so a step and its keyword are declared in one place.
+- ``calops.product_id`` / ``calops.recipe_key`` / ``calops.build`` are calops's own provenance
+  keywords (``CO_PID`` / ``CO_RKEY`` / ``CO_BUILD``, plain 8-character names, long values use
+  FITS CONTINUE cards). ``CAL_VER`` is the build's pipeline version, as in JWST products.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -145,33 +150,8 @@ _BASE: tuple[Keyword, ...] = (
     # calops provenance (not in the stdatamodels schema)
     _k("calops.product_id", "CO_PID", P, str, None),
     _k("calops.recipe_key", "CO_RKEY", P, str, None),
+    _k("calops.build", "CO_BUILD", P, str, None),
 )
-
-# cal_step.<step> -> S_* keyword, as the stdatamodels schema names them (values: COMPLETE/SKIPPED).
-CAL_STEP: dict[str, str] = {
-    "group_scale": "S_GRPSCL",
-    "dq_init": "S_DQINIT",
-    "saturation": "S_SATURA",
-    "superbias": "S_SUPERB",
-    "refpix": "S_REFPIX",
-    "linearity": "S_LINEAR",
-    "dark_sub": "S_DARK",
-    "charge_migration": "S_CHGMIG",
-    "jump": "S_JUMP",
-    "clean_flicker_noise": "S_CLNFNS",
-    "ramp_fit": "S_RAMP",
-    "gain_scale": "S_GANSCL",
-    "persistence": "S_PERSIS",
-    "ipc": "S_IPC",
-    "assign_wcs": "S_WCS",
-    "flat_field": "S_FLAT",
-    "photom": "S_PHOTOM",
-    "resample": "S_RESAMP",
-    "tweakreg": "S_TWKREG",
-    "skymatch": "S_SKYMAT",
-    "outlier_detection": "S_OUTLIR",
-    "source_catalog": "S_SRCCAT",
-}
 
 # ref_file.<reftype> -> R_* keyword (schema path ref_file.<reftype>.name).
 REF_FILE: dict[str, str] = {
@@ -231,9 +211,23 @@ REFERENCE: tuple[Keyword, ...] = (
 
 KEYWORDS: tuple[Keyword, ...] = (
     _BASE
-    + tuple(_k(f"cal_step.{s}", kw, P, str) for s, kw in CAL_STEP.items())
     + tuple(_k(f"ref_file.{r}", kw, P, str, f"meta.ref_file.{r}.name") for r, kw in REF_FILE.items())
 )
+
+
+def cal_step_keywords() -> tuple[Keyword, ...]:
+    """``cal_step.<step>`` -> the S_* keyword each registered step declares (PRIMARY, str;
+    values COMPLETE/SKIPPED). Their schema paths are checked against stdatamodels by a test."""
+    from transforms import registry  # the steps' declarations; no science runs here
+
+    return tuple(_k(f"cal_step.{step}", kw, P, str, None)
+                 for step, kw in sorted(registry.keywords().items()))
+
+
+@lru_cache(maxsize=1)
+def product_table() -> dict[str, Keyword]:
+    """Every product keyword by meta key: the fixed table plus the steps' S_* keywords."""
+    return by_key(KEYWORDS + cal_step_keywords())
 
 # Keywords an uncal must carry for the detector1 steps to run (read_uncal refuses a file without).
 UNCAL_REQUIRED: tuple[str, ...] = (
@@ -245,7 +239,8 @@ UNCAL_REQUIRED: tuple[str, ...] = (
 
 # Provenance written by write_product(provenance=...): short names accepted there -> meta key.
 PROVENANCE_ALIASES: dict[str, str] = {
-    "build": "calibration_software_version",
+    "build": "calops.build",
+    "pipeline_version": "calibration_software_version",
     "cal_ver": "calibration_software_version",
     "crds_context": "ref_file.crds.context_used",
     "crds_version": "ref_file.crds.sw_version",
@@ -259,7 +254,7 @@ PROVENANCE_ALIASES: dict[str, str] = {
 # through read_provenance() and leaves them out of the model's meta (so identity is unchanged).
 PROVENANCE_ONLY: frozenset[str] = frozenset({
     "calibration_software_version", "ref_file.crds.context_used", "ref_file.crds.sw_version",
-    "calops.product_id", "calops.recipe_key",
+    "calops.product_id", "calops.recipe_key", "calops.build",
 })
 
 

@@ -39,7 +39,8 @@ META = {
     "ref_file.readnoise": "crds://jwst_nircam_readnoise_0001.fits",
     "jump.params": {"rejection_threshold": 4.0},  # no keyword: kept in the ASDF extension
 }
-PROV = {"build": "B11.2-rc1", "crds_context": "jwst_0007.pmap",
+PROV = {"build": "11.2", "pipeline_version": "1.17.1", "crds_context": "jwst_0007.pmap",
+        "crds_version": "14.0.3",
         "product_id": "sha256:" + "ab" * 32, "recipe_key": "sha256:" + "cd" * 32}
 
 
@@ -130,7 +131,8 @@ def test_opens_in_stdatamodels_and_validates(tmp_path, kind, model_class):
                     np.testing.assert_array_equal(getattr(s, table)[col], m[name])
                 else:
                     np.testing.assert_array_equal(getattr(s, name), m[name])
-            assert s.meta.calibration_software_version == "B11.2-rc1"
+            assert s.meta.calibration_software_version == "1.17.1"
+            assert s.meta.ref_file.crds.sw_version == "14.0.3"
             assert s.meta.ref_file.crds.context_used == "jwst_0007.pmap"
             assert s.meta.ref_file.gain.name == "crds://jwst_nircam_gain_0001.fits"
             assert s.meta.cal_step.jump == "COMPLETE"
@@ -144,7 +146,8 @@ def test_provenance_keywords_are_plain_short_cards(tmp_path):
     p = sf.write_product(m, tmp_path / name_of(m), provenance=PROV)
     with fits.open(p) as h:
         hdr = h[0].header
-        assert hdr["CAL_VER"] == "B11.2-rc1"
+        assert hdr["CAL_VER"] == "1.17.1" and hdr["CO_BUILD"] == "11.2"
+        assert hdr["CRDS_VER"] == "14.0.3"
         assert hdr["CRDS_CTX"] == "jwst_0007.pmap"
         assert hdr["CO_PID"] == PROV["product_id"]
         assert hdr["CO_RKEY"] == PROV["recipe_key"]
@@ -155,7 +158,8 @@ def test_provenance_keywords_are_plain_short_cards(tmp_path):
     prov = sf.read_provenance(p)
     assert prov["calops.product_id"] == PROV["product_id"]
     assert prov["calops.recipe_key"] == PROV["recipe_key"]
-    assert prov["calibration_software_version"] == "B11.2-rc1"
+    assert prov["calibration_software_version"] == "1.17.1"
+    assert prov["calops.build"] == "11.2"
     assert prov["cal_step.jump"] == "COMPLETE"
     # provenance describes the file, it is not science meta
     assert "calops.product_id" not in sf.read_product(p).meta

@@ -63,11 +63,23 @@ def test_every_reference_keyword_matches_the_schema(reference_schema):
     assert _check(kw.REFERENCE, reference_schema) == []
 
 
-def test_cal_steps_and_ref_files_are_all_in_the_table(product_schema):
-    keys = kw.by_key()
-    for step, keyword in kw.CAL_STEP.items():
-        assert product_schema[f"meta.cal_step.{step}"][0] == keyword
+def test_every_registered_step_declares_a_cal_step_keyword_of_the_schema(product_schema):
+    """Each step's S_* keyword is spelled as stdatamodels' core schema spells it, under
+    meta.cal_step (dark_current -> S_DARK, the schema's cal_step.dark_sub)."""
+    from transforms import registry
+
+    by_keyword = {v[0]: path for path, v in product_schema.items()
+                  if path.startswith("meta.cal_step.")}
+    keys = kw.product_table()
+    for step, keyword in registry.keywords().items():
+        assert keyword in by_keyword, f"{step}: {keyword} is not a cal_step keyword of the schema"
         assert keys[f"cal_step.{step}"].keyword == keyword
+    assert by_keyword["S_DARK"] == "meta.cal_step.dark_sub"
+    assert keys["cal_step.dark_current"].keyword == "S_DARK"
+
+
+def test_ref_files_are_all_in_the_table(product_schema):
+    keys = kw.by_key()
     for reftype, keyword in kw.REF_FILE.items():
         assert product_schema[f"meta.ref_file.{reftype}.name"][0] == keyword
         assert keys[f"ref_file.{reftype}"].keyword == keyword
@@ -90,7 +102,7 @@ def test_required_and_provenance_keys_have_keywords():
     assert keys["calops.recipe_key"].keyword == "CO_RKEY"
     # only calops's own provenance keywords are outside the stdatamodels schema
     assert {e.key for e in kw.KEYWORDS if e.schema_path is None} == {
-        "calops.product_id", "calops.recipe_key"}
+        "calops.product_id", "calops.recipe_key", "calops.build"}
 
 
 def test_the_keywords_the_brief_names_are_present():
