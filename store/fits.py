@@ -80,6 +80,8 @@ REFERENCE_MODEL: dict[str, str] = {
     "photom": "NrcImgPhotomModel",
     "area": "PixelAreaModel",
     "distortion": "DistortionModel",
+    "refpix": "IRS2Model",  # NIRSpec IRS2 coefficients
+    "pictureframe": "PictureFrameModel",
 }
 _PHOTOM_MODEL = {"NIRCAM": "NrcImgPhotomModel", "NIRISS": "NisImgPhotomModel",
                  "FGS": "FgsImgPhotomModel", "MIRI": "MirImgPhotomModel"}
@@ -95,7 +97,7 @@ _HDU_ARRAY = {v: k for k, v in ARRAY_HDU.items()}
 
 # table name <-> EXTNAME, and the stdatamodels column dtypes of the known ones
 TABLE_HDU: dict[str, str] = {"group": "GROUP", "int_times": "INT_TIMES", "dq_def": "DQ_DEF",
-                             "phot_table": "PHOTOM"}
+                             "phot_table": "PHOTOM", "irs2_table": "IRS2", "dq_table": "DQ"}
 _HDU_TABLE = {v: k for k, v in TABLE_HDU.items()}
 TABLE_DTYPES: dict[str, dict[str, str]] = {
     "group": {"integration_number": "i4", "group_number": "i2", "end_day": "i2",
@@ -108,6 +110,8 @@ TABLE_DTYPES: dict[str, dict[str, str]] = {
                   "int_end_BJD_TDB": "f8"},
     "dq_def": {"BIT": "i4", "VALUE": "u4", "NAME": "S40", "DESCRIPTION": "S80"},
     "phot_table": {"filter": "S12", "pupil": "S12", "photmjsr": "f4", "uncertainty": "f4"},
+    "irs2_table": {f"{ab}_{i}": "f4" for ab in ("alpha", "beta") for i in range(4)},
+    "dq_table": {"OUTPUT": "u2", "ODD_EVEN": "u2", "MASK": "u4"},  # IRS2Model's DQ table
 }
 
 # dtype each known array must have in a product / reference file (as stdatamodels declares it)
@@ -473,8 +477,9 @@ def _check_uncal(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], wher
     want_ints = int(meta["exposure.nints"])
     if meta.get("exposure.integration_start") is not None and meta.get("exposure.integration_end"):
         want_ints = int(meta["exposure.integration_end"]) - int(meta["exposure.integration_start"]) + 1
+    irs2 = (ny, int(meta["subarray.ysize"])) == (3200, 2048)  # NIRSpec IRS2 raw frame
     checks = [("NINTS", nints, want_ints), ("NGROUPS", ngroups, int(meta["exposure.ngroups"])),
-              ("SUBSIZE2", ny, int(meta["subarray.ysize"])),
+              ("SUBSIZE2", ny, 3200 if irs2 else int(meta["subarray.ysize"])),
               ("SUBSIZE1", nx, int(meta["subarray.xsize"]))]
     bad = [f"{k}={want} but SCI has {got}" for k, got, want in checks if got != want]
     if bad:

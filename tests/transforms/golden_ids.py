@@ -69,6 +69,11 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:f19e7d0354a816e9d785399da2214e01915bd81b015fd8b160f1afe6fbfe9005",
     "charge_migration==1.0#flagging":
         "sha256:1a292263be66f04d6008e94b9fdc96da297acadd8e885dc637615b972f2439ff",
+    # --- detector1: test_refpix_irs2_golden.py (IRS2 frames; on traditional ones = 1.0) ---
+    "refpix==1.1":
+        "sha256:5df04d3abac7193cb75ef066fdc7e2cc9022e71d8ecfc3a39d56459cd5b7882c",
+    "refpix==0.9":
+        "sha256:d72cd84d2be81bc6f8a3edeb4c620f6b221fe5eae13e585472af928067a4a000",
     # --- detector1: test_ramp_fit_golden.py (exact ids) ---
     "jump==1.0":
         "sha256:aaa788853f2997d83d65950bd8f24fe4171fa4424afc106979bfc4e36e1fafeb",

@@ -24,6 +24,8 @@ from . import (  # noqa: F401  (imported for registration)
     ramp_fit,
     ramp_fit_v11,
     refpix,
+    refpix_v09,
+    refpix_v11,
     saturation,
     superbias,
 )
