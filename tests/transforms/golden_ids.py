@@ -74,6 +74,9 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:5df04d3abac7193cb75ef066fdc7e2cc9022e71d8ecfc3a39d56459cd5b7882c",
     "refpix==0.9":
         "sha256:d72cd84d2be81bc6f8a3edeb4c620f6b221fe5eae13e585472af928067a4a000",
+    # --- detector1: test_picture_frame_golden.py (exact id) ---
+    "picture_frame==1.0":
+        "sha256:a22bdc9b03767dde463acf787e2868a52080abad6fa852e2ea47362cd4a361e0",
     # --- detector1: test_ramp_fit_golden.py (exact ids) ---
     "jump==1.0":
         "sha256:aaa788853f2997d83d65950bd8f24fe4171fa4424afc106979bfc4e36e1fafeb",

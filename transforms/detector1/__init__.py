@@ -21,6 +21,7 @@ from . import (  # noqa: F401  (imported for registration)
     group_scale,
     jump,
     linearity,
+    picture_frame,
     ramp_fit,
     ramp_fit_v11,
     refpix,

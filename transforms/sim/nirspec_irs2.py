@@ -284,6 +284,7 @@ def simulate_irs2(spec, seed: int = 0, effects: Effects | None = None,
     refs["mask"] = irs2_mask(props, det, sn.USEAFTER, layout)
     refs["superbias"] = irs2_superbias(props, det, sn.USEAFTER, layout)
     refs["refpix"] = refpix_reference(det, sn.USEAFTER, table, layout)
+    refs["pictureframe"] = sn.pictureframe_ref(det)
     return sn.NirspecExposure(spec, uncal, truth, refs, props)
 
 

@@ -34,7 +34,8 @@ def offline_env(root: str | os.PathLike) -> None:
 
 
 def detector1(uncal_path: str, refs: dict[str, str], out_dir: str, *,
-              run_steps: tuple[str, ...] = tuple(NIRSPEC_STEPS), params: dict | None = None):
+              run_steps: tuple[str, ...] = tuple(s for s in NIRSPEC_STEPS if s != "picture_frame"),
+              params: dict | None = None):
     """Run jwst's Detector1Pipeline with every reference given; returns (rate path, ramp path)."""
     from jwst.pipeline import Detector1Pipeline
 
