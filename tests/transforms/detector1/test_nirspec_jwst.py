@@ -88,10 +88,19 @@ def test_irs2_full_frame(crds_root, tmp_path):
              truth=e.truth.light_rate_dn)
 
 
-def test_picture_frame(crds_root, tmp_path):
+def test_picture_frame(crds_root, tmp_path, monkeypatch):
+    """jwst's picture_frame fits a draft rate with a RampFitStep of its own, which asks CRDS for
+    gain and readnoise: here the generated cache serves the simulator's references."""
+    from catalogs.crds_cache import CacheRef, ContextSpec, write_cache
+    from transforms.sim.nirspec import cache_entries
+
     e = simulate_nirspec(NirspecExposureSpec(detector="NRS2", subarray="FULL", ngroups=4,
                                              exp_type="NRS_MSASPEC"), seed=53, effects=QUIET,
                          picture_frame=0.05)
+    write_cache(crds_root, [ContextSpec(tuple(CacheRef(r.reftype, r.instrument, r.filename,
+                                                       dict(r.match), r.useafter, r.model)
+                                              for r in cache_entries([e])))])
+    monkeypatch.setenv("CRDS_CONTEXT", "jwst_0001.pmap")
     steps = ("dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current",
              "jump", "picture_frame", "ramp_fit", "gain_scale")
     rate, j, jdq, good = _both(_prepare(tmp_path), e, run_steps=steps,
