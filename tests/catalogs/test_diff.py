@@ -11,8 +11,8 @@ also used by tests/flows/test_diff_cli.py and tests/flows/test_report_chromium.p
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
+import types
 from typing import Any
 
 import numpy as np
@@ -126,20 +126,13 @@ def plan(stage: str, subject: str, build_name: str, build: dict, instrument: str
         version = build["versions"].get(name, "1")
         ins = dict(inputs) if prev is None else {"input": prev}
         sr = runner.StepRecipe(name, version, params, ins, refs, {}, False)
-        sr.planned = registry.PlannedStep(_Carrier(name, sr), params)
+        # the spec stand-in carries the recipe: the fake chains read it directly
+        sr.planned = registry.PlannedStep(types.SimpleNamespace(name=name, recipe=sr), params)
         sr.key = prev = recipe_key(name, version, params, ins, refs)
         steps.append(sr)
     return runner.StageRecipe(stage, subject, build_name, "jwst_0001.pmap", steps, dict(inputs),
                               {o: runner.output_key(prev, o)
                                for o in registry.stage(stage).outputs})
-
-
-@dataclasses.dataclass(frozen=True)
-class _Carrier:
-    """Stands in for a step spec: the fake chains read the step's recipe directly."""
-
-    name: str
-    recipe: Any
 
 
 def _chain(stage: str):
