@@ -180,13 +180,13 @@ def write_cache(root: str | os.PathLike, contexts: Sequence[ContextSpec],
                 write_reference=None) -> list[str]:
     """Write the mappings of every context and the reference files they name; return the paths.
 
-    ``write_reference(model, path)`` writes one reference (default ``store.fits.write_reference``).
+    ``write_reference(model, path)`` writes one reference (default ``write_reference_file``).
     The operational context in ``server_config`` is the last one.
     """
     if not contexts:
         raise CrdsCacheError("write_cache needs at least one context")
     if write_reference is None:
-        from store.fits import write_reference
+        write_reference = write_reference_file
     root = Path(root)
     mapdir = root / "mappings" / OBSERVATORY
     written: list[str] = []
@@ -261,3 +261,15 @@ def contexts_from_program(program: Any) -> list[ContextSpec]:
             CacheRef(r.reftype, r.instrument, r.filename, dict(r.match), r.useafter, r.model)
             for r in refs)))
     return out
+
+
+def write_reference_file(model: Any, path: str | os.PathLike) -> Path:
+    """``store.fits.write_reference``, with the optics a distortion file needs built from the
+    model's ``distortion.*`` meta by transforms (store knows bytes, not optics)."""
+    from store.fits import write_reference
+    from transforms.wcs import distortion_model
+
+    astro = None
+    if model.kind == "ref.distortion" and "asdf_model" not in model.arrays:
+        astro = distortion_model(model)
+    return write_reference(model, path, astropy_model=astro)

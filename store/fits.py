@@ -706,15 +706,17 @@ def _reftype(model: DataModel) -> str:
     return reftype
 
 
-def write_reference(model: DataModel, path: str | os.PathLike, overwrite: bool = True) -> Path:
+def write_reference(model: DataModel, path: str | os.PathLike, overwrite: bool = True,
+                    astropy_model: Any = None) -> Path:
     """Write a ``ref.<reftype>`` model as the JWST CRDS reference file (FITS; ASDF for
-    distortion). Its header carries REFTYPE, INSTRUME, DETECTOR, USEAFTER, PEDIGREE, DESCRIP,
-    AUTHOR and the match keys present in meta (FILTER, PUPIL, READPATT, SUBARRAY...)."""
+    distortion, whose astropy model the caller gives: store knows bytes, not optics). Its
+    header carries REFTYPE, INSTRUME, DETECTOR, USEAFTER, PEDIGREE, DESCRIP, AUTHOR and the
+    match keys present in meta (FILTER, PUPIL, READPATT, SUBARRAY...)."""
     reftype = _reftype(model)
     meta = dict(model.meta)
     meta.setdefault("reftype", reftype.upper())
     if reftype == "distortion":
-        return _write_distortion(model, meta, path, overwrite)
+        return _write_distortion(model, meta, path, overwrite, astropy_model)
     _check_arrays(model, REFERENCE_DTYPES, model.kind)
     images, tables = _split(model.arrays)
     if not images and not tables:
@@ -752,18 +754,17 @@ def read_reference(path: str | os.PathLike) -> DataModel:
 
 
 def _write_distortion(model: DataModel, meta: dict[str, Any], path: str | os.PathLike,
-                      overwrite: bool) -> Path:
+                      overwrite: bool, astropy_model: Any) -> Path:
     import asdf
 
-    if "asdf_model" in model.arrays:
+    astro = astropy_model
+    if astro is None and "asdf_model" in model.arrays:
         raw = np.ascontiguousarray(model.arrays["asdf_model"], dtype=np.uint8).tobytes()
         astro = asdf_ext.read_asdf_bytes(raw).get("model")
-    else:
-        from transforms.wcs import distortion_model  # a pure helper of transforms
-
-        astro = distortion_model(model)
     if astro is None:
-        raise BadModel("ref.distortion has neither distortion.* meta nor an asdf_model array")
+        raise BadModel("a distortion reference needs its astropy model: pass astropy_model= "
+                       "(transforms.wcs.distortion_model builds it from distortion.* meta) or "
+                       "an asdf_model array")
     schema_meta = {k: v for k, v in meta.items() if k in _REF_KW and v is not None}
     for k, v in schema_meta.items():
         _check_value(k, _REF_KW[k], v)

@@ -218,10 +218,10 @@ KEYWORDS: tuple[Keyword, ...] = (
 def cal_step_keywords() -> tuple[Keyword, ...]:
     """``cal_step.<step>`` -> the S_* keyword each registered step declares (PRIMARY, str;
     values COMPLETE/SKIPPED). Their schema paths are checked against stdatamodels by a test."""
-    from transforms import registry  # the steps' declarations; no science runs here
+    from transforms.registry import keywords  # the steps' declarations; no science runs here
 
     return tuple(_k(f"cal_step.{step}", kw, P, str, None)
-                 for step, kw in sorted(registry.keywords().items()))
+                 for step, kw in sorted(keywords().items()))
 
 
 @lru_cache(maxsize=1)

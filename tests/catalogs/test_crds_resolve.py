@@ -11,7 +11,7 @@ from transforms.sim.program import simulate_program
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    from store.fits import write_reference
+    from catalogs.crds_cache import write_reference_file as write_reference
 
     prog = simulate_program("small", seed=2)
     root = tmp_path_factory.mktemp("crds")
