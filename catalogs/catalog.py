@@ -197,6 +197,11 @@ class Batch:
         for r in rows:
             self.add(table, r)
 
+    def add_rows(self, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        """Rows of several tables (what ``catalogs.recipes.*_rows`` build)."""
+        for table, rs in rows.items():
+            self.extend(table, rs)
+
     def tables(self) -> dict[str, pa.Table]:
         """The collected rows as typed Arrow tables (a clear error for a value of a wrong type)."""
         out = {}
@@ -528,12 +533,39 @@ class Catalog:
             "  AND s.status = 'ok' AND (e.ingested_at IS NULL OR s.at >= e.ingested_at))"
             f"{cond} ORDER BY e.exposure_id", [build]).column(0).to_pylist()
 
+    # --- typed writes: the only way rows get in (catalogs/recipes.py builds them) ---------
+
+    def record(self, rows: Mapping[str, Sequence[Mapping[str, Any]]], writer_id: str) -> None:
+        """Write rows of several tables as one batch (objects they name are stored already)."""
+        with self.batch(writer_id) as b:
+            b.add_rows(rows)
+
+    def record_stage(self, run_id: str, recipe: Any, outcome: Any,
+                     new_products: Mapping[str, Any] = {}, step_times: Mapping[str, float] = {}
+                     ) -> None:
+        """What one stage run did: recipes, products and realisations of a miss, run steps."""
+        from catalogs.recipes import stage_rows
+
+        self.record(stage_rows(run_id, recipe, outcome, new_products, step_times), run_id)
+
     def record_failure(self, run_id: str, build: str, stage: str, subject: str,
                        error: str) -> None:
         """A failed stage that could not even be planned, as a ``run_steps`` row."""
-        self.write("run_steps", [{"run_id": run_id, "build": build, "subject": subject,
-                                  "stage": stage, "step": stage, "status": "failed",
-                                  "cache_hit": False, "error": error, "at": utcnow()}], run_id)
+        from catalogs.recipes import failure_rows
+
+        self.record(failure_rows(run_id, build, stage, subject, error), run_id)
+
+    def record_ingest(self, rec: Any, writer_id: str) -> None:
+        """One ingested exposure version (``catalogs.recipes.Ingest``) and its two products."""
+        from catalogs.recipes import ingest_rows
+
+        self.record(ingest_rows(rec), writer_id)
+
+    def record_run(self, run: Any) -> None:
+        """A run's start or end row (``catalogs.recipes.Run``)."""
+        from catalogs.recipes import run_rows
+
+        self.record(run_rows(run), run.run_id)
 
     def record_associations(self, asns: Sequence[Mapping[str, Any]],
                             writer_id: str = "associations") -> int:

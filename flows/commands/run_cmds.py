@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import glob
-import json
 import os
 import socket
 import sys
@@ -15,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from catalogs.recipes import Run
 from flows.workspace import Workspace, from_args
 from store.errors import CalopsError
 from transforms import registry
@@ -199,10 +199,8 @@ def format_summary(build: str, run_id: str, s: dict[str, Any], results: list[dic
 
 def _record_run(ws: Workspace, run_id: str, build: str, command: str, started: dt.datetime,
                 finished: dt.datetime | None, status: str, summary: dict) -> None:
-    with ws.catalog.batch(run_id) as b:
-        b.add("runs", {"run_id": run_id, "build": build, "command": command,
-                       "started_at": started, "finished_at": finished, "status": status,
-                       "host": socket.gethostname(), "summary_json": json.dumps(summary)})
+    ws.catalog.record_run(Run(run_id, build, command, started, status, socket.gethostname(),
+                              finished, summary))
 
 
 @contextlib.contextmanager
