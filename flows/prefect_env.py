@@ -14,7 +14,10 @@ DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_TASKS_DEFAULT_NO_CACHE": "true",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
+    # INFO reaches the Prefect API (the UI shows each run's summary); the terminal shows
+    # warnings only, so calops' own progress stays readable
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
 }
 
 

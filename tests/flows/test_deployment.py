@@ -78,7 +78,7 @@ def test_served_deployment_runs_and_lands_in_the_catalog(prefect_server, sim_ws,
         "import sys\n"
         "from prefect.deployments import run_deployment\n"
         "fr = run_deployment('process/calops-process', timeout=600, parameters={\n"
-        f"    'exposures': [{eid!r}], 'stages_to_run': ['detector1']}})\n"
+        f"    'exposures': [{eid!r}], 'stages': ['detector1']}})\n"
         "print(fr.state.type.value)\n"
         "sys.exit(0 if fr.state.is_completed() else 1)\n"
     )
