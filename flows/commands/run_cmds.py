@@ -77,13 +77,20 @@ def cmd_ingest(args: Any) -> int:
     files = _expand(args.files)
     run_id = uuid.uuid4().hex[:12]
     counts: Counter[str] = Counter()
+    done = []
     with _bar(len(files), "ingest") as tick:
         for f in files:
             res = ingest_file(ws, f, run_id)
+            done.append(res)
             counts[res.status] += 1
             note = f" ({', '.join(res.changed)} changed)" if res.changed else ""
             tick(f"{res.exposure_id} v{res.version} {res.status}{note}")
     print(f"ingested {len(files)} file(s): " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    from flows.events import emit_ingested
+
+    sent = emit_ingested(str(ws.root), done)
+    if sent:
+        print(f"told Prefect: {sent} ingest event(s) ({os.environ['PREFECT_API_URL']})")
     return 0
 
 
