@@ -160,6 +160,7 @@ class _Planner:
         self.state: dict[tuple[str, str], Item] = {}
         self.members: dict[str, list[str]] = {}  # association -> member exposures
         self.members_of: dict[str, list[str]] = {}  # association stage -> its associations
+        self.left_out: dict[tuple[str, str], dict[str, str]] = {}
 
     def _source(self, source: str, subject: str) -> tuple[str | None, Item | None]:
         """(product id, upstream item) of one read of a subject."""
@@ -208,19 +209,28 @@ class _Planner:
         members = ([m for m in self.members.get(subject, ())] if st.subject == "association"
                    else [subject])
         inputs: dict[str, str] = {}
+        left_out: dict[str, str] = {}
         for m in members:
             for i, source in enumerate(st.reads):
                 pid, up = self._source(source, m)
                 if pid is None:
                     if up is not None and up.state in (MISS, WAITS):
                         item.state, item.cause = WAITS, f"waits for {up.stage}"
-                    else:
-                        why = up.cause if up is not None else "not planned"
-                        item.state, item.cause = FAILED, f"no {source} for {m} ({why})"
+                        return item, {}
+                    why = up.cause if up is not None else "not planned"
+                    if st.subject == "association":  # left out; the others still combine
+                        left_out[m] = f"no {source}: {why}"
+                        continue
+                    item.state, item.cause = FAILED, f"no {source} for {m} ({why})"
                     return item, {}
                 role = (f"member:{m}" if st.subject == "association"
                         else "input" if i == 0 else source.split(":", 1)[1])
                 inputs[role] = pid
+        if left_out and not inputs:
+            item.state, item.cause = FAILED, "no member can be combined: " + "; ".join(
+                f"{m}: {why}" for m, why in sorted(left_out.items()))
+            return item, {}
+        self.left_out[(st.name, subject)] = left_out
         return item, inputs
 
     def _recipes(self, st: registry.Stage, pending: list[tuple[Item, dict[str, str]]]) -> None:
@@ -238,6 +248,7 @@ class _Planner:
             try:
                 item.recipe = plan_stage(st.name, item.subject, self.build, self.context,
                                          self.ws.crds_path, meta, inputs)
+                item.recipe.left_out = self.left_out.get((st.name, item.subject), {})
             except Exception as exc:  # noqa: BLE001 - a subject that cannot be planned
                 item.state, item.cause = FAILED, f"{type(exc).__name__}: {exc}"
 

@@ -49,10 +49,18 @@ def recipe_for(ws: Workspace, build: str, stage: str, subject: str
     b, ctx = _build(ws, build)
     if st.subject == "association":
         (source,) = st.reads
-        members = ws.catalog.association_members(subject)
-        ids = {f"member:{e}": _read(ws, build, source, e) for e in members}
+        ids, left_out = {}, {}
+        for e in ws.catalog.association_members(subject):
+            try:
+                ids[f"member:{e}"] = _read(ws, build, source, e)
+            except RunError as exc:  # left out, with its reason; the others still combine
+                left_out[e] = str(exc).split(";")[0]
+        if not ids:
+            raise RunError(f"no member of {subject} has its {source}: "
+                           + "; ".join(f"{e}: {why}" for e, why in sorted(left_out.items())))
         meta = {**ws.catalog.product_meta(next(iter(ids.values()))), "association.name": subject}
         recipe = plan_stage(stage, subject, b, ctx, ws.crds_path, meta, ids)
+        recipe.left_out = left_out
         return recipe, lambda: tuple(ws.store.get(ids[k]) for k in sorted(ids))
     ids = {}
     for i, source in enumerate(st.reads):

@@ -165,12 +165,13 @@ def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[st
             try:
                 results += flows.record_hits(ws, plan, handle.run_id)
                 if n_work:
-                    prefect_env.configure(str(ws.root))
                     jit_notice()
                     process = flows.process.with_options(task_runner=flows.task_runner())
-                    state = process(str(ws.root), build, run_id=handle.run_id, work=work,
-                                    command=command, save_intermediates=args.save_intermediates,
-                                    return_state=True)
+                    with prefect_env.TemporaryServer(str(ws.root)):
+                        state = process(str(ws.root), build, run_id=handle.run_id, work=work,
+                                        command=command,
+                                        save_intermediates=args.save_intermediates,
+                                        return_state=True)
                     results += state.result(raise_on_failure=False) or []
             finally:
                 flows.LISTENERS.remove(listener)
