@@ -3,12 +3,16 @@
 The numbers are JWST's: a pattern averages ``nframes`` frames into each group and drops
 ``groupgap`` frames between groups. A frame takes ``tframe = (xsize/namps + 12) * (ysize + 1) *
 10 us`` (10 us per pixel, 12 overhead pixels per row per output, one extra row); for full frame
-(4 outputs) that is 10.73676 s. ``tgroup = (nframes + groupgap) * tframe``.
+(4 outputs) that is 10.73676 s. ``tgroup = (nframes + groupgap) * tframe``. MIRI (1032x1024,
+4 interleaved outputs, single-frame groups) takes its frame times from its row clocks
+(transforms/instruments/miri/detector.py): 2.77504 s for full frame FAST.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from transforms.instruments.miri import detector as _miri
 
 PIXEL_TIME_S = 10e-6
 ROW_OVERHEAD_PIXELS = 12
@@ -98,6 +102,7 @@ _NIRISS_PATTERNS = {"NISRAPID": (1, 0, 200), "NIS": (4, 0, 50)}
 PATTERNS: dict[str, dict[str, ReadPattern]] = {
     "NIRCAM": {k: ReadPattern(k, *v) for k, v in _NIRCAM_PATTERNS.items()},
     "NIRISS": {k: ReadPattern(k, *v) for k, v in _NIRISS_PATTERNS.items()},
+    "MIRI": {k: ReadPattern(k, 1, 0, 1000) for k in _miri.PATTERNS},  # one frame per group
 }
 
 # Imaging subarrays, sized and placed like JWST's (NIRCam SUBnnnP sit at the corner with the
@@ -118,6 +123,8 @@ SUBARRAYS: dict[str, dict[str, Subarray]] = {
         "SUB128": Subarray("SUB128", 1, 1921, 128, 128, 1),
         "SUB256": Subarray("SUB256", 1, 1793, 256, 256, 1),
     },
+    "MIRI": {n: Subarray(n, m.xstart, m.ystart, m.xsize, m.ysize, 4)  # interleaved outputs
+             for n, m in _miri.SUBARRAYS.items()},
 }
 
 # Full-frame frame times as the instrument teams quote them.
@@ -168,6 +175,8 @@ def custom_subarray(xstart: int, ystart: int, xsize: int, ysize: int,
 def frame_time(instrument: str, sub: Subarray) -> float:
     """TFRAME (s) of one frame read of ``sub`` through its outputs."""
     inst = _instrument(instrument)
+    if inst == "MIRI":  # FAST; timing() gives SLOW its own
+        return _miri.frame_time(sub.name, sub.xsize, sub.ysize, "FAST")
     if sub.xsize == FULL_SIZE and sub.ysize == FULL_SIZE and sub.noutputs == 4:
         return _FULL_FRAME_TIME[inst]
     return ((sub.xsize / sub.noutputs + ROW_OVERHEAD_PIXELS) * (sub.ysize + 1) * PIXEL_TIME_S)
@@ -181,12 +190,15 @@ def timing(instrument: str, readpatt: str, sub: Subarray, ngroups: int, nints: i
     if nints < 1:
         raise ReadoutError(f"nints must be >= 1, got {nints}")
     tf = frame_time(instrument, sub)
+    if _instrument(instrument) == "MIRI":
+        tf = _miri.frame_time(sub.name, sub.xsize, sub.ysize, p.name)
     return Timing(tf, (p.nframes + p.groupgap) * tf, p.nframes, p.groupgap, int(ngroups),
                   int(nints))
 
 
 def amplifier_columns(sub: Subarray) -> list[tuple[int, int]]:
-    """Column ranges (0-based, within the window) read by each output, in output order."""
+    """Column ranges (0-based, within the window) read by each output, in output order
+    (contiguous stripes: MIRI's interleaved outputs are ``instruments.miri.detector.amplifiers``)."""
     if sub.noutputs == 1:
         return [(0, sub.xsize)]
     w = sub.xsize // sub.noutputs
