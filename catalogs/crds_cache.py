@@ -8,7 +8,9 @@ Layout (what the ``crds`` library expects of a cache, see docs/crds.md)::
 
 Each rmap uses the parameter keys of the real JWST rmap spec shipped in ``crds/jwst/specs``
 (plus the ``META.OBSERVATION.DATE/TIME`` UseAfter keys when the spec has none: operational
-JWST rmaps select on dates). Mappings carry a correct ``sha1sum``. Mapping serials: a mapping
+JWST rmaps select on dates). A reftype whose only reference is ``N/A`` with no match keys is
+written as ``'N/A'`` in the imap, as real contexts do for reftypes an instrument does not use
+(MIRI's superbias). Mappings carry a correct ``sha1sum``. Mapping serials: a mapping
 keeps its name while its content is unchanged; a changed one gets the next serial, so context
 2 shares every unchanged rmap/imap with context 1, as real CRDS contexts do.
 """
@@ -233,6 +235,9 @@ def write_cache(root: str | os.PathLike, contexts: Sequence[ContextSpec],
             rmaps = {}
             for rt in sorted(by_inst[inst]):
                 refs = by_inst[inst][rt]
+                if all(r.filename.upper() == "N/A" and not r.match for r in refs):
+                    rmaps[rt] = "N/A"  # the reftype does not apply to the instrument at all
+                    continue
                 rmaps[rt] = emit((inst, rt), lambda nm, i=inst, t=rt, rr=refs:
                                  rmap_text(nm, i, t, rr))
             imaps[inst.upper()] = emit((inst,), lambda nm, i=inst, rm=rmaps: imap_text(nm, i, rm))
