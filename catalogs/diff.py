@@ -179,6 +179,7 @@ class PairResult:
                 "first_step": self.first_step, "group": self.group,
                 "causes": [c.to_dict() for c in self.causes],
                 "accepted": dict(self.accepted) if self.accepted else None,
+                "steps": self.steps,
                 "diff": self.diff.to_dict() if self.diff else None}
 
 
@@ -699,7 +700,7 @@ def pictures(a: Any, b: Any, max_size: int = 128) -> dict[str, Any] | None:
     Arrays of more than two dimensions show the plane (integration) with the largest |b - a|
     (``plane``). Also ``n_changed`` (pixels of that plane whose value changed), ``changed_at``
     (their (y, x) in the full plane when at most 200, for markers), ``dq_changed`` (pixels whose
-    flags changed), ``factor`` (the reduction) and ``shape`` (of the full plane)."""
+    flags changed) and ``dq_at`` (where, when at most 200), ``factor`` (the reduction) and ``shape`` (of the full plane)."""
     name = _science_array(a)
     if name is None or name not in b.arrays:
         return None
@@ -736,8 +737,10 @@ def pictures(a: Any, b: Any, max_size: int = 128) -> dict[str, Any] | None:
             code = (((~qa & qb) != 0).astype(np.uint8) | (((qa & ~qb) != 0).astype(np.uint8) << 1))
             if code.ndim > 2:
                 code = np.bitwise_or.reduce(code.reshape(-1, *code.shape[-2:]), axis=0)
+            n_dq = int(np.count_nonzero(code))
             out.update(dq=_reduce(code, max(1, -(-max(code.shape) // max(1, max_size))), "or"),
-                       dq_array=dq_name, dq_changed=int(np.count_nonzero(code)))
+                       dq_array=dq_name, dq_changed=n_dq,
+                       dq_at=np.argwhere(code) if 0 < n_dq <= 200 else None)
     return out
 
 

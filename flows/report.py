@@ -155,9 +155,12 @@ def _shell_quote(s: str) -> str:
 
 
 def accept_scope(c: Cause) -> str:
-    """The shortest ``--accept`` scope that names cause ``c`` (a reference file, else the label)."""
+    """A short ``--accept`` scope that names cause ``c``: the new reference file, the
+    parameter (``stage.step.name``), else the whole label."""
     if c.what == "reference" and c.b and "[" not in str(c.b):
         return str(c.b)
+    if c.what == "parameter":
+        return f"{_where(c)}.{c.name}"
     return c.label
 
 
@@ -414,9 +417,9 @@ def _panel(t: Thumb | None, title: str, overlay: str = "") -> str:
             f"{bar}<figcaption>{_e(t.caption)}</figcaption></figure>")
 
 
-def _circles(im: dict[str, Any]) -> str:
-    """An SVG overlay ringing the changed pixels of a sparse difference (at most 60)."""
-    at = im.get("changed_at")
+def _circles(im: Mapping[str, Any], key: str = "changed_at") -> str:
+    """An SVG overlay ringing the changed pixels of a sparse change (at most 60)."""
+    at = im.get(key)
     if at is None or not 0 < len(at) <= 60:
         return ""
     ny, nx = im["diff"].shape
@@ -425,6 +428,11 @@ def _circles(im: dict[str, Any]) -> str:
     cs = "".join(f"<circle cx='{(x + 0.5) / f:.2f}' cy='{ny - (y + 0.5) / f:.2f}' r='{r:.2f}'/>"
                  for y, x in at)
     return (f"<svg class='ring' viewBox='0 0 {nx} {ny}' preserveAspectRatio='none'>{cs}</svg>")
+
+
+def _median_abs(x: np.ndarray) -> float:
+    f = np.abs(x[np.isfinite(x)])
+    return float(np.median(f)) if f.size else 1.0
 
 
 def pair_panels(p: PairResult, build_a: str, build_b: str) -> str:
@@ -453,8 +461,8 @@ def pair_panels(p: PairResult, build_a: str, build_b: str) -> str:
         _panel(thumbnail(im["diff"], "diff", 300), f"{build_b} − {build_a}", _circles(im)),
         _panel(thumbnail(im["ratio"], "ratio", 300, weight=a), f"{build_b} / {build_a}"),
         _panel(thumbnail(im["dq"], "dq", 300), f"{im['dq_array']}: {im['dq_changed']} px changed"
-               f"{flags}") if im.get("dq") is not None else "",
-        _panel(hist_figure(p, im["array"]), f"|Δ| of {im['array']}")]
+               f"{flags}", _circles(im, "dq_at")) if im.get("dq") is not None else "",
+        _panel(hist_figure(p, im["array"], _median_abs(b)), f"|Δ| of {im['array']}")]
     return (f"<div class='panels'>{''.join(panels)}</div>"
             f"<p class='muted small'>{_e(note)}. Stretch: {STRETCH[0]:g}–{STRETCH[1]:g} % "
             "percentiles (B − A and B / A: of the pixels that changed, centred on 0 and 1).</p>")
@@ -484,8 +492,9 @@ def _style(ax: Any) -> None:
         s.set_color("#888")
 
 
-def hist_figure(p: PairResult, name: str) -> Thumb | None:
-    """Histogram of log10|B − A| of one array (pixels per decade), the tolerance marked."""
+def hist_figure(p: PairResult, name: str, typical: float = 1.0) -> Thumb | None:
+    """Histogram of log10|B − A| of one array (pixels per decade), with the tolerance
+    ``atol + rtol·|B|`` at a typical |B| (``typical``, e.g. the median) marked."""
     arr = p.diff.arrays.get(name) if p.diff else None
     if arr is None or not arr.hist_counts or not any(arr.hist_counts):
         return None
@@ -497,11 +506,15 @@ def hist_figure(p: PairResult, name: str) -> Thumb | None:
     centers = np.concatenate([[e[0] - 0.5], (e[:-1] + e[1:]) / 2, [e[-1] + 0.5]])
     counts = np.asarray(arr.hist_counts)
     ax.bar(centers, counts, width=0.9, color="#4a6fa5")
-    if arr.atol + arr.rtol > 0:
-        ax.axvline(np.log10(arr.atol + arr.rtol), color="#d62728", lw=1, label="atol + rtol·1")
-        ax.legend(fontsize=7, frameon=False)
     nz = np.flatnonzero(counts)
-    ax.set_xlim(centers[max(nz[0] - 1, 0)] - 0.6, centers[min(nz[-1] + 1, len(centers) - 1)] + 0.6)
+    lo, hi = centers[max(nz[0] - 1, 0)] - 0.6, centers[min(nz[-1] + 1, len(centers) - 1)] + 0.6
+    tol = arr.atol + arr.rtol * abs(typical if np.isfinite(typical) else 1.0)
+    if tol > 0:
+        t = float(np.log10(tol))
+        ax.axvline(t, color="#d62728", lw=1, label=f"tolerance at |B| = {abs(typical):.3g}")
+        ax.legend(fontsize=7, frameon=False, loc="upper left")
+        lo, hi = min(lo, t - 0.6), max(hi, t + 0.6)
+    ax.set_xlim(lo, hi)
     ax.set_yscale("symlog")
     ax.set_xlabel(f"log10 |Δ| ({name})", fontsize=8)
     ax.set_ylabel("pixels", fontsize=8)
@@ -547,6 +560,10 @@ def catalog_figure(p: PairResult, build_a: str, build_b: str) -> Thumb | None:
         ax2.scatter(dx, dy, s=10, color="#4a6fa5")
         rms = float(np.sqrt(np.mean(dx ** 2 + dy ** 2)))
         lim = max(float(np.max(np.abs(np.concatenate([dx, dy])))) * 1.2, 1e-3)
+        from matplotlib.ticker import MaxNLocator
+
+        for axis in (ax2.xaxis, ax2.yaxis):
+            axis.set_major_locator(MaxNLocator(5, symmetric=True))
         ax2.set_xlim(lim, -lim)  # east to the left
         ax2.set_ylim(-lim, lim)
         ax2.set_title(f"astrometric offsets: rms {rms:.3g} mas", fontsize=9)
@@ -651,6 +668,7 @@ class ReportContext:
 
 
 PASS_PILL = "<span class='pill s-identical'>pass</span>"
+FAIL_PILL = "<span class='pill s-over'>fail</span>"
 
 
 def _status(s: str) -> str:
@@ -688,7 +706,7 @@ def _sec_causes(ctx: ReportContext) -> Section | None:
             f"<td class='cause'>{_e(c.label)}</td>{_counts_cells(r)}"
             f"<td>{_e(', '.join(r['instruments']))}</td><td>{acc}</td></tr>")
     return ("causes", "Causes", (
-        "<h2>By cause</h2><p class='muted'>Every difference recorded between the two recipes of a "
+        "<h2>Changes by cause</h2><p class='muted'>Every difference recorded between the two recipes of a "
         "pair, followed upstream through its inputs. A pair with several causes counts under "
         "each. Click a row to list its products. <code>--accept</code> accepts only the pairs "
         "all of whose causes it names.</p>"
@@ -744,7 +762,7 @@ def _sec_instruments(ctx: ReportContext) -> Section | None:
             f"<td class='n' data-v='{len(r['pairs'])}'>{len(r['pairs'])}</td>"
             + "".join(f"<td class='n{' bad' if s in FAILING and n[s] else ''}' data-v='{n[s]}'>"
                       f"{n[s] or ''}</td>" for s in STATUSES)
-            + f"<td>{_status('over') if bad else PASS_PILL}</td></tr>")
+            + f"<td>{FAIL_PILL if bad else PASS_PILL}</td></tr>")
     return ("instruments", "Instruments", (
         "<h2>By instrument</h2><table class='sortable summary'><thead><tr><th>instrument</th>"
         "<th>pairs</th>" + "".join(f"<th>{_e(STATUS_SHORT[s])}</th>" for s in STATUSES)
@@ -1073,8 +1091,12 @@ SECTIONS: list[Callable[[ReportContext], Section | None]] = [
 def _extra_sections(ctx: ReportContext) -> list[Section]:
     out: list[Section] = []
     for name in SECTION_MODULES:
-        mod = importlib.import_module(name)
-        got = mod.section(ctx)
+        try:
+            got = importlib.import_module(name).section(ctx)
+        except Exception as exc:  # noqa: BLE001 - one broken section must not lose the report
+            sid = name.rsplit(".", 1)[-1]
+            got = (sid, sid, f"<h2>{_e(name)}</h2><p class='muted'>this section could not be "
+                             f"drawn: {_e(type(exc).__name__)}: {_e(exc)}</p>")
         if got:
             out.extend(got if isinstance(got, list) else [got])
     return out

@@ -120,7 +120,7 @@ def test_html_report_is_self_contained(home, tmp_path, capsys):
     assert kinds.count("dq") == has_dq(images) + has_dq(large) > 0
     assert kinds.count("hist") == len(large)
     assert kinds.count("catalog") == 2  # its gallery card and its worst-pair plots
-    for title in ("By cause", "By reference file", "By step", "By instrument", "Products",
+    for title in ("Changes by cause", "By reference file", "By step", "By instrument", "Products",
                   "Gallery", "worst pairs", "Catalogs", "Products in detail"):
         assert title in text, title
     # every product links to a section with its full ids, the lineage command and its tree
@@ -176,3 +176,30 @@ def test_bad_arguments_are_one_line_errors(home, capsys):
     assert "ARRAY=RTOL,ATOL" in capsys.readouterr().err
     assert main(["--home", home, "diff", "base", "tiny", "--rtol", "-1"]) == 2
     assert "rtol must be" in capsys.readouterr().err
+
+
+def test_other_modules_add_sections_to_the_report(home, monkeypatch):
+    """The hook for e.g. flows/report_spec.py: a module named in SECTION_MODULES gives
+    section(ctx) -> (anchor, title, html); a section that raises is reported, not fatal."""
+    import types
+
+    from catalogs import diff as D
+    from flows import report
+    from flows.workspace import Workspace
+
+    ws = Workspace.resolve(home)
+    bd = D.diff_builds(ws.catalog, ws.store, "base", "nisflat", n_images=0, thumbnails="none")
+    good = types.ModuleType("calops_test_section")
+    good.section = lambda ctx: ("spectra", "Spectra", "<h2>Spectra</h2><p>"
+                                + ctx.e(f"{len(ctx.bd.pairs)} pairs & more") + "</p>")
+    bad = types.ModuleType("calops_test_broken")
+    bad.section = lambda ctx: 1 / 0
+    monkeypatch.setitem(sys.modules, "calops_test_section", good)
+    monkeypatch.setitem(sys.modules, "calops_test_broken", bad)
+    monkeypatch.setattr(report, "SECTION_MODULES", ("calops_test_section", "calops_test_broken"))
+    page = report.html_report(bd)
+    assert "<a href='#spectra'>Spectra</a>" in page
+    assert "<section id='spectra'><h2>Spectra</h2><p>14 pairs &amp; more</p></section>" in page
+    assert "could not be drawn: ZeroDivisionError" in page
+    # placed before the per-product details
+    assert page.index("id='spectra'") < page.index("id='details'")
