@@ -144,6 +144,8 @@ class PairResult:
         out = []
         arrs = list(self.diff.arrays.values()) + (list(self.diff.catalog.columns.values())
                                                   if self.diff.catalog else [])
+        first = {"data": 0, "dq": 1, "err": 2}  # the science array first, then its DQ and error
+        arrs.sort(key=lambda a: (first.get(a.name, 3), a.name))
         for a in arrs:
             if not a.over(0.0):
                 continue
