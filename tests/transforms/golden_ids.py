@@ -109,6 +109,21 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
     ),
     "source_catalog==1.0":
         "sha256:58d885c5ad89318a808a5ede56a65cf5765154c41e0d498e4d63379e4c610317",
+    # --- spectroscopy: spec/test_spec_golden.py ---
+    "pixel_replace==1.0":
+        'sha256:485e25660ac30d13016279d53be19b9460addca00f006cb9425fe14e678979f9',
+    "pixel_replace==1.0#mingrad":
+        'sha256:385833f91577e8dd2c57e6f885a4845a8cb50885b2cffa183e558999f0ca466d',
+    "resample_spec==1.0":
+        'sha256:8aadddcffa374f48b847ffd51ab15300c69f569b82558df27102503b8410d459',
+    "extract_1d==1.0":
+        'sha256:f9b8a1d76b67f5f23b35a9c3d69f357ffa02cf063a48861547c78e8d35c71550',
+    "combine_1d==1.0":
+        'sha256:835d90ad6946c54c0973b908019bcbdf9dc9641be129e5426203dcce1d78b7e8',
+    "master_background==1.0":
+        ('sha256:b2b8314b2369d201bf22b7fc02ef73765323d5b7ee92a3c28ea011bd4c546359',),
+    "outlier_detection==2.0":
+        ('sha256:358b61bb77426d27e66a463f06f18995d900545e432befb55351a0298c4bc59a', 'sha256:3d375cf335e9c19af8b7b0436affe4301312d64ab2ee73e5c5d86ee03c485f1c', 'sha256:757cb253d3f122205260bcb8498f50abda7d0fff64b1b8f2bd3027af602576bd'),
 }
 
 

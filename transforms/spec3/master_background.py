@@ -69,6 +69,9 @@ def master_spectrum(bkgs: Sequence[DataModel], median_kernel: int = 1
 
     x1ds = []
     for m in bkgs:
+        # a dedicated background exposure is blank sky: extended (jwst's srctype says so)
+        m = S.with_slits(m, [s.replace(meta={"srctype": "EXTENDED"}) for s in S.slits(m)],
+                         meta={"target.source_type": "EXTENDED"})
         s2d = rs.resample_exposure(m, rs.ResampleSpecParams())
         x1d = ex.extract_model(s2d, {}, ex.Extract1dParams(use_source_posn=False))
         # the surface brightness is what the master combines: put it in the flux column
