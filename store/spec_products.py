@@ -323,15 +323,26 @@ def write(model: DataModel, path: str | os.PathLike,
         if not slits:
             raise BadModel(f"{model.kind} product names no slits")
         tree_slits = []
+        top = model.meta
+        # jwst's slits carry the exposure's meta (extract_2d copies it): give them the
+        # schema keys the file has
+        known = table()
+        shared = asdf_ext.nest({k: asdf_ext.plain(v) for k, v in _top_meta(model).items()
+                                if k in known and known[k].schema_path and v is not None
+                                and not k.startswith(("calops.", "ref_file."))})
         for i, (name, arrays, meta) in enumerate(slits, start=1):
             _check_planes(arrays, f"slit {name}")
             planes = _plane_hdus(arrays, i, f"{name}:", layout)
-            _put(planes[0].header, meta, SLIT_KEYWORDS)
+            # jwst keeps the pixel area and units per slit
+            inherited = {"pixelarea_steradians": top.get("photometry.pixelarea_steradians"),
+                         "bunit_data": top.get("bunit_data")}
+            _put(planes[0].header, {**inherited, **meta}, SLIT_KEYWORDS)
             hdus += planes
             w = wmap.get(name)
-            tree_slits.append({"meta": {"wcs": w}} if w is not None else {})
-        if any(tree_slits):
-            wcs_tree["slits"] = tree_slits
+            # each slit is a SlitModel in the tree (jwst's exp_to_source asks), with its gwcs
+            tree_slits.append({"meta": {**shared, "model_type": "SlitModel",
+                                        **({"wcs": w} if w is not None else {})}})
+        wcs_tree["slits"] = tree_slits
     elif model.kind in ("cal", "s2d"):
         model_type = "ImageModel" if model.kind == "cal" else "SlitModel"
         _check_planes(model.arrays, model.kind)

@@ -4,7 +4,11 @@ curved trace, sheared iso-wavelength lines, known sky positions), a point source
 spectrum at a known slit position, optional background, noise and bad pixels.
 
 Point-source pixels are a flux density per pixel (MJy, as NIRSpec photom makes them): the
-column sum of a slit is the source's F_nu at that column's wavelength.
+counts a pixel collects from the source's F_nu(lambda) phi(s) (phi: the spatial profile)
+divided by the pixel's dispersion along the row, d lambda / dx. With iso-wavelength lines
+sheared against a tilted trace this is F phi |det J| / |d lambda / dx| = F phi / (1 - shear
+T'(x)), J the Jacobian of (lambda, s) in pixels: the sum over a detector column differs from
+F_nu by that factor (< 0.1 % here), the sum along an iso-wavelength line is F_nu.
 """
 
 from __future__ import annotations
@@ -69,14 +73,16 @@ def make_slit(sp: SlitSpec, rng: np.random.Generator | None = None, noise: float
                                     pa=sp.pa)
     ny, nx = sp.shape
     y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
-    lam, ra, dec, sy, d = S._analytic(params, x, y)
+    # the cutout is generated with the dispersion along x, then transposed for vertical slits
+    lam, ra, dec, sy, d = S._analytic({**params, "disp_axis": 1}, x, y)
     data = np.full((ny, nx), sp.background, np.float64)
     if sp.source_ypos is not None:
         dc = sp.source_ypos * sp.slit_pix
         # fraction of a Gaussian profile (in d) inside each pixel's extent in d
         frac = 0.5 * (erf((d + 0.5 - dc) / (math.sqrt(2) * sp.sigma))
                       - erf((d - 0.5 - dc) / (math.sqrt(2) * sp.sigma)))
-        data = data + sp.spectrum(lam) * 1e-6 * frac
+        tprime = sp.trace[1] + 2.0 * sp.trace[2] * x
+        data = data + sp.spectrum(lam) * 1e-6 * frac / (1.0 - sp.shear * tprime)
     vr = np.full((ny, nx), (2e-3 * 1e-6) ** 2)
     vp = np.abs(data) * 1e-9
     if rng is not None and noise > 0:
@@ -91,7 +97,6 @@ def make_slit(sp: SlitSpec, rng: np.random.Generator | None = None, noise: float
               "wavelength": lam.astype(np.float32)}
     if sp.disp_axis == S.VERTICAL:
         arrays = {k: np.ascontiguousarray(v.T) for k, v in arrays.items()}
-        data_shape = (nx, ny)
     meta = {"name": sp.name, "xstart": 100, "ystart": 200, "xsize": arrays["data"].shape[1],
             "ysize": arrays["data"].shape[0], "source_id": sp.source_id,
             "source_name": f"{sp.source_id}_src", "source_xpos": 0.0,
