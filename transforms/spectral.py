@@ -621,3 +621,29 @@ def _s2d_geometry(slit: Slit, p: Mapping[str, Any], lam: np.ndarray | None) -> G
     if lam is None:
         raise SpectralError(f"s2d slit {slit.name} has no wavelength array")
     return Geometry(lam, np.array(ra), np.array(dec), np.array(sy))
+
+
+def file_wcs(model: DataModel) -> dict[str | None, Any] | None:
+    """The gwcs objects a spectroscopic product's file carries (slit or spectrum name -> gwcs;
+    ``None`` keys a single slit), built from its parameters; None when it has none."""
+    out: dict[str | None, Any] = {}
+    if model.kind in ("x1d",):
+        for sp in spectra(model):
+            ra, dec = sp.get("slit_ra"), sp.get("slit_dec")
+            w = np.asarray(sp.columns.get("wavelength", []), np.float64)
+            if ra is not None and dec is not None and w.size > 1:
+                out[sp.name] = spectral_gwcs(float(ra), float(dec), w)
+        return out or None
+    if not is_spectral_image(model):
+        return None
+    single = not is_multislit(model)
+    for s in slits(model):
+        try:
+            w = slit_gwcs(s, model.meta)
+        except SpectralError:
+            w = None
+        if w is not None:
+            ny, nx = s.shape
+            w.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
+            out[None if single else s.name] = w
+    return out or None
