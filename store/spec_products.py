@@ -569,7 +569,10 @@ def read_extract1d(path: str | os.PathLike) -> DataModel:
 # --------------------------------------------------------------------------------------------
 
 def _fill(template: str, source: Any, slits: Any) -> str:
-    out = str(template)
+    """transforms.associations_spec.fill_product_name (store may not import it)."""
+    import re
+
+    out = re.sub(r"\{primary:[^}]*\}", "", str(template))
     if source is not None:
         out = out.replace("{source_id}", str(source).lower())
     if slits:

@@ -34,11 +34,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import re
+
 from transforms.associations import AssociationError, _req, _target_numbers
 
 SPEC3_EXP_TYPES = ("NRS_FIXEDSLIT", "NRS_MSASPEC", "MIR_LRS-FIXEDSLIT")
 _EMPTY = ("", "N/A", "NONE", "NULL", "ANY")
 _S200A = frozenset({"S200A1", "S200A2"})
+# calops-only field keeping apart the names of two fixed-slit groups of one observation
+PRIMARY_FIELD = re.compile(r"\{primary:[^}]*\}")
 # the slit numbers of build 10.0's fixed-slit SOURCEID codes
 FS_SLIT_NUMBER = {"S200A1": 1, "S200A2": 2, "S400A1": 3, "S1600A1": 4, "S200B1": 5}
 
@@ -118,11 +122,19 @@ def spec3_associations(exposures: Sequence[Mapping[str, Any]], pool: str = "calo
         key = (prog, obs, tgt, inst, exp, spec_opt_element(m), slit)
         groups.setdefault(key, []).append((i, m))
     out = []
+    fs_groups: dict[tuple, int] = {}
+    for key in groups:
+        if key[4] == "NRS_FIXEDSLIT":
+            fs_groups[key[:6]] = fs_groups.get(key[:6], 0) + 1
     for (prog, obs, tgt, inst, exp, opt, slit), members in sorted(groups.items()):
         base = f"jw{prog:05d}-o{obs:03d}"
         if exp == "NRS_FIXEDSLIT":
             name, rule = f"{base}_{{source_id}}_{inst.lower()}_{opt}-{{slit_name}}", \
                 "candidate_Asn_Lv3NRSFSS"
+            if fs_groups[(prog, obs, tgt, inst, exp, opt)] > 1:
+                # two primary-slit groups of one observation share the template: a field
+                # that filling drops keeps the association names apart
+                name += f"{{primary:{slit.lower().replace('|', '+')}}}"
         elif exp == "NRS_MSASPEC":
             name, rule = f"{base}_{{source_id}}_{inst.lower()}_{opt}", \
                 "candidate_Asn_Lv3SpectralSource"
@@ -152,7 +164,7 @@ def fill_product_name(template: str, source_id: str | None = None,
                       slit_name: str | None = None) -> str:
     """A product name with its ``{source_id}``/``{slit_name}`` fields filled (jwst's
     ``format_product``; fields without a value are left as they are)."""
-    out = str(template)
+    out = PRIMARY_FIELD.sub("", str(template))
     if source_id is not None:
         out = out.replace("{source_id}", str(source_id).lower())
     if slit_name is not None:
