@@ -33,6 +33,7 @@ import numpy as np
 from catalogs.catalog import check_read_only
 from store.errors import CatalogError
 from transforms import compare as cmp
+from transforms import compare_spec as cmp_spec
 
 STATUSES = ("identical", "within", "accepted", "over", "only_a", "only_b")
 # The value of a ``status`` row in the diffs table (a number, so SQL can sort and threshold).
@@ -109,6 +110,7 @@ class PairResult:
     accepted: Mapping[str, Any] | None = None  # who/why/when of an accepted baseline
     score: float = 0.0  # how bad: the largest fraction of elements over tolerance
     images: Mapping[str, np.ndarray] | None = None  # a, b, diff (2-D float32) for the report
+    spectra: cmp_spec.SpectraDiff | None = None  # x1d/c1d: spectrum by spectrum
 
     @property
     def group(self) -> str:
@@ -123,7 +125,8 @@ class PairResult:
                 "first_step": self.first_step, "group": self.group,
                 "causes": [c.to_dict() for c in self.causes],
                 "accepted": dict(self.accepted) if self.accepted else None,
-                "diff": self.diff.to_dict() if self.diff else None}
+                "diff": self.diff.to_dict() if self.diff else None,
+                "spectra": self.spectra.to_dict() if self.spectra else None}
 
 
 @dataclass
@@ -505,6 +508,10 @@ def diff_builds(catalog: Any, store: Any, build_a: str, build_b: str, where: str
     for p in bd.worst(n_images):  # pictures for the report: the worst pairs are read again
         if p.kind != "catalog":
             p.images = _images(store.get(p.product_a), store.get(p.product_b), image_size)
+    for p in bd.pairs:  # 1-D spectra: wavelength shifts and flux ratios, spectrum by spectrum
+        if p.kind in cmp_spec.KINDS and p.status in ("over", "within", "accepted"):
+            p.spectra = cmp_spec.compare_spectra(store.get(p.product_a),
+                                                 store.get(p.product_b), config)
     return bd
 
 
@@ -514,7 +521,9 @@ def rows(bd: BuildDiff) -> list[dict[str, Any]]:
     """The diff as ``diffs`` rows: per pair a ``status`` row (value: STATUS_CODE, detail: the
     status, instrument, stage, first diverging step, cause group), one ``cause`` row per root
     cause, and numeric rows ``max_abs:<array>``, ``max_rel:<array>``, ``frac_over:<array>``,
-    ``dq_gained:<FLAG>``/``dq_lost:<FLAG>`` (pixels), ``sources_only_a``/``sources_only_b``."""
+    ``dq_gained:<FLAG>``/``dq_lost:<FLAG>`` (pixels), ``sources_only_a``/``sources_only_b``,
+    ``spec_ratio:<spectrum>`` (a 1-D spectrum's median flux ratio B/A; detail: its wavelength
+    shift in pixels, largest deviation, elements over tolerance)."""
     out: list[dict[str, Any]] = []
 
     def row(p: PairResult, metric: str, value: float | None, detail: Mapping[str, Any]) -> None:
@@ -532,6 +541,8 @@ def rows(bd: BuildDiff) -> list[dict[str, Any]]:
              "reasons": list(p.diff.reasons) if p.diff else [], "accepted": p.accepted})
         for c in p.causes:
             row(p, "cause", None, {**base, **c.to_dict(), "cause": c.label})
+        for sp in (p.spectra.pairs if p.spectra else ()):
+            row(p, f"spec_ratio:{sp.name}", sp.ratio_median, {**base, **sp.to_dict()})
         if p.diff is None:
             continue
         arrays = dict(p.diff.arrays)

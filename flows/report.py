@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from catalogs.diff import STATUSES, BuildDiff, PairResult, clean_json
+from flows import report_spec
 
 STATUS_TITLES = {"identical": "identical", "within": "within tolerance", "accepted": "accepted",
                  "over": "over tolerance", "only_a": "only in A", "only_b": "only in B"}
@@ -275,6 +276,7 @@ def html_report(bd: BuildDiff, n_worst: int = 5) -> str:
                 parts.append("<table><tr><th>array</th><th>mode</th><th>over</th><th>of</th>"
                              "<th>max |Δ|</th><th>max rel</th><th>NaN in one</th><th>flags / note</th>"
                              f"</tr>{rows}</table>")
+    parts.append(report_spec.section(bd))  # 1-D spectra: overlays and ratios (flows/report_spec.py)
     parts.append("<h2>All pairs</h2><details><summary>show all "
                  f"{len(bd.pairs)}</summary><table><tr><th>product</th><th>status</th>"
                  "<th>A</th><th>B</th><th>cause</th></tr>")
