@@ -583,8 +583,11 @@ def _fill(template: str, source: Any, slits: Any) -> str:
 def split_by_source(model: DataModel, product_name: str) -> list[tuple[str, DataModel]]:
     """The per-source products of a stage-3 product, each with its JWST product name (the
     association's template filled with the source's ``product.source_id`` and
-    ``product.slit_name``): an s2d slit becomes a SlitModel, a spectrum its own x1d/c1d."""
+    ``product.slit_name``): an s2d slit becomes a SlitModel, a spectrum its own x1d/c1d. A
+    product whose slits/spectra name no source (stage 2) stays whole, under ``product_name``."""
     out: list[tuple[str, DataModel]] = []
+    if not any(k.endswith("product.source_id") for k in model.meta):
+        return [(_fill(product_name, None, None), model)]
     top = _top_meta(model)
     if model.kind in ("s2d", "cal") and "slits" in model.meta:
         for name, arrays, meta in _split_slits(model):
