@@ -261,3 +261,53 @@ def test_s200a1_and_s200a2_combine_into_one_source_covering_both_ranges():
     assert files == ["jw01234-o003_s00001_nirspec_f100lp-g140h-s200a1-s200a2",
                      "jw01234-o003_s00012_nirspec_f100lp-g140h-s200a2",
                      "jw01234-o003_s00021_nirspec_f100lp-g140h-s200a1"]
+
+
+def _lrs_nod(ypos: float, k: int):
+    """One MIRI LRS nod: the source (fixed on the sky) at ``ypos`` in the slit; the slit centre
+    moves on the sky from nod to nod; dithered_ra/dec is the source position."""
+    omega = 2.8e-13
+    src_ra, src_dec, pa, scale, slit_pix = 80.5, -69.5, -84.0, 0.11, 8.0
+    s = -ypos * slit_pix * scale  # slit centre relative to the source, along the slit
+    a = math.radians(pa)
+    cra, cdec = S.tan_to_sky(s * math.sin(a), s * math.cos(a), src_ra, src_dec)
+    sp = T.SlitSpec(name="MIR_LRS-FIXEDSLIT", shape=(41, 300), trace=(20.0, 0.005, 0.0),
+                    dispersion=(5.0, 0.02, 0.0), shear=0.0, slit_pix=slit_pix, scale=scale,
+                    pa=pa, ra=float(cra), dec=float(cdec), source_ypos=ypos, sigma=1.3,
+                    disp_axis=2, spectrum=lambda lam: 2e-3 * (1 + 0.05 * (lam - 8.0)))
+    sl = T.make_slit(sp, np.random.default_rng(40 + k), noise=2e-12)
+    arr = dict(sl.arrays)
+    for key in ("data", "err"):
+        arr[key] = (np.asarray(arr[key], np.float64) / omega).astype(np.float32)
+    for key in ("var_rnoise", "var_poisson", "var_flat"):
+        arr[key] = (np.asarray(arr[key], np.float64) / omega ** 2).astype(np.float32)
+    sl = sl.replace(arrays=arr, meta={"bunit_data": "MJy/sr"})
+    meta = T.base_meta("MIR_LRS-FIXEDSLIT", **{
+        "photometry.pixelarea_steradians": omega, "dither.dithered_ra": src_ra,
+        "dither.dithered_dec": src_dec, "wcsinfo.dispersion_direction": 2,
+        "target.source_type": "POINT", "observation.exposure_number": str(k + 1),
+        "dither.primary_type": "ALONG-SLIT-NOD"})
+    from transforms.model import DataModel
+
+    return S.with_slits(DataModel("cal", {}, meta), [sl], kind="cal", single=True), sp
+
+
+def test_miri_lrs_nods_combine_on_the_sky_in_stage_3():
+    from transforms import spec3
+
+    (a, sp), (b, _) = _lrs_nod(0.25, 0), _lrs_nod(-0.25, 1)
+    out = spec3.run((a, b), _plan("spec3", {"extract1d": LRS_REF}))
+    s2d = out["s2d"]
+    assert not S.is_multislit(s2d)  # one source: a SlitModel
+    d = np.asarray(s2d["data"], np.float64)
+    prof = np.nansum(d, axis=0)
+    # one trace (the nods land on the same sky position), not two
+    peak = int(np.argmax(prof))
+    assert np.all(prof[np.abs(np.arange(prof.size) - peak) > 4] < 0.05 * prof[peak])
+    for product in (out["x1d"], out["c1d"]):
+        spec = S.spectra(product)[0]
+        w, f = spec["wavelength"], spec["flux"]
+        m = _interior(w.size, 6) & np.isfinite(f)
+        ratio = f[m] / sp.spectrum(w[m])
+        assert np.all(np.abs(ratio - 1) < 0.02), (product.kind, np.abs(ratio - 1).max())
+    assert np.all(S.spectra(out["c1d"])[0]["n_input"] == 2)
