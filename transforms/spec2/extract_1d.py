@@ -280,20 +280,60 @@ def shift_by_offset(offset: float, ep: dict[str, Any], update_trace: bool = True
 # Source location (build 10.0)
 # --------------------------------------------------------------------------------------------
 
+@njit(nogil=True, cache=True)
+def _crossings(coord, target, out):
+    """For every column of ``coord`` (rows, columns), the fractional row at which its finite
+    values, monotonic along the column, equal ``target`` (linear between rows; NaN when the
+    column is not monotonic or does not bracket it)."""
+    ny, nx = coord.shape
+    for i in range(nx):
+        out[i] = np.nan
+        first = -1
+        last = -1
+        for j in range(ny):
+            if math.isfinite(coord[j, i]):
+                if first < 0:
+                    first = j
+                last = j
+        if first < 0 or first == last:
+            continue
+        inc = coord[last, i] > coord[first, i]
+        prev = -1
+        ok = True
+        for j in range(first, last + 1):
+            v = coord[j, i]
+            if not math.isfinite(v):
+                continue
+            if prev >= 0:
+                pv = coord[prev, i]
+                if (inc and v < pv) or ((not inc) and v > pv):
+                    ok = False
+                    break
+            prev = j
+        if not ok:
+            continue
+        prev = -1
+        for j in range(first, last + 1):
+            v = coord[j, i]
+            if not math.isfinite(v):
+                continue
+            if v == target:
+                out[i] = j
+                break
+            if prev >= 0:
+                pv = coord[prev, i]
+                if (pv - target) * (v - target) < 0:
+                    out[i] = prev + (target - pv) / (v - pv) * (j - prev)
+                    break
+            prev = j
+
+
 def _crossing(values: np.ndarray, target: float) -> float:
-    """Fractional row at which a (monotonic) column of values equals ``target`` (NaN if not
-    bracketed)."""
-    rows = np.flatnonzero(np.isfinite(values))
-    if rows.size < 2:
-        return float("nan")
-    v = values[rows]
-    inc = v[-1] > v[0]
-    if not inc:
-        v = v[::-1]
-        rows = rows[::-1]
-    if not (v[0] <= target <= v[-1]) or np.any(np.diff(v) < 0):
-        return float("nan")
-    return float(np.interp(target, v, rows.astype(np.float64)))
+    """Fractional row at which a (monotonic) column of values equals ``target``."""
+    out = np.empty(1)
+    _crossings(np.ascontiguousarray(np.asarray(values, np.float64)[:, None]), float(target),
+               out)
+    return float(out[0])
 
 
 def _along_slit(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.ndarray:
@@ -344,10 +384,11 @@ def locate(slit: S.Slit, geom: S.Geometry, meta: Mapping[str, Any], exp_type: st
         target = 0.0
     else:
         return None
-    location = _crossing(coord[:, middle], target)
+    trace = np.empty(nx)
+    _crossings(np.ascontiguousarray(coord, dtype=np.float64), float(target), trace)
+    location = float(trace[middle])
     if not math.isfinite(location) or location < -0.5 or location > ny - 0.5:
         return None
-    trace = np.array([_crossing(coord[:, i], target) for i in range(nx)])
     return middle, middle_wl, location, trace
 
 
@@ -419,7 +460,10 @@ def _extract(image, smoothed, vrn, vph, vfl, profile, bgprof, mode, order, out):
             for a in range(npar):
                 if mat[a, a] > 0.0:
                     usable = True
-            if usable and np.linalg.cond(mat) < 1e10:
+            if usable:  # jwst: solve only when cond(mat) < 1e10 (symmetric: eigenvalue ratio)
+                ev = np.abs(np.linalg.eigvalsh(mat))
+                usable = ev.min() > 0.0 and ev.max() / ev.min() < 1e10
+            if usable:
                 cov = np.linalg.inv(mat)
                 coef = cov @ vec
                 for j in range(ny):

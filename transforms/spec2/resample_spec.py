@@ -296,8 +296,11 @@ def _reference(pieces: Sequence[Piece]) -> int:
     return 0
 
 
-def build_grid(pieces: Sequence[Piece], params: ResampleSpecParams) -> SpecGrid:
-    """The output grid covering every input (see the module docstring)."""
+def build_grid(pieces: Sequence[Piece], params: ResampleSpecParams,
+               spatial: list | None = None) -> SpecGrid:
+    """The output grid covering every input (see the module docstring). ``spatial``, when
+    given (an empty list), receives each piece's spatial coordinate (``SpecGrid.s_of``) for
+    ``drizzle`` to reuse."""
     if not pieces:
         raise ResampleSpecError("resample_spec needs at least one slit")
     k = _reference(pieces)
@@ -345,8 +348,10 @@ def build_grid(pieces: Sequence[Piece], params: ResampleSpecParams) -> SpecGrid:
     g0 = SpecGrid(table_arr, flip, sky, ra0, dec0, pa, 0.0, ds, 1, None, None, disp_axis,
                   scale_in)
     smin, smax = np.inf, -np.inf
-    for p in pieces:
-        s = g0.s_of(p)
+    s_all = [g0.s_of(p) for p in pieces]
+    if spatial is not None:
+        spatial.extend(s_all)
+    for p, s in zip(pieces, s_all):
         ok = np.isfinite(s) & np.isfinite(p.wavelength)
         if ok.any():
             smin = min(smin, float(s[ok].min()))
@@ -359,7 +364,7 @@ def build_grid(pieces: Sequence[Piece], params: ResampleSpecParams) -> SpecGrid:
     s0 = 0.5 * (smin + smax) - 0.5 * (nsp - 1) * ds
     slit_y0 = dslit_y = None
     if ref.slit_y is not None:
-        s_ref = g0.s_of(ref)[:, col]
+        s_ref = s_all[k][:, col]
         ok = np.isfinite(s_ref) & np.isfinite(ref.slit_y[:, col])
         if ok.sum() >= 2:
             v = (s_ref[ok] - s0) / ds
@@ -446,11 +451,12 @@ def _corners(c: np.ndarray) -> np.ndarray:
     return 0.25 * (e[:-1, :-1] + e[1:, :-1] + e[:-1, 1:] + e[1:, 1:])
 
 
-def pixmap(grid: SpecGrid, p: Piece) -> tuple[np.ndarray, np.ndarray]:
+def pixmap(grid: SpecGrid, p: Piece, s: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
     """Output (u, v) of every input pixel centre (NaN where the pixel has no wavelength or
-    position)."""
+    position); ``s``: the piece's spatial coordinate if already known."""
     u = grid.u_of(p.wavelength)
-    v = grid.v_of(grid.s_of(p))
+    v = grid.v_of(grid.s_of(p) if s is None else s)
     bad = ~(np.isfinite(u) & np.isfinite(v))
     u[bad] = np.nan
     v[bad] = np.nan
@@ -512,9 +518,9 @@ def _or_dq(dq, good, u, v, out):
 
 
 def drizzle(grid: SpecGrid, pieces: Sequence[Piece], params: ResampleSpecParams,
-            fillval: float) -> Drizzled:
+            fillval: float, spatial: Sequence[np.ndarray] | None = None) -> Drizzled:
     """Drizzle ``pieces`` onto ``grid`` (one weighted mean), with variances as jwst's
-    ``from_var``."""
+    ``from_var``; ``spatial``: the pieces' spatial coordinates from ``build_grid``."""
     oy, ox = grid.shape
     n = len(pieces)
     num_all = np.zeros((oy, ox))
@@ -527,7 +533,7 @@ def drizzle(grid: SpecGrid, pieces: Sequence[Piece], params: ResampleSpecParams,
     for k, p in enumerate(pieces):
         if p.data.size == 0:
             continue
-        u, v = pixmap(grid, p)
+        u, v = pixmap(grid, p, None if spatial is None else spatial[k])
         weight = _weight(p, params.weight_type)
         weight[~np.isfinite(u)] = 0.0
         uf, vf = _fill(u), _fill(v)
@@ -618,8 +624,9 @@ def resample_group(slits_meta: Sequence[tuple[S.Slit, Mapping[str, Any]]], name:
     fill = _check(params)
     pieces = [piece(s, m) for s, m in slits_meta]
     ref = pieces[_reference(pieces)]
-    grid = build_grid(pieces, params)
-    d = drizzle(grid, pieces, params, fill)
+    spatial: list = []
+    grid = build_grid(pieces, params, spatial)
+    d = drizzle(grid, pieces, params, fill, spatial)
     out_meta = dict(ref.slit.meta)
     out_meta.update(meta or {})
     return rectified_slit(name, grid, d, out_meta), grid
@@ -653,8 +660,9 @@ def resample_exposure(model: DataModel, params: ResampleSpecParams) -> DataModel
             raise ResampleSpecError(f"resample_spec: slit {s.name} has {len(s.shape)}-D data; "
                                     "3-D (rateints) spectra are not resampled, as in jwst")
         p = piece(s, model.meta)
-        grid = build_grid([p], params)
-        d = drizzle(grid, [p], params, fill)
+        spatial: list = []
+        grid = build_grid([p], params, spatial)
+        d = drizzle(grid, [p], params, fill, spatial)
         out.append(rectified_slit(s.name, grid, d, s.meta))
         area = area or _area(model.meta, params, grid)
     return S.with_slits(model, out, kind="s2d", meta={**_status(model), **area})

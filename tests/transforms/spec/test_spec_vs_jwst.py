@@ -88,6 +88,10 @@ def _bad_slit():
     rng = np.random.default_rng(5)
     s = T.make_slit(T.SlitSpec(source_ypos=0.0, shape=(31, 120)), rng, noise=2e-12)
     a = {k: np.array(v, copy=True) for k, v in s.arrays.items()}
+    # errors small enough that the trace has S/N > 5: profiles are normalised and scaled
+    a["var_rnoise"] = np.full(a["data"].shape, (2e-12) ** 2, np.float32)
+    a["err"] = np.sqrt(a["var_rnoise"] + a["var_poisson"] * 1e-6).astype(np.float32)
+    a["var_poisson"] = (a["var_poisson"] * 1e-6).astype(np.float32)
     row = int(round(15 + 60 * 0.01 + 60 ** 2 * 1.5e-5))
     # several adjacent pixels in the trace core of one column (the build 10.0 fix's case),
     # scattered ones elsewhere, and a NON_SCIENCE pixel
