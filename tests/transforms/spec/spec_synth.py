@@ -9,6 +9,10 @@ divided by the pixel's dispersion along the row, d lambda / dx. With iso-wavelen
 sheared against a tilted trace this is F phi |det J| / |d lambda / dx| = F phi / (1 - shear
 T'(x)), J the Jacobian of (lambda, s) in pixels: the sum over a detector column differs from
 F_nu by that factor (< 0.1 % here), the sum along an iso-wavelength line is F_nu.
+
+test_spec_golden.py builds its inputs with ``make_slit``: a change here changes the golden ids
+of the spectroscopy steps (re-pin them in tests/transforms/golden_ids.py, no version bump: the
+steps did not change).
 """
 
 from __future__ import annotations
