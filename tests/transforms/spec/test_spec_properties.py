@@ -42,12 +42,13 @@ def slits(draw):
     frac_bad = draw(st.sampled_from([0.0, 0.1, 0.5, 1.0]))
     empty = draw(st.booleans())
     seed = draw(st.integers(0, 2 ** 16))
+    disp_axis = draw(st.sampled_from([1, 2]))  # NIRSpec-like or MIRI LRS-like
     rng = np.random.default_rng(seed)
     sp = T.SlitSpec(shape=(ny, nx), trace=((ny - 1) / 2, tilt, 0.0), shear=shear,
-                    slit_pix=max(ny - 2, 1.0), source_ypos=ypos, sigma=0.8)
+                    slit_pix=max(ny - 2, 1.0), source_ypos=ypos, sigma=0.8, disp_axis=disp_axis)
     s = T.make_slit(sp, rng, noise=1e-12)
     a = {k: np.array(v, copy=True) for k, v in s.arrays.items()}
-    bad = rng.random((ny, nx)) < frac_bad
+    bad = rng.random(a["data"].shape) < frac_bad
     a["dq"][bad] |= np.uint32(DQ.DO_NOT_USE)
     a["data"][bad] = np.nan
     if empty:
