@@ -31,10 +31,9 @@ background/virtual slitlets).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import re
 
 from transforms.associations import AssociationError, _req, _target_numbers
 

@@ -81,7 +81,7 @@ class Slit:
 
     def replace(self, arrays: Mapping[str, np.ndarray] | None = None,
                 meta: Mapping[str, Any] | None = None, name: str | None = None,
-                drop: tuple[str, ...] = ()) -> "Slit":
+                drop: tuple[str, ...] = ()) -> Slit:
         a = {k: v for k, v in self.arrays.items() if k not in drop}
         a.update(arrays or {})
         m = {k: v for k, v in self.meta.items() if k not in drop}

@@ -18,15 +18,15 @@ skipped step records ``cal_step.<name> = SKIPPED``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import importlib
 import pkgutil
+from collections.abc import Sequence
 
 from transforms.model import DataModel
 from transforms.plans import OnStep, PlanError, check_plan
 from transforms.registry import PlannedStep, Stage, register_stage
 
-__all__ = ["run", "Spec2Error", "STAGE", "STEPS", "EXP_TYPES"]
+__all__ = ["EXP_TYPES", "STAGE", "STEPS", "Spec2Error", "run"]
 
 STEPS = ("assign_wcs", "msa_flagging", "imprint_subtract", "bkg_subtract", "extract_2d",
          "srctype", "wavecorr", "flat_field", "pathloss", "barshadow", "photom",

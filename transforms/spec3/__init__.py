@@ -34,7 +34,7 @@ from transforms.spec2 import extract_1d as ex
 from transforms.spec2 import resample_spec as rs
 from transforms.spec3 import combine_1d, master_background, outlier_detection  # noqa: F401
 
-__all__ = ["run", "Spec3Error", "STAGE", "STEPS"]
+__all__ = ["STAGE", "STEPS", "Spec3Error", "run"]
 
 STEPS = ("master_background", "outlier_detection", "pixel_replace", "resample_spec",
          "extract_1d", "combine_1d")
