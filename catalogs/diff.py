@@ -34,6 +34,7 @@ import numpy as np
 from catalogs.catalog import check_read_only
 from store.errors import CatalogError
 from transforms import compare as cmp
+from transforms import compare_spec as cmp_spec
 
 STATUSES = ("identical", "within", "accepted", "over", "only_a", "only_b")
 # The value of a ``status`` row in the diffs table (a number, so SQL can sort and threshold).
@@ -113,6 +114,7 @@ class PairResult:
     thumbs: Mapping[str, Any] | None = None  # small pictures of every over-tolerance pair
     sources: Mapping[str, Any] | None = None  # matched sources of two catalogs (``source_points``)
     steps: list[dict[str, Any]] = field(default_factory=list)  # the two recipes, step by step
+    spectra: cmp_spec.SpectraDiff | None = None  # x1d/c1d: spectrum by spectrum
 
     @property
     def max_abs(self) -> float | None:
@@ -182,7 +184,8 @@ class PairResult:
                 "causes": [c.to_dict() for c in self.causes],
                 "accepted": dict(self.accepted) if self.accepted else None,
                 "steps": self.steps,
-                "diff": self.diff.to_dict() if self.diff else None}
+                "diff": self.diff.to_dict() if self.diff else None,
+                "spectra": self.spectra.to_dict() if self.spectra else None}
 
 
 @dataclass
@@ -617,6 +620,10 @@ def diff_builds(catalog: Any, store: Any, build_a: str, build_b: str, where: str
         if p.kind != "catalog":
             p.images = _guarded(pictures, store.get(p.product_a), store.get(p.product_b),
                                 image_size)
+    for p in bd.pairs:  # 1-D spectra: wavelength shifts and flux ratios, spectrum by spectrum
+        if p.kind in cmp_spec.KINDS and p.status in ("over", "within", "accepted"):
+            p.spectra = cmp_spec.compare_spectra(store.get(p.product_a),
+                                                 store.get(p.product_b), config)
     return bd
 
 
@@ -798,7 +805,9 @@ def rows(bd: BuildDiff) -> list[dict[str, Any]]:
     """The diff as ``diffs`` rows: per pair a ``status`` row (value: STATUS_CODE, detail: the
     status, instrument, stage, first diverging step, cause group), one ``cause`` row per root
     cause, and numeric rows ``max_abs:<array>``, ``max_rel:<array>``, ``frac_over:<array>``,
-    ``dq_gained:<FLAG>``/``dq_lost:<FLAG>`` (pixels), ``sources_only_a``/``sources_only_b``."""
+    ``dq_gained:<FLAG>``/``dq_lost:<FLAG>`` (pixels), ``sources_only_a``/``sources_only_b``,
+    ``spec_ratio:<spectrum>`` (a 1-D spectrum's median flux ratio B/A; detail: its wavelength
+    shift in pixels, largest deviation, elements over tolerance)."""
     out: list[dict[str, Any]] = []
 
     def row(p: PairResult, metric: str, value: float | None, detail: Mapping[str, Any]) -> None:
@@ -817,6 +826,8 @@ def rows(bd: BuildDiff) -> list[dict[str, Any]]:
              "reasons": list(p.diff.reasons) if p.diff else [], "accepted": p.accepted})
         for c in p.causes:
             row(p, "cause", None, {**base, **c.to_dict(), "cause": c.label})
+        for sp in (p.spectra.pairs if p.spectra else ()):
+            row(p, f"spec_ratio:{sp.name}", sp.ratio_median, {**base, **sp.to_dict()})
         if p.diff is None:
             continue
         arrays = dict(p.diff.arrays)

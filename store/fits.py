@@ -548,6 +548,10 @@ def write_product(model: DataModel, path: str | os.PathLike,
     """
     if model.kind == "catalog":
         return _write_catalog(model, path, provenance, overwrite)
+    from store import spec_products  # spectroscopic layouts (MultiSlit, x1d, c1d...)
+
+    if spec_products.handles(model):
+        return spec_products.write(model, path, provenance, wcs, overwrite)
     if model.kind not in PRODUCT_MODEL:
         raise BadModel(f"write_product writes {', '.join(PRODUCT_MODEL)} or catalog, not "
                        f"{model.kind!r} (use write_uncal / write_reference)")
@@ -598,6 +602,10 @@ def read_product(path: str | os.PathLike) -> DataModel:
     where = os.fspath(path)
     if where.endswith(".ecsv"):
         return _read_catalog(where)
+    from store import spec_products  # spectroscopic layouts (MultiSlit, x1d, c1d...)
+
+    if spec_products.is_spec_file(where):
+        return spec_products.read(where)
     with _open(path) as hdul:
         if "SCI" not in hdul:
             raise BadFile(f"{where}: no SCI extension; not a JWST image product")
@@ -721,6 +729,10 @@ def write_reference(model: DataModel, path: str | os.PathLike, overwrite: bool =
     distortion, whose astropy model the caller gives: store knows bytes, not optics). Its
     header carries REFTYPE, INSTRUME, DETECTOR, USEAFTER, PEDIGREE, DESCRIP, AUTHOR and the
     match keys present in meta (FILTER, PUPIL, READPATT, SUBARRAY...)."""
+    if model.kind == "ref.extract1d":  # a JSON reference, as JWST's
+        from store import spec_products
+
+        return spec_products.write_extract1d(model, path, overwrite)
     reftype = _reftype(model)
     meta = dict(model.meta)
     meta.setdefault("reftype", reftype.upper())
@@ -748,6 +760,10 @@ def read_reference(path: str | os.PathLike) -> DataModel:
     where = os.fspath(path)
     if where.endswith(".asdf"):
         return _read_emicorr(where) if _is_emicorr(where) else _read_distortion(where)
+    if where.endswith(".json"):  # extract1d (JWST's JSON references)
+        from store import spec_products
+
+        return spec_products.read_extract1d(where)
     with _open(path) as hdul:
         node = asdf_ext.read_calops_node(hdul)
         table = dict(product_table())
