@@ -117,7 +117,8 @@ def plan_stage(
     if not run_keys:
         raise RunError(f"build {build.name} skips every step of {stage}; nothing to run")
     return StageRecipe(stage, subject, build.name, context, steps, dict(inputs),
-                       {o: output_key(run_keys[-1], o) for o in registry.stage(stage).outputs})
+                       {o: output_key(run_keys[-1], o)
+                        for o in registry.stage(stage).outputs_for(meta)})
 
 
 def _skeleton(memo: dict, stage: str, inst: str, planned: list[PlannedStep],

@@ -200,6 +200,9 @@ class Stage:
     orders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     associate: Callable[..., list[dict]] | None = None
     doc: str = ""
+    # EXP_TYPE pattern -> the products this stage makes for such exposures, where they differ
+    # from ``outputs`` (an IFU exposure's spec2 makes an s3d cube, a slit's an s2d)
+    mode_outputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.subject not in ("exposure", "association"):
@@ -219,6 +222,14 @@ class Stage:
         """The step order for a product of this instrument."""
         inst = str((meta or {}).get("instrument.name", "")).upper()
         return self.orders.get(inst, self.steps)
+
+    def outputs_for(self, meta: Mapping[str, Any] | None) -> tuple[str, ...]:
+        """The products this stage makes for a subject with this metadata."""
+        exp_type = str((meta or {}).get("exposure.type", "")).upper()
+        for pattern, outs in self.mode_outputs.items():
+            if fnmatch.fnmatchcase(exp_type, pattern):
+                return tuple(outs)
+        return self.outputs
 
     def calibrates(self, meta: Mapping[str, Any]) -> bool:
         """Whether an exposure of this EXP_TYPE goes through this stage."""
