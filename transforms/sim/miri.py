@@ -92,7 +92,7 @@ class MiriEffects:
     dark_tau_s: float = 25.0
     dark_first_int: float = 1.6
     refcol_drift: bool = True
-    drift_dn: float = 4.0  # rms of each group's step of the per-output, per-parity drift
+    drift_dn: float = 0.3  # rms of each group's step of the per-output, per-parity drift
 
     @classmethod
     def off(cls, **overrides: Any) -> "MiriEffects":
@@ -339,11 +339,11 @@ def dark_ref(props: rf.DetectorProps, useafter: str, tim: Timing, readpatt: str,
 def reset_ref(props: rf.DetectorProps, useafter: str, readpatt: str, ngroups: int, seed: int,
               miri: MiriEffects = MiriEffects()) -> DataModel:
     """RESET (ResetModel): the reset anomaly (raw DN) of the first ``min(ngroups,
-    RESET_NGROUPS)`` groups, for integration 1 and integrations 2+."""
+    RESET_NGROUPS)`` groups, for integration 1 and integrations 2+ (zeros when the simulated
+    detector has none: ``miri.reset_anomaly`` off)."""
     mp = miri_properties(props, seed, miri)
     ng = max(1, min(int(ngroups), RESET_NGROUPS))
-    on = replace(miri, reset_anomaly=True)
-    data = np.stack([np.stack([reset_anomaly(mp, it, g, on) for g in range(ng)])
+    data = np.stack([np.stack([reset_anomaly(mp, it, g, miri) for g in range(ng)])
                      for it in range(RESET_NINTS)]).astype(np.float32)
     dq = np.zeros(mp.reset.shape, np.uint32)
     err = np.full((1, 1) + mp.reset.shape, 0.5, np.float32)
