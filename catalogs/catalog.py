@@ -502,6 +502,43 @@ class Catalog:
                      [recipe_key])
         return t.column("product_id").to_pylist()
 
+    # --- bulk reads (one query for many keys: what planning a whole archive needs) ----------
+
+    def realised(self, recipe_keys: Sequence[str]) -> dict[str, list[str]]:
+        """recipe key -> its distinct product ids (oldest first), for the keys that have any."""
+        if not recipe_keys:
+            return {}
+        t = self.sql("SELECT r.recipe_key, r.product_id, min(r.created_at) AS t "
+                     "FROM realisations r SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS recipe_key) k "
+                     "USING (recipe_key) GROUP BY ALL ORDER BY t NULLS LAST, product_id",
+                     [list(recipe_keys)])
+        out: dict[str, list[str]] = {}
+        for k, pid in zip(t.column("recipe_key").to_pylist(), t.column("product_id").to_pylist()):
+            out.setdefault(k, []).append(pid)
+        return out
+
+    def product_metas(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """product id -> its recorded metadata (latest row), for the ids the catalog has."""
+        if not product_ids:
+            return {}
+        t = self.sql("SELECT product_id, first(meta_json ORDER BY created_at DESC NULLS LAST) AS meta_json "
+                     "FROM products "
+                     "SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS product_id) k USING (product_id) "
+                     "GROUP BY product_id", [list(set(product_ids))])
+        return {pid: json.loads(m or "{}") for pid, m in
+                zip(t.column("product_id").to_pylist(), t.column("meta_json").to_pylist())}
+
+    def current_exposures(self, exposure_ids: Sequence[str] | None = None
+                          ) -> dict[str, dict[str, Any]]:
+        """exposure id -> its current version's row (all current exposures when no ids)."""
+        if exposure_ids is None:
+            rows = self.sql("SELECT * FROM current_exposures ORDER BY exposure_id").to_pylist()
+        else:
+            rows = self.sql("SELECT * FROM current_exposures SEMI JOIN "
+                            "(SELECT unnest(?::VARCHAR[]) AS exposure_id) k USING (exposure_id) "
+                            "ORDER BY exposure_id", [list(exposure_ids)]).to_pylist()
+        return {r["exposure_id"]: r for r in rows}
+
     def current_exposure(self, exposure_id: str) -> dict[str, Any] | None:
         """The latest version of an exposure as a dict, or None if never ingested."""
         rows = self.sql("SELECT * FROM current_exposures WHERE exposure_id = ?",

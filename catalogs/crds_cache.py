@@ -28,6 +28,11 @@ OBSERVATORY = "jwst"
 DATE_KEYS = ("META.OBSERVATION.DATE", "META.OBSERVATION.TIME")
 # Parameter keys whose spelling in the shipped spec differs from the data model path.
 PARKEY_ALIASES = {"META.EXPOSUIRE.NOUTPUTS": "exposure.noutputs"}
+# Parameters the operational rmaps select on beyond the shipped spec (the specs are the rmaps'
+# 2013 starting points): NIRSpec masks, read noise and darks differ between the traditional and
+# the IRS2 readout (an IRS2 mask is 3200 rows; CRDS's certifier allows that for mask, saturation
+# and readnoise), so their rmaps match READPATT too.
+PARKEY_EXTRA = {("nirspec", r): ("META.EXPOSURE.READPATT",) for r in ("mask", "readnoise", "dark")}
 
 
 class CrdsCacheError(ValueError):
@@ -71,6 +76,8 @@ def spec_for(instrument: str, reftype: str) -> dict[str, Any]:
     except KeyError:
         raise CrdsCacheError(f"CRDS has no JWST rmap spec for {instrument} {reftype}") from None
     parkey = tuple(tuple(t) for t in spec["parkey"])
+    extra = PARKEY_EXTRA.get((instrument.lower(), reftype.lower()), ())
+    parkey = (parkey[0] + tuple(k for k in extra if k not in parkey[0]),) + parkey[1:]
     if len(parkey) == 1:
         parkey = parkey + (DATE_KEYS,)
     spec["parkey"] = parkey

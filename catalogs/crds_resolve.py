@@ -11,8 +11,10 @@ two caches can be used in one process. Nothing contacts a server.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -104,9 +106,42 @@ def crds_header(meta: Mapping[str, Any], parkeys: Iterable[str]) -> dict[str, st
     return out
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}")
+_RESOLVED: dict[tuple, dict[str, str]] = {}
+_USEAFTER: dict[tuple, tuple[str, ...]] = {}
+
+
+def _useafter_dates(imap: Any, reftypes: Iterable[str]) -> tuple[str, ...]:
+    """Every UseAfter date of these reftypes' rmaps, sorted (``YYYY-MM-DD HH:MM:SS``)."""
+    key = (id(imap), tuple(reftypes))
+    if key not in _USEAFTER:
+        dates: set[str] = set()
+        for rt in reftypes:
+            try:
+                text = Path(imap.get_rmap(rt).filename).read_text()
+            except Exception:
+                continue
+            dates.update(d.replace("T", " ") for d in _DATE.findall(text))
+        _USEAFTER[key] = tuple(sorted(dates))
+    return _USEAFTER[key]
+
+
+def _selector(header: Mapping[str, str], dates: tuple[str, ...]) -> tuple:
+    """What CRDS selects on, with the observation date replaced by how many UseAfter dates
+    precede it: two exposures with equal selectors get the same references."""
+    obs = f"{header.get('META.OBSERVATION.DATE', '')} {header.get('META.OBSERVATION.TIME', '')}"
+    rest = tuple(sorted((k, v) for k, v in header.items()
+                        if k not in ("META.OBSERVATION.DATE", "META.OBSERVATION.TIME")))
+    return rest + (("useafter-bucket", bisect.bisect_right(dates, obs.strip())),)
+
+
 def resolve(meta: Mapping[str, Any], reftypes: Iterable[str], context: str,
             crds_path: str | os.PathLike) -> dict[str, str]:
-    """Reference file path per reftype for one exposure, or ``"N/A"`` where none applies."""
+    """Reference file path per reftype for one exposure, or ``"N/A"`` where none applies.
+
+    Memoised per distinct selector (the parameter values the rmaps select on, the observation
+    date bucketed by the rmaps' UseAfter dates), so a reprocess of many exposures asks CRDS once
+    per configuration and date range."""
     from crds.core import config, utils
 
     reftypes = [r.lower() for r in reftypes]
@@ -132,6 +167,11 @@ def resolve(meta: Mapping[str, Any], reftypes: Iterable[str], context: str,
         header = crds_header(meta, sorted(parkeys) + ["META.INSTRUMENT.NAME"])
         header["META.INSTRUMENT.NAME"] = instrument
         header = dict(utils.condition_header(header))  # CRDS's own value normalisation
+        memo = (str(Path(crds_path).resolve()), context, id(ctx), tuple(reftypes),
+                _selector(header, _useafter_dates(imap, reftypes)))
+        hit = _RESOLVED.get(memo)
+        if hit is not None and all(v == NOT_APPLICABLE or os.path.exists(v) for v in hit.values()):
+            return dict(hit)
         try:
             best = ctx.get_best_references(header, include=reftypes)
         except Exception as exc:
@@ -155,6 +195,7 @@ def resolve(meta: Mapping[str, Any], reftypes: Iterable[str], context: str,
                                           f"is not in the cache (looked for {path}); nothing "
                                           "is downloaded in offline mode")
             out[rt] = path
+        _RESOLVED[memo] = dict(out)
     return out
 
 

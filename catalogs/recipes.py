@@ -48,6 +48,7 @@ class StageRecipe:
     steps: list[StepRecipe]
     inputs: dict[str, str]  # role -> product id of the stage's stored inputs
     output_keys: dict[str, str]  # output name -> recipe key
+    left_out: dict[str, str] = field(default_factory=dict)  # association member -> why
 
     @property
     def key(self) -> str:
@@ -141,11 +142,15 @@ def stage_rows(run_id: str, recipe: StageRecipe, out: StageOutcome,
 
 def _run_step(run_id: str, recipe: StageRecipe, out: StageOutcome, step: str, key: str,
               at: dt.datetime) -> dict[str, Any]:
+    reason = out.reason
+    if recipe.left_out:
+        reason += "; left out: " + ", ".join(f"{m} ({why})" for m, why in
+                                             sorted(recipe.left_out.items()))
     return {"run_id": run_id, "build": recipe.build, "subject": recipe.subject,
             "stage": recipe.stage, "step": step, "crds_context": recipe.context,
             "recipe_key": key,
             "product_id": json.dumps(out.outputs, sort_keys=True) if out.outputs else None,
-            "cache_hit": out.hit, "reason": out.reason, "wall_s": out.wall_s,
+            "cache_hit": out.hit, "reason": reason, "wall_s": out.wall_s,
             "peak_mem_bytes": out.peak_mem_bytes, "status": out.status, "error": out.error,
             "at": at}
 

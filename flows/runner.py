@@ -25,10 +25,12 @@ from catalogs import builds as buildlib
 from catalogs import crds_resolve
 from catalogs.recipes import (  # noqa: F401  (re-exported: the runner's vocabulary)
     NewProduct,
+    Rows,
     StageOutcome,
     StageRecipe,
     StepRecipe,
     output_key,
+    stage_rows,
 )
 from store import fits
 from store.errors import CalopsError
@@ -190,8 +192,11 @@ def run_stage(
     run_id: str,
     save_intermediates: bool = False,
     force: bool = False,
+    sink: list[Rows] | None = None,
 ) -> StageOutcome:
-    """Run (or reuse) one stage for one subject and record what happened."""
+    """Run (or reuse) one stage for one subject and record what happened: in the catalog at
+    once, or, given a ``sink``, as rows appended to it (a flow writes a layer's rows in one
+    batch). Objects are stored before their rows exist either way."""
     out = StageOutcome(recipe.stage, recipe.subject, recipe.build)
     t0 = time.perf_counter()
     if not force:
@@ -199,7 +204,7 @@ def run_stage(
         if found:
             out.outputs, out.hit, out.reason = found, True, "hit: " + why
             out.wall_s = time.perf_counter() - t0
-            ws.catalog.record_stage(run_id, recipe, out)
+            _record(ws, sink, run_id, stage_rows(run_id, recipe, out))
             return out
         out.reason = "miss: " + why
         for pid in corrupt:  # keep the bad bytes aside so the recomputed object can be stored
@@ -238,20 +243,27 @@ def run_stage(
                     ws.store.put(model), model.kind, model.meta, keys[step])
         out.peak_mem_bytes = mem.peak
     except CalopsError as exc:
-        return _failed(ws, recipe, out, run_id, str(exc), t0)
+        return _failed(ws, sink, recipe, out, run_id, str(exc), t0)
     except Exception as exc:  # a failing exposure fails its own stage, recorded with its error
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return _failed(ws, recipe, out, run_id, detail, t0)
+        return _failed(ws, sink, recipe, out, run_id, detail, t0)
     out.outputs = {n: p.product_id for n, p in new_products.items()
                    if not n.startswith("intermediate:")}
     out.wall_s = time.perf_counter() - t0
-    ws.catalog.record_stage(run_id, recipe, out, new_products, step_times)
+    _record(ws, sink, run_id, stage_rows(run_id, recipe, out, new_products, step_times))
     return out
 
 
-def _failed(ws: Workspace, recipe: StageRecipe, out: StageOutcome, run_id: str, error: str,
-            t0: float) -> StageOutcome:
+def _failed(ws: Workspace, sink: list[Rows] | None, recipe: StageRecipe, out: StageOutcome,
+            run_id: str, error: str, t0: float) -> StageOutcome:
     out.status, out.error = "failed", error.splitlines()[-1] if error else "failed"
     out.wall_s = time.perf_counter() - t0
-    ws.catalog.record_stage(run_id, recipe, out)
+    _record(ws, sink, run_id, stage_rows(run_id, recipe, out))
     return out
+
+
+def _record(ws: Workspace, sink: list[Rows] | None, run_id: str, rows: Rows) -> None:
+    if sink is None:
+        ws.catalog.record(rows, run_id)
+    else:
+        sink.append(rows)

@@ -147,6 +147,10 @@ _BASE: tuple[Keyword, ...] = (
     _k("photometry.pixelarea_steradians", "PIXAR_SR", S, float),
     _k("photometry.pixelarea_arcsecsq", "PIXAR_A2", S, float),
     _k("bunit_data", "BUNIT", S, str),
+    # NIRSpec (the grating selects references; IRS2 readout layout)
+    _k("instrument.grating", "GRATING", P, str),
+    _k("exposure.nrs_normal", "NRS_NORM", P, int),
+    _k("exposure.nrs_reference", "NRS_REF", P, int),
     # calops provenance (not in the stdatamodels schema)
     _k("calops.product_id", "CO_PID", P, str, None),
     _k("calops.recipe_key", "CO_RKEY", P, str, None),
@@ -192,6 +196,7 @@ REFERENCE: tuple[Keyword, ...] = (
     _k("instrument.filter", "FILTER", P, str),
     _k("instrument.pupil", "PUPIL", P, str),
     _k("instrument.p_pupil", "P_PUPIL", P, str),
+    _k("instrument.grating", "GRATING", P, str),
     _k("instrument.band", "BAND", P, str),
     _k("exposure.type", "EXP_TYPE", P, str),
     _k("exposure.p_exptype", "P_EXP_TY", P, str),

@@ -64,6 +64,12 @@ DETECTORS: dict[str, DetectorSpec] = {
     "NIS": DetectorSpec("NIRISS", "NIS", None, None, 1.61, 11.0, 11000.0, 0.02, 45000.0,
                         2.0e-6, 1.0e-11, 0.0656, -290.1, -697.5, -0.5680, -1, "NIS_CEN",
                         charge_migration_dn=25000.0),
+    # NIRSpec (science frame; transforms/instruments/nirspec/detector.py): gain, noise, bias and
+    # aperture values are typical, not calibrated; the spectral WCS lives in instruments/nirspec.
+    "NRS1": DetectorSpec("NIRSPEC", "NRS1", None, None, 1.00, 10.5, 12500.0, 0.006, 48000.0,
+                         2.0e-6, 1.0e-11, 0.1035, 378.6, -428.4, 138.5, -1, "NRS1_FULL"),
+    "NRS2": DetectorSpec("NIRSPEC", "NRS2", None, None, 1.14, 11.5, 11800.0, 0.008, 48000.0,
+                         2.2e-6, 1.2e-11, 0.1035, 378.6, -491.0, 138.5, -1, "NRS2_FULL"),
     # MIRI (transforms/instruments/miri/detector.py): 1032x1024, 4 interleaved outputs; the
     # bias is the raw reset level; the MRS detectors' aperture values are nominal.
     **{d: DetectorSpec("MIRI", d, None, None, 5.5, 4.0, 11000.0, 0.1, 45000.0, 1.2e-6, 1.0e-12,
