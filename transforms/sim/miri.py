@@ -326,7 +326,9 @@ def dark_ref(props: rf.DetectorProps, useafter: str, tim: Timing, readpatt: str,
             e = dark_electrons((g + 1) * tim.tframe, rate, mp.dark_transient, it, miri)
             data[it, g] = np.where(props.refpix, 0.0, e / props.gain)
     hot = props.hot | (props.new_hot if include_new_hot else False)
-    dq = np.where(hot, np.uint32(dqbits.HOT), np.uint32(0)).astype(np.uint32)[None, None]
+    # one DQ plane per integration, as stcal's MIRI dark subtraction reads it
+    dq = np.repeat(np.where(hot, np.uint32(dqbits.HOT), np.uint32(0)).astype(np.uint32)[None, None],
+                   DARK_NINTS, axis=0)
     err = np.full((1, 1) + rate.shape, 0.2, np.float32)  # one plane: the steps do not read it
     return DataModel("ref.dark", {"data": data, "dq": dq, "err": err},
                      _meta("dark", props, useafter, "MIRI dark with its transient (simulated)",
