@@ -138,8 +138,8 @@ def _bin_by_phase(data, ok, idx, all_y, all_n):
                 if k == 1 or k == 2:
                     continue
                 p = idx[y, k]
-                for l in range(4):
-                    c = 4 * k + l
+                for out in range(4):
+                    c = 4 * k + out
                     if ok[i, y, c]:
                         all_n[i, p] += 1.0
                         for g in range(ng):
@@ -186,7 +186,7 @@ def _chisq_amplitudes(all_y, all_n, syz, stz, sz, szz, s_t, s_tt, delta, ng, pha
         a_ = 0.0
         b_ = 0.0
         for i in ints:
-            y, n_, s_y, s_ty = all_y[i], all_n[i], all_sy[i], all_sty[i]
+            n_, s_y, s_ty = all_n[i], all_sy[i], all_sty[i]
             k = int(np.argmin(np.abs((phaselist - phase - dphase_int * i) % 1)))
             s_yz = syz[k, i]
             a_ += np.sum(n_ / delta * (-s_tt * sz[k] ** 2 + 2 * s_t * sz[k] * stz[k]

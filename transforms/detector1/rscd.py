@@ -72,9 +72,10 @@ def _flag(gdq: np.ndarray, pdq: np.ndarray, skip: int) -> tuple[int, int]:
             pdq[backed] |= np.uint32(DQ.PIXEL["FLUX_ESTIMATED"])
         skip_arr = np.maximum(skip_arr, 0)
         only_one = int(np.any(skip_arr == 0, axis=0).sum())
-    g = np.arange(gdq.shape[1])[None, :, None, None]
-    mask = g <= (skip_arr - 1)[:, None]
-    gdq[mask] |= np.uint8(DQ.DO_NOT_USE)
+    # groups 0 .. skip-1 of each pixel: one 2-D mask per group (no 4-D temporary)
+    for g in range(min(int(skip_arr.max(initial=0)), gdq.shape[1])):
+        plane = gdq[:, g]
+        plane[skip_arr > g] |= np.uint8(DQ.DO_NOT_USE)
     return lowered, only_one
 
 

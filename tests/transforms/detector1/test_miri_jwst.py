@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,8 @@ os.environ.update(CRDS_PATH=str(crds), CRDS_MODE="local", CRDS_OBSERVATORY="jwst
                   CRDS_CONTEXT="jwst_0000.pmap", CRDS_READONLY_CACHE="1",
                   STPIPE_DISABLE_CRDS_STEPPARS="True")
 from jwst.pipeline import Detector1Pipeline
-uncal, outdir, refs, steps = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+uncal, outdir = sys.argv[1], sys.argv[2]
+refs, steps = json.loads(sys.argv[3]), json.loads(sys.argv[4])
 pipe = Detector1Pipeline()
 for name, pars in steps.items():
     for k, v in pars.items():

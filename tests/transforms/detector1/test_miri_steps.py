@@ -23,7 +23,7 @@ from d1_helpers import ramp, ref, same, snapshot  # noqa: E402
 
 from transforms import dq as DQ  # noqa: E402
 from transforms import registry  # noqa: E402
-from transforms.detector1 import emicorr, refpix_miri, rscd  # noqa: E402
+from transforms.detector1 import emicorr, refpix_miri  # noqa: E402
 from transforms.detector1.refpix import RefPixParams  # noqa: E402
 from transforms.model import DataModel  # noqa: E402
 
