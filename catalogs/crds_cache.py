@@ -8,7 +8,9 @@ Layout (what the ``crds`` library expects of a cache, see docs/crds.md)::
 
 Each rmap uses the parameter keys of the real JWST rmap spec shipped in ``crds/jwst/specs``
 (plus the ``META.OBSERVATION.DATE/TIME`` UseAfter keys when the spec has none: operational
-JWST rmaps select on dates). Mappings carry a correct ``sha1sum``. Mapping serials: a mapping
+JWST rmaps select on dates). A reftype whose only reference is ``N/A`` with no match keys is
+written as ``'N/A'`` in the imap, as real contexts do for reftypes an instrument does not use
+(MIRI's superbias). Mappings carry a correct ``sha1sum``. Mapping serials: a mapping
 keeps its name while its content is unchanged; a changed one gets the next serial, so context
 2 shares every unchanged rmap/imap with context 1, as real CRDS contexts do.
 """
@@ -187,13 +189,13 @@ def write_cache(root: str | os.PathLike, contexts: Sequence[ContextSpec],
                 write_reference=None) -> list[str]:
     """Write the mappings of every context and the reference files they name; return the paths.
 
-    ``write_reference(model, path)`` writes one reference (default ``store.fits.write_reference``).
+    ``write_reference(model, path)`` writes one reference (default ``write_reference_file``).
     The operational context in ``server_config`` is the last one.
     """
     if not contexts:
         raise CrdsCacheError("write_cache needs at least one context")
     if write_reference is None:
-        from store.fits import write_reference
+        write_reference = write_reference_file
     root = Path(root)
     mapdir = root / "mappings" / OBSERVATORY
     written: list[str] = []
@@ -233,6 +235,9 @@ def write_cache(root: str | os.PathLike, contexts: Sequence[ContextSpec],
             rmaps = {}
             for rt in sorted(by_inst[inst]):
                 refs = by_inst[inst][rt]
+                if all(r.filename.upper() == "N/A" and not r.match for r in refs):
+                    rmaps[rt] = "N/A"  # the reftype does not apply to the instrument at all
+                    continue
                 rmaps[rt] = emit((inst, rt), lambda nm, i=inst, t=rt, rr=refs:
                                  rmap_text(nm, i, t, rr))
             imaps[inst.upper()] = emit((inst,), lambda nm, i=inst, rm=rmaps: imap_text(nm, i, rm))
@@ -268,3 +273,15 @@ def contexts_from_program(program: Any) -> list[ContextSpec]:
             CacheRef(r.reftype, r.instrument, r.filename, dict(r.match), r.useafter, r.model)
             for r in refs)))
     return out
+
+
+def write_reference_file(model: Any, path: str | os.PathLike) -> Path:
+    """``store.fits.write_reference``, with the optics a distortion file needs built from the
+    model's ``distortion.*`` meta by transforms (store knows bytes, not optics)."""
+    from store.fits import write_reference
+    from transforms.wcs import distortion_model
+
+    astro = None
+    if model.kind == "ref.distortion" and "asdf_model" not in model.arrays:
+        astro = distortion_model(model)
+    return write_reference(model, path, astropy_model=astro)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from store.errors import StoreError
-from store.identity import (
+from store.canonical import (
     array_bytes,
     array_descr,
     descr_dtype,

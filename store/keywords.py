@@ -176,6 +176,9 @@ REF_FILE: dict[str, str] = {
     "flat": "R_FLAT",
     "photom": "R_PHOTOM",
     "area": "R_AREA",
+    "emicorr": "R_MIREMI",  # MIRI
+    "rscd": "R_RSCD",
+    "reset": "R_RESET",
 }
 
 # Reference-file header keywords (referencefile.schema + the CRDS match keys).
@@ -194,10 +197,12 @@ REFERENCE: tuple[Keyword, ...] = (
     _k("instrument.pupil", "PUPIL", P, str),
     _k("instrument.p_pupil", "P_PUPIL", P, str),
     _k("instrument.grating", "GRATING", P, str),
+    _k("instrument.band", "BAND", P, str),
     _k("exposure.type", "EXP_TYPE", P, str),
     _k("exposure.p_exptype", "P_EXP_TY", P, str),
     _k("exposure.readpatt", "READPATT", P, str),
     _k("exposure.ngroups", "NGROUPS", P, int),
+    _k("exposure.nints", "NINTS", P, int),  # MIRI RESET / DARK
     _k("exposure.nframes", "NFRAMES", P, int),
     _k("exposure.groupgap", "GROUPGAP", P, int),
     _k("exposure.gain_factor", "GAINFACT", P, float),
@@ -223,10 +228,10 @@ KEYWORDS: tuple[Keyword, ...] = (
 def cal_step_keywords() -> tuple[Keyword, ...]:
     """``cal_step.<step>`` -> the S_* keyword each registered step declares (PRIMARY, str;
     values COMPLETE/SKIPPED). Their schema paths are checked against stdatamodels by a test."""
-    from transforms import registry  # the steps' declarations; no science runs here
+    from transforms.registry import keywords  # the steps' declarations; no science runs here
 
     return tuple(_k(f"cal_step.{step}", kw, P, str, None)
-                 for step, kw in sorted(registry.keywords().items()))
+                 for step, kw in sorted(keywords().items()))
 
 
 @lru_cache(maxsize=1)

@@ -62,7 +62,7 @@ def test_listeners_see_each_task(prefect_harness, sim_ws):
     flows.LISTENERS.append(seen.append)
     try:
         eid = sim_ws.catalog.current_exposure_ids()[0]
-        flows.detector1(str(sim_ws.root), "11.1.1", [eid])
+        flows.stage(str(sim_ws.root), "11.1.1", "detector1", [eid])
     finally:
         flows.LISTENERS.remove(seen.append)
     assert [(s["stage"], s["subject"]) for s in seen] == [("detector1", eid)]

@@ -10,6 +10,7 @@ from astropy.io import fits
 
 from store import fits as sf
 from transforms.model import DataModel
+from transforms.wcs import distortion_model
 
 sdm = pytest.importorskip("stdatamodels.jwst.datamodels",
                           reason="stdatamodels (test-only dependency) is not installed")
@@ -155,7 +156,8 @@ def _distortion_ref():
 
 def test_distortion_round_trip_and_stdatamodels(tmp_path):
     wcs, d = _distortion_ref()
-    p = sf.write_reference(d, tmp_path / "jwst_nircam_distortion_0001.asdf")
+    p = sf.write_reference(d, tmp_path / "jwst_nircam_distortion_0001.asdf",
+                           astropy_model=distortion_model(d))
     back = sf.read_reference(p)
     assert_same(back, d)
     x, y = np.array([0.0, 10.0, 63.0]), np.array([0.0, 40.0, 63.0])

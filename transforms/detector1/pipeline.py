@@ -13,7 +13,7 @@ at that point (a copy of the ramp, or the rate after ramp fitting) only if the c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np

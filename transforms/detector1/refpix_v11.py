@@ -12,8 +12,7 @@
   data, groupdq and pixeldq become (..., 2048, 2048), as after jwst's refpix, and every later
   step sees an ordinary full frame. The zero frame, if any, keeps its normal rows.
   ``irs2_mean_subtraction`` and ``preserve_irs2_refpix`` (for making IRS2 biases) are refused.
-- MIRI: dispatched to ``transforms/detector1/refpix_miri.py`` (the MIRI refpix); until that
-  module exists, 1.1 refuses MIRI exposures with a clear error.
+- MIRI: dispatched to ``refpix_miri.correct_miri`` (jwst 3.0's MIRI reference columns).
 
 The IRS2 reference is the optional ``refpix`` reftype (N/A for traditional readouts in CRDS);
 an IRS2 exposure without one is refused (jwst marks the step SKIPPED and leaves a 3200-row ramp
@@ -35,6 +34,7 @@ from transforms.model import DataModel
 from transforms.registry import register
 
 from . import _kernels_irs2 as k2
+from . import refpix_miri
 from ._subarray import apply_by_copy
 from .refpix import RefPixParams
 from .refpix import apply_inplace as near_ir_inplace
@@ -116,13 +116,8 @@ def irs2_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
 
 def miri_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
                  params: RefPixParams, meta: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        from . import refpix_miri  # written with the MIRI detector model
-    except ImportError:
-        raise NotImplementedError(
-            "refpix 1.1 does not calibrate MIRI yet (transforms/detector1/refpix_miri.py is "
-            "not there); pin refpix 1.0 for MIRI exposures until it is") from None
-    return refpix_miri.apply_inplace(arrays, refs, params, meta)
+    """MIRI: jwst 3.0's MIRI reference-column correction (``refpix_miri.correct_miri``)."""
+    return refpix_miri.correct_miri(arrays, params, meta)
 
 
 def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],

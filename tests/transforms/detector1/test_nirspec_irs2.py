@@ -130,16 +130,21 @@ def test_irs2_without_its_reference_is_refused(irs2_nrs2, before_refpix):
                    spec.make_params({"preserve_irs2_refpix": True}))
 
 
-def test_miri_waits_for_its_refpix_module():
-    spec = registry.get("refpix", "1.1")
+def test_miri_goes_to_the_miri_refpix():
+    """refpix 1.1 (and 0.9) dispatch MIRI exposures to refpix_miri: same product."""
+    from transforms.detector1 import refpix_miri
     from transforms.model import DataModel
 
-    m = DataModel("ramp", {"data": np.zeros((1, 2, 8, 8), np.float32),
-                           "groupdq": np.zeros((1, 2, 8, 8), np.uint8),
-                           "pixeldq": np.zeros((8, 8), np.uint32)},
-                  {"instrument.name": "MIRI"})
-    try:
-        import transforms.detector1.refpix_miri  # noqa: F401
-    except ImportError:
-        with pytest.raises(NotImplementedError, match="refpix_miri"):
-            spec.apply(m, {}, spec.make_params())
+    rng = np.random.default_rng(3)
+    data = (1000 + rng.normal(0, 5, (1, 3, 1024, 1032))).astype(np.float32)
+    m = DataModel("ramp", {"data": data, "groupdq": np.zeros(data.shape, np.uint8),
+                           "pixeldq": np.zeros((1024, 1032), np.uint32)},
+                  {"instrument.name": "MIRI", "subarray.name": "FULL", "subarray.xstart": 1,
+                   "subarray.ystart": 1, "subarray.xsize": 1032, "subarray.ysize": 1024})
+    spec = registry.get("refpix", "1.1")
+    want = refpix_miri.apply_miri(m, spec.make_params())
+    for v in ("1.1", "0.9"):
+        spec = registry.get("refpix", v)
+        got = spec.apply(m, {}, spec.make_params())
+        assert np.array_equal(got["data"], want["data"]), v
+        assert got.get("cal_step.refpix") == want.get("cal_step.refpix")
