@@ -154,10 +154,11 @@ class Workspace:
 
     @cached_property
     def builds(self) -> Any:
-        """The workspace's ``catalogs.builds.BuildBook``."""
+        """The workspace's ``catalogs.builds.BuildBook``: tamper-evident through the catalog,
+        with a copy of every lifecycle change in the store (docs/integrity.md)."""
         from catalogs.builds import BuildBook
 
-        return BuildBook(self.builds_dir)
+        return BuildBook(self.builds_dir, catalog=self.catalog, store=self.store)
 
     @cached_property
     def store(self) -> Any:
@@ -169,7 +170,9 @@ class Workspace:
     def catalog(self) -> Any:
         from catalogs.catalog import Catalog
 
-        return Catalog(self.catalog_url, **self.catalog_options)
+        cat = Catalog(self.catalog_url, **self.catalog_options)
+        cat.record_store = self.store  # every lineage batch is also a record in the store
+        return cat
 
 
 def from_args(args: Any) -> Workspace:
