@@ -178,6 +178,17 @@ def peek(store: Any, ident: str) -> tuple[str, dict[str, Any], int] | None:
         return None
 
 
+def is_record(store: Any, ident: str) -> bool:
+    """True if the stored object ``ident`` is a record object (from its header alone)."""
+    head = peek(store, ident)
+    return head is not None and head[0] == RECORD_KIND
+
+
+def product_ids(store: Any) -> list[str]:
+    """Every stored object that is not a record object (products, inputs, blobs)."""
+    return [i for i in store.ids() if not is_record(store, i)]
+
+
 def records(store: Any, problems: list[str] | None = None) -> Iterator[tuple[str, DataModel]]:
     """Every intact record object in the store: (id, model). A record that fails
     verification is skipped (and named in ``problems``)."""
