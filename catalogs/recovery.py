@@ -69,7 +69,7 @@ NOT_IN_STORE = {
     "diffs": "build comparison results (re-run `calops diff` to recompute them)",
     "associations": "the full association documents (members are rebuilt from the image3 "
                     "recipes)",
-    "products": "nothing: products rows are rebuilt from the objects themselves",
+    "products": "nothing of this table (products rows are rebuilt from the objects)",
 }
 
 
@@ -242,11 +242,13 @@ class RepairReport:
             held = self.lost_rows.get(table)
             got = self.restored.get(table, 0)
             if table in self.unknown_rows and held is None:
-                out[table] = (f"an unknown number of rows; {got} rebuilt from the store. Not in "
-                              f"the store: {NOT_IN_STORE.get(table, 'nothing is missing')}")
+                out[table] = (f"an unknown number of rows (a bad file the index did not list); "
+                              f"{got} rebuilt from the store. The store never holds: "
+                              f"{NOT_IN_STORE.get(table, 'nothing of this table')}")
             elif held is not None and got < held:
-                out[table] = (f"{held - got} of {held} row(s) not rebuilt. Not in the store: "
-                              f"{NOT_IN_STORE.get(table, 'these rows had no record object')}")
+                out[table] = (f"{held - got} of {held} row(s) not rebuilt (their record objects "
+                              "are not in the store). The store never holds: "
+                              f"{NOT_IN_STORE.get(table, 'nothing of this table')}")
         return out
 
     def lines(self) -> list[str]:

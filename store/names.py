@@ -49,6 +49,7 @@ _FIELDS = (
 
 _EMPTY_OPT = {"", "none", "n/a", "null", "any"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 MAX_NAME = 150
 
 
@@ -69,7 +70,7 @@ def safe_name(text: Any, max_len: int = MAX_NAME) -> str:
 def safe_path(directory: str | os.PathLike, name: str) -> Path:
     """``directory / name`` after checking that ``name`` is one whitelisted component and that
     the result is directly inside ``directory`` (symlinks resolved); BadName otherwise."""
-    if not name or name != safe_name(name) or name in (".", ".."):
+    if not _SAFE_NAME.fullmatch(name or "") or len(name) > 255:
         raise BadName(f"{name!r} is not a safe file name (letters, digits, '.', '_', '-')")
     d = Path(directory)
     path = d / name
