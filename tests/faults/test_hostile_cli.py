@@ -126,7 +126,7 @@ SQL = {
                       "SELECT count(*) FROM r WHERE n > 'x'",
     "getenv": "SELECT getenv('HOME')",
     "big-string": "SELECT '" + "x" * 100_000 + "' = 1",
-    "null-byte": "SELECT 1\x00",
+    "missing-parameter": "SELECT * FROM products WHERE product_id = $1",
     "checkpoint": "CHECKPOINT",
     "vacuum": "VACUUM",
     "begin": "BEGIN TRANSACTION",
