@@ -165,8 +165,8 @@ def test_a_member_that_cannot_be_processed_is_left_out_with_a_reason(fault_works
     src = sorted((fault_sim_dir / "uncal").glob("*.fits"))[0]
     tiny = _tiny_subarray_copy(src, tmp_path)
     env = _env(tmp_path, prefect_api)
-    proc = _start(tmp_path, env, "--home", str(ws.root), "run", "all", "--build", BUILD,
-                  str(tiny))
+    proc = _start(tmp_path, env, "--home", str(ws.root), "run", "all", str(tiny), "--build",
+                  BUILD)
     proc.wait(timeout=900)
     out, err = _output(proc)
     ws.catalog.close()
