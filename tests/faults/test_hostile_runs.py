@@ -33,7 +33,7 @@ def _env(tmp: Path, api_url: str | None, **extra: str) -> dict[str, str]:
     env = calops_env(tmp, api_url or "", **extra)
     if api_url is None:  # a temporary Prefect server per command, as a user without one has
         env.pop("PREFECT_API_URL", None)
-        env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
+        env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
     return env
 
 
