@@ -41,6 +41,13 @@ from catalogs.schema import SCHEMA_VERSION, TABLES, WRITE_ORDER, schema
 from store.errors import CatalogError, QueryError
 
 TMP_SUFFIX = ".parquet.tmp"
+# Compaction sorts a table by the key its point lookups use (lineage walks up by product id
+# and recipe key; products and recipes are looked up by id), so that Parquet's row-group
+# statistics let a lookup skip all but one group of a large file.
+SORT_KEYS = {"products": "product_id", "realisations": "product_id", "recipes": "recipe_key",
+             "recipe_inputs": "recipe_key", "recipe_refs": "recipe_key",
+             "exposures": "exposure_id", "run_steps": "subject"}
+ROW_GROUP_ROWS = 16384
 COMPACT_TAG = "-compact-"
 META_VERSION = b"calops.schema_version"
 META_TABLE = b"calops.table"
@@ -257,6 +264,11 @@ class Batch:
         for r in rows:
             self.add(table, r)
 
+    def add_rows(self, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        """Rows of several tables (what ``catalogs.recipes.*_rows`` build)."""
+        for table, rs in rows.items():
+            self.extend(table, rs)
+
     def tables(self) -> dict[str, pa.Table]:
         """The collected rows as typed Arrow tables (a clear error for a value of a wrong type)."""
         out = {}
@@ -380,7 +392,9 @@ class Catalog:
         meta.update(extra_meta)
         data = data.replace_schema_metadata(meta)
         sink = pa.BufferOutputStream()
-        pq.write_table(data, sink, compression="zstd")
+        # small row groups: a compacted file is sorted by its lookup key (SORT_KEYS), so a
+        # point lookup reads one group of it (Parquet min/max statistics)
+        pq.write_table(data, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
         payload = sink.getvalue()
         digest = hashlib.sha256(memoryview(payload)).hexdigest()
         d = f"{self.root}/{table}"
@@ -791,6 +805,27 @@ class Catalog:
                                            f"{'is corrupt: ' if problem.startswith('its') else ''}"
                                            f"{problem}; run `calops repair`", p)
 
+    @contextlib.contextmanager
+    def session(self, tables: set[str]) -> Iterator[Any]:
+        """A read-only query function over one snapshot of ``tables`` (their files listed
+        once): for a walk of many small queries, such as lineage, one level at a time.
+        ``q(sql, params) -> list of row dicts``."""
+        with self._lock:
+            con = self._cached(set(tables))
+
+            def q(query: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+                check_read_only(query)
+                try:
+                    return con.sql(query, params=list(params) if params else None
+                                   ).to_arrow_table().to_pylist()
+                except _QUERY_ERRORS as exc:
+                    raise QueryError(_one_line(exc)) from None
+                except duckdb.Error as exc:  # reading a file failed: name the file
+                    self._blame(set(tables))
+                    raise QueryError(_one_line(exc)) from None
+
+            yield q
+
     def count(self, table: str) -> int:
         return self.sql(f"SELECT count(*) AS n FROM {schema(table) and table}").column(0)[0].as_py()
 
@@ -800,6 +835,43 @@ class Catalog:
                      "WHERE recipe_key = ? GROUP BY product_id ORDER BY t NULLS LAST, product_id",
                      [recipe_key])
         return t.column("product_id").to_pylist()
+
+    # --- bulk reads (one query for many keys: what planning a whole archive needs) ----------
+
+    def realised(self, recipe_keys: Sequence[str]) -> dict[str, list[str]]:
+        """recipe key -> its distinct product ids (oldest first), for the keys that have any."""
+        if not recipe_keys:
+            return {}
+        t = self.sql("SELECT r.recipe_key, r.product_id, min(r.created_at) AS t "
+                     "FROM realisations r SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS recipe_key) k "
+                     "USING (recipe_key) GROUP BY ALL ORDER BY t NULLS LAST, product_id",
+                     [list(recipe_keys)])
+        out: dict[str, list[str]] = {}
+        for k, pid in zip(t.column("recipe_key").to_pylist(), t.column("product_id").to_pylist()):
+            out.setdefault(k, []).append(pid)
+        return out
+
+    def product_metas(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """product id -> its recorded metadata (latest row), for the ids the catalog has."""
+        if not product_ids:
+            return {}
+        t = self.sql("SELECT product_id, first(meta_json ORDER BY created_at DESC NULLS LAST) AS meta_json "
+                     "FROM products "
+                     "SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS product_id) k USING (product_id) "
+                     "GROUP BY product_id", [list(set(product_ids))])
+        return {pid: json.loads(m or "{}") for pid, m in
+                zip(t.column("product_id").to_pylist(), t.column("meta_json").to_pylist())}
+
+    def current_exposures(self, exposure_ids: Sequence[str] | None = None
+                          ) -> dict[str, dict[str, Any]]:
+        """exposure id -> its current version's row (all current exposures when no ids)."""
+        if exposure_ids is None:
+            rows = self.sql("SELECT * FROM current_exposures ORDER BY exposure_id").to_pylist()
+        else:
+            rows = self.sql("SELECT * FROM current_exposures SEMI JOIN "
+                            "(SELECT unnest(?::VARCHAR[]) AS exposure_id) k USING (exposure_id) "
+                            "ORDER BY exposure_id", [list(exposure_ids)]).to_pylist()
+        return {r["exposure_id"]: r for r in rows}
 
     def current_exposure(self, exposure_id: str) -> dict[str, Any] | None:
         """The latest version of an exposure as a dict, or None if never ingested."""
@@ -832,12 +904,39 @@ class Catalog:
             "  AND s.status = 'ok' AND (e.ingested_at IS NULL OR s.at >= e.ingested_at))"
             f"{cond} ORDER BY e.exposure_id", [build]).column(0).to_pylist()
 
+    # --- typed writes: the only way rows get in (catalogs/recipes.py builds them) ---------
+
+    def record(self, rows: Mapping[str, Sequence[Mapping[str, Any]]], writer_id: str) -> None:
+        """Write rows of several tables as one batch (objects they name are stored already)."""
+        with self.batch(writer_id) as b:
+            b.add_rows(rows)
+
+    def record_stage(self, run_id: str, recipe: Any, outcome: Any,
+                     new_products: Mapping[str, Any] = {}, step_times: Mapping[str, float] = {}
+                     ) -> None:
+        """What one stage run did: recipes, products and realisations of a miss, run steps."""
+        from catalogs.recipes import stage_rows
+
+        self.record(stage_rows(run_id, recipe, outcome, new_products, step_times), run_id)
+
     def record_failure(self, run_id: str, build: str, stage: str, subject: str,
                        error: str) -> None:
         """A failed stage that could not even be planned, as a ``run_steps`` row."""
-        self.write("run_steps", [{"run_id": run_id, "build": build, "subject": subject,
-                                  "stage": stage, "step": stage, "status": "failed",
-                                  "cache_hit": False, "error": error, "at": utcnow()}], run_id)
+        from catalogs.recipes import failure_rows
+
+        self.record(failure_rows(run_id, build, stage, subject, error), run_id)
+
+    def record_ingest(self, rec: Any, writer_id: str) -> None:
+        """One ingested exposure version (``catalogs.recipes.Ingest``) and its two products."""
+        from catalogs.recipes import ingest_rows
+
+        self.record(ingest_rows(rec), writer_id)
+
+    def record_run(self, run: Any) -> None:
+        """A run's start or end row (``catalogs.recipes.Run``)."""
+        from catalogs.recipes import run_rows
+
+        self.record(run_rows(run), run.run_id)
 
     def record_associations(self, asns: Sequence[Mapping[str, Any]],
                             writer_id: str = "associations") -> int:
@@ -922,7 +1021,8 @@ class Catalog:
                     con.register_filesystem(self.fs)
                 cols = ", ".join(f'"{c}"' for c in schema(table).names)
                 old = f"SELECT {cols} FROM ({self._select(table, sources)})"
-                merged = con.sql(old).to_arrow_table().cast(schema(table))
+                order = f' ORDER BY "{SORT_KEYS[table]}"' if table in SORT_KEYS else ""
+                merged = con.sql(old + order).to_arrow_table().cast(schema(table))
                 names = sorted(p.rsplit("/", 1)[-1] for p in sources)
                 stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
                 new = self._write_file(table, f"{stamp}{COMPACT_TAG}{uuid.uuid4().hex[:12]}",

@@ -8,7 +8,9 @@ Layout (what the ``crds`` library expects of a cache, see docs/crds.md)::
 
 Each rmap uses the parameter keys of the real JWST rmap spec shipped in ``crds/jwst/specs``
 (plus the ``META.OBSERVATION.DATE/TIME`` UseAfter keys when the spec has none: operational
-JWST rmaps select on dates). Mappings carry a correct ``sha1sum``. Mapping serials: a mapping
+JWST rmaps select on dates). A reftype whose only reference is ``N/A`` with no match keys is
+written as ``'N/A'`` in the imap, as real contexts do for reftypes an instrument does not use
+(MIRI's superbias). Mappings carry a correct ``sha1sum``. Mapping serials: a mapping
 keeps its name while its content is unchanged; a changed one gets the next serial, so context
 2 shares every unchanged rmap/imap with context 1, as real CRDS contexts do.
 """
@@ -26,6 +28,11 @@ OBSERVATORY = "jwst"
 DATE_KEYS = ("META.OBSERVATION.DATE", "META.OBSERVATION.TIME")
 # Parameter keys whose spelling in the shipped spec differs from the data model path.
 PARKEY_ALIASES = {"META.EXPOSUIRE.NOUTPUTS": "exposure.noutputs"}
+# Parameters the operational rmaps select on beyond the shipped spec (the specs are the rmaps'
+# 2013 starting points): NIRSpec masks, read noise and darks differ between the traditional and
+# the IRS2 readout (an IRS2 mask is 3200 rows; CRDS's certifier allows that for mask, saturation
+# and readnoise), so their rmaps match READPATT too.
+PARKEY_EXTRA = {("nirspec", r): ("META.EXPOSURE.READPATT",) for r in ("mask", "readnoise", "dark")}
 
 
 class CrdsCacheError(ValueError):
@@ -69,6 +76,8 @@ def spec_for(instrument: str, reftype: str) -> dict[str, Any]:
     except KeyError:
         raise CrdsCacheError(f"CRDS has no JWST rmap spec for {instrument} {reftype}") from None
     parkey = tuple(tuple(t) for t in spec["parkey"])
+    extra = PARKEY_EXTRA.get((instrument.lower(), reftype.lower()), ())
+    parkey = (parkey[0] + tuple(k for k in extra if k not in parkey[0]),) + parkey[1:]
     if len(parkey) == 1:
         parkey = parkey + (DATE_KEYS,)
     spec["parkey"] = parkey
@@ -226,6 +235,9 @@ def write_cache(root: str | os.PathLike, contexts: Sequence[ContextSpec],
             rmaps = {}
             for rt in sorted(by_inst[inst]):
                 refs = by_inst[inst][rt]
+                if all(r.filename.upper() == "N/A" and not r.match for r in refs):
+                    rmaps[rt] = "N/A"  # the reftype does not apply to the instrument at all
+                    continue
                 rmaps[rt] = emit((inst, rt), lambda nm, i=inst, t=rt, rr=refs:
                                  rmap_text(nm, i, t, rr))
             imaps[inst.upper()] = emit((inst,), lambda nm, i=inst, rm=rmaps: imap_text(nm, i, rm))

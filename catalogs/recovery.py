@@ -156,9 +156,10 @@ def files_of(model: DataModel) -> dict[str, str]:
 
 # --- reading the store --------------------------------------------------------------------------
 
-def peek(store: Any, ident: str) -> tuple[str, dict[str, Any], int] | None:
-    """(kind, meta, size) of a stored model object from its header alone (no payload read,
-    nothing verified), or None if it is not a readable model object."""
+def peek_header(store: Any, ident: str) -> dict[str, Any] | None:
+    """The header of a stored model object (``kind``, ``meta``, ``arrays`` as
+    ``[name, dtype, shape, offset, nbytes]``, and ``size`` of the object) read without its
+    payload and without verification, or None if it is not a readable model object."""
     from store.canonical import decode
     from store.codec import MAGIC
 
@@ -173,9 +174,17 @@ def peek(store: Any, ident: str) -> tuple[str, dict[str, Any], int] | None:
             if hlen > min(size, 64 << 20):
                 return None
             header = decode(f.read(hlen))
-        return str(header["kind"]), dict(header["meta"]), size
-    except Exception:  # noqa: BLE001 - a damaged object is simply not a readable record
+        return {"kind": str(header["kind"]), "meta": dict(header["meta"]),
+                "arrays": list(header.get("arrays") or []), "size": size}
+    except Exception:  # noqa: BLE001 - a damaged object is simply not a readable model
         return None
+
+
+def peek(store: Any, ident: str) -> tuple[str, dict[str, Any], int] | None:
+    """(kind, meta, size) of a stored model object from its header alone (see
+    ``peek_header``), or None."""
+    head = peek_header(store, ident)
+    return None if head is None else (head["kind"], head["meta"], head["size"])
 
 
 def is_record(store: Any, ident: str) -> bool:

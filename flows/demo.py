@@ -16,8 +16,8 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
+from flows.workspace import Workspace
 from store.errors import CalopsError
 
 MARKER = ".calops-demo"
@@ -68,7 +68,7 @@ def _process(home: str, build: str, label: str, exposures: list[str] | None = No
     return results
 
 
-def _sql(ws: Any, title: str, query: str, params: list | None = None, max_rows: int = 8) -> None:
+def _sql(ws: Workspace, title: str, query: str, params: list | None = None, max_rows: int = 8) -> None:
     from flows.commands import format_table
 
     _say(f"\n  -- {title}")

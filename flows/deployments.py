@@ -23,19 +23,43 @@ DEPLOYMENTS = {
 }
 
 
-def deployments(home: str | None = None, build: str | None = None) -> list[Any]:
-    """RunnerDeployments for every flow, with optional default workspace and build."""
+NEW_DATA = "calops-new-data"
+
+
+def deployments(home: str | None = None, build: str | None = None, cron: str | None = None,
+                on_ingest: bool = False) -> list[Any]:
+    """RunnerDeployments for every flow, with optional default workspace and build. With
+    ``cron`` or ``on_ingest``, one more deployment, ``calops-new-data``, reprocesses the
+    exposures the build has not processed since they were ingested (``stale``): on that
+    schedule, and/or whenever ``calops ingest`` emits an ingest event."""
+    from prefect.events import DeploymentEventTrigger
+
+    from flows.events import INGESTED
+
     defaults = {k: v for k, v in (("home", home), ("build", build)) if v}
-    return [fl.to_deployment(name=name, description=desc, parameters={**defaults, **fixed},
-                             tags=["calops"])
-            for name, (fl, desc, fixed) in DEPLOYMENTS.items()]
+    out = [fl.to_deployment(name=name, description=desc, parameters={**defaults, **fixed},
+                            tags=["calops"])
+           for name, (fl, desc, fixed) in DEPLOYMENTS.items()]
+    if cron or on_ingest:
+        triggers = [DeploymentEventTrigger(
+            name="calops: reprocess newly ingested exposures", expect={INGESTED},
+            match={"prefect.resource.id": "calops.exposure.*"},
+            parameters={**defaults, "stale": True})] if on_ingest else None
+        out.append(flows.reprocess.to_deployment(
+            name=NEW_DATA, cron=cron, triggers=triggers, tags=["calops"],
+            parameters={**defaults, "stale": True},
+            description="Reprocess the exposures the build has not processed since they "
+                        "were ingested (new data, reissues)."))
+    return out
 
 
-def serve(home: str | None = None, build: str | None = None, limit: int | None = None) -> None:
+def serve(home: str | None = None, build: str | None = None, limit: int | None = None,
+          cron: str | None = None, on_ingest: bool = False) -> None:
     """Serve every deployment until interrupted."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments(home, build), limit=limit, print_starting_message=True)
+    prefect_serve(*deployments(home, build, cron, on_ingest), limit=limit,
+                  print_starting_message=True)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from flows.ingest import POINTING_PREFIXES
-from store import fits
+from store import fits, spec_products
 from store.errors import CalopsError
 from store.names import safe_name, safe_path
 
-SUFFIX = {"rate": "rate", "rateints": "rateints", "cal": "cal", "i2d": "i2d", "catalog": "cat"}
+SUFFIX = {"rate": "rate", "rateints": "rateints", "cal": "cal", "i2d": "i2d", "catalog": "cat",
+          "s2d": "s2d", "x1d": "x1d", "c1d": "c1d"}
 
 LATEST_SQL = """
 SELECT subject, stage, any_value(product_id) AS outputs, any_value(crds_context) AS context
@@ -128,7 +129,7 @@ def plan_export(ws: Any, build: str, kinds: tuple[str, ...] = tuple(SUFFIX),
         for name, pid in sorted(outputs.items()):
             if name not in kinds or name not in SUFFIX:
                 continue
-            ext = "ecsv" if name == "catalog" else "fits"
+            ext = "ecsv" if name == "catalog" else "fits"  # spectra: see _expand_spectra
             items.append({"name": f"{safe_name(row['subject'])}_{SUFFIX[name]}.{ext}",
                           "subject": row["subject"], "output": name, "product_id": pid,
                           "context": row["context"]})
@@ -151,8 +152,11 @@ def export_build(ws: Any, build: str, outdir: str | Path, kinds: tuple[str, ...]
 
     out = _target_dir(outdir)
     _clean_stale_tmp(out)
-    items = plan_export(ws, build, kinds, associations)
+    items = _expand_spectra(ws, plan_export(ws, build, kinds, associations))
     paths = [safe_path(out, i["name"]) for i in items]
+    if len(set(paths)) != len(paths):
+        dup = next(p for p in paths if paths.count(p) > 1)
+        raise ExportError(f"two products would be written as {dup.name}; nothing was written")
     existing = [p for p in paths if os.path.lexists(p)]
     if existing and not overwrite:
         raise ExportError(f"{len(existing)} file(s) exist already in {out} (e.g. "
@@ -174,11 +178,17 @@ def export_build(ws: Any, build: str, outdir: str | Path, kinds: tuple[str, ...]
                 written.append(path)
                 continue
             pid = item["product_id"]
-            model = ws.store.get(pid)
+            model = item.get("part") or ws.store.get(pid)
             prov = provenance_keywords(ws, pid, build, item["context"])
             if not any(k.startswith(POINTING_PREFIXES) for k in model.meta):
                 prov.update(_pointing(ws, item["subject"]))  # header only: content unchanged
-            wcs = wcs_of(model) if model.kind in ("cal", "i2d") and "wcs.kind" in model.meta else None
+            if "part" in item:  # one source of a spectroscopic product
+                from transforms.spectral import file_wcs
+
+                wcs = file_wcs(model)
+            else:
+                wcs = wcs_of(model) if model.kind in ("cal", "i2d") and "wcs.kind" in model.meta \
+                    else None
             written.append(fits.write_product(model, path, provenance=prov, wcs=wcs,
                                               overwrite=True))
     except BaseException:
@@ -188,6 +198,36 @@ def export_build(ws: Any, build: str, outdir: str | Path, kinds: tuple[str, ...]
                     p.unlink()
         raise
     return written
+
+
+def _is_spectral(ws: Any, pid: str) -> bool:
+    """Whether a stored product is written by ``store.spec_products`` (from its header)."""
+    from catalogs.recovery import peek_header
+
+    head = peek_header(ws.store, pid)
+    if head is None:
+        return False
+    from transforms.model import DataModel
+
+    model = DataModel(str(head["kind"]), {}, dict(head["meta"]))
+    return spec_products.handles(model) or any(a[0] == "wavelength" for a in head["arrays"])
+
+
+def _expand_spectra(ws: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spectroscopic products become one item per source, each named from the association's
+    template filled with the source's id and slit (values from the data: whitelisted too).
+    Their models are read (verified) here, so every name is known before anything is
+    written."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if "product_id" not in item or not _is_spectral(ws, item["product_id"]):
+            out.append(item)
+            continue
+        model = ws.store.get(item["product_id"])
+        suffix = SUFFIX[item["output"]]
+        for fname, part in spec_products.split_by_source(model, item["subject"]):
+            out.append({**item, "name": f"{safe_name(fname)}_{suffix}.fits", "part": part})
+    return out
 
 
 def association_document(ws: Any, asn_name: str, items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -15,12 +15,13 @@ every new version's rows are also stored as a record object by the workspace's c
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catalogs.recipes import Ingest
+from flows.workspace import Workspace
 from store import fits
 from transforms.model import DataModel
 
@@ -56,7 +57,7 @@ class Ingested:
     changed: tuple[str, ...] = ()
 
 
-def ingest_file(ws: Any, path: str | Path, run_id: str) -> Ingested:
+def ingest_file(ws: Workspace, path: str | Path, run_id: str) -> Ingested:
     """Store one uncal file's pixels and pointing and record the exposure version."""
     uncal = fits.read_uncal(str(path))
     pixels, pointing = split(uncal)
@@ -80,19 +81,12 @@ def ingest_file(ws: Any, path: str | Path, run_id: str) -> Ingested:
             ("pixels", current["pixels_id"], pixels_id), ("pointing", current["pointing_id"], pointing_id),
             ("sdp_ver", current["sdp_ver"], sdp), ("eph_type", current["eph_type"], eph)) if a != b)
     version = 1 if current is None else current["version"] + 1
-    now = dt.datetime.now(dt.timezone.utc)
-    with ws.catalog.batch(run_id) as b:
-        for pid, model in ((pixels_id, pixels), (pointing_id, pointing)):
-            b.add("products", {"product_id": pid, "kind": model.kind,
-                               "meta_json": _meta_json(model), "subject": eid, "created_at": now})
-        b.add("exposures", {
-            "exposure_id": eid, "version": version, "pixels_id": pixels_id,
-            "pointing_id": pointing_id, "sdp_ver": sdp, "eph_type": eph,
-            "filename": Path(path).name,
-            "program": str(uncal.get("observation.program_number", "")),
-            "instrument": uncal.get("instrument.name"), "detector": uncal.get("instrument.detector"),
-            "ingested_at": now, "supersedes": None if current is None else current["version"],
-        })
+    ws.catalog.record_ingest(Ingest(
+        exposure_id=eid, version=version, pixels_id=pixels_id, pointing_id=pointing_id,
+        pixels_meta=pixels.meta, pointing_meta=pointing.meta, sdp_ver=sdp, eph_type=eph,
+        filename=Path(path).name, program=str(uncal.get("observation.program_number", "")),
+        instrument=uncal.get("instrument.name"), detector=uncal.get("instrument.detector"),
+        supersedes=None if current is None else current["version"]), run_id)
     return Ingested(eid, version, pixels_id, pointing_id,
                     "new" if current is None else "reissued", changed)
 
@@ -111,8 +105,3 @@ def _put_repairing(store: Any, model: DataModel) -> tuple[str, bool]:
         return pid, True
     return store.put(model), False
 
-
-def _meta_json(model: DataModel) -> str:
-    import json
-
-    return json.dumps(dict(model.meta), sort_keys=True, default=str)

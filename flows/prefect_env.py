@@ -14,7 +14,10 @@ DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_TASKS_DEFAULT_NO_CACHE": "true",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
+    # INFO reaches the Prefect API (the UI shows each run's summary); the terminal shows
+    # warnings only, so calops' own progress stays readable
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
 }
 
 
@@ -27,3 +30,83 @@ def configure(home: str | None = None) -> None:
 
 
 configure()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the atexit stop still runs on a normal exit
+        pass
+
+
+class TemporaryServer:
+    """A Prefect API server for one calops command, when no PREFECT_API_URL is set.
+
+    Prefect would start one by itself, but a SIGKILLed parent leaves that server running;
+    this one is started with the parent-death signal set, so it dies with the command however
+    the command ends. Its database lives in the workspace (``PREFECT_HOME``)."""
+
+    def __init__(self, home: str | None = None, timeout: float | None = None):
+        self.home, self.proc, self.url = home, None, None
+        self.timeout = timeout or float(os.environ.get(
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", DEFAULTS[
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
+
+    def __enter__(self) -> "TemporaryServer":
+        if os.environ.get("PREFECT_API_URL"):
+            return self  # a server is configured: use it
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        import httpx
+        import prefect
+
+        configure(self.home)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+               "PREFECT__SERVER_FINAL": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
+             "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+            env=env, preexec_fn=_die_with_parent, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        self.url = f"http://127.0.0.1:{port}/api"
+        end = time.monotonic() + self.timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                err = (self.proc.stderr.read() or b"").decode(errors="replace").strip()
+                raise RuntimeError(f"the temporary Prefect server exited at start: "
+                                   f"{err.splitlines()[-1] if err else self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            self.__exit__()
+            raise RuntimeError(f"the temporary Prefect server did not answer within "
+                               f"{self.timeout:.0f} s")
+        os.environ["PREFECT_API_URL"] = self.url
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        if os.environ.get("PREFECT_API_URL") == self.url:
+            del os.environ["PREFECT_API_URL"]
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except Exception:  # noqa: BLE001
+            self.proc.kill()
+        self.proc = None

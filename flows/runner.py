@@ -13,82 +13,39 @@ recorded. Objects are written before rows, so no row ever points at a missing ob
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import json
+import os
 import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalogs import builds as buildlib
 from catalogs import crds_resolve
+from catalogs.recipes import (  # noqa: F401  (re-exported: the runner's vocabulary)
+    NewProduct,
+    Rows,
+    StageOutcome,
+    StageRecipe,
+    StepRecipe,
+    output_key,
+    stage_rows,
+)
 from store import fits
 from store.errors import CalopsError
-from store.identity import hash_file, recipe_key
+from store.identity import hash_file, recipe_keyer
 from transforms import registry
 from transforms.model import DataModel
 from transforms.registry import PlannedStep
 
+if TYPE_CHECKING:
+    from flows.workspace import Workspace
+
 
 class RunError(CalopsError):
     """A stage that cannot run: missing inputs, an archived build, a failed step."""
-
-
-@dataclass
-class StepRecipe:
-    """One planned step with everything its recipe key is made of."""
-
-    name: str
-    version: str
-    params: dict[str, Any]
-    inputs: dict[str, str]
-    refs: dict[str, tuple[str, str]]  # reftype -> (file name, content hash)
-    ref_paths: dict[str, str]
-    skip: bool
-    planned: PlannedStep | None = None  # the build's step (spec + params object)
-    key: str = ""
-
-
-@dataclass
-class StageRecipe:
-    stage: str
-    subject: str
-    build: str
-    context: str
-    steps: list[StepRecipe]
-    inputs: dict[str, str]  # role -> product id of the stage's stored inputs
-    output_keys: dict[str, str]  # output name -> recipe key
-
-    @property
-    def key(self) -> str:
-        keys = [s.key for s in self.steps if not s.skip]
-        return keys[-1] if keys else ""
-
-
-@dataclass
-class StageOutcome:
-    stage: str
-    subject: str
-    build: str
-    outputs: dict[str, str] = field(default_factory=dict)  # output name -> product id
-    hit: bool = False
-    reason: str = ""
-    wall_s: float = 0.0
-    peak_mem_bytes: int = 0
-    status: str = "ok"
-    error: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def output_key(stage_key: str, name: str) -> str:
-    """The recipe key of one named output of a stage (a stage can make several products)."""
-    return recipe_key("output", "1", {"name": name}, {"recipe": stage_key}, {})
 
 
 # --- references ------------------------------------------------------------------------------
@@ -99,10 +56,10 @@ def _ref_hash(path: str, size: int, mtime_ns: int) -> str:
 
 
 def reference_identity(path: str) -> tuple[str, str]:
-    """(file name, content hash) of a reference file; CRDS never reuses a name, so memoise."""
-    p = Path(path)
-    st = p.stat()
-    return p.name, _ref_hash(str(p), st.st_size, st.st_mtime_ns)
+    """(file name, content hash) of a reference file; CRDS never reuses a name, so memoise
+    (on size and modification time: a file replaced in place is hashed again)."""
+    st = os.stat(path)
+    return os.path.basename(path), _ref_hash(str(path), st.st_size, st.st_mtime_ns)
 
 
 _REF_LOCK = threading.Lock()
@@ -128,9 +85,16 @@ def plan_stage(
     crds_path: str,
     meta: Mapping[str, Any],
     inputs: Mapping[str, str],
+    memo: dict | None = None,
 ) -> StageRecipe:
-    """Every step's recipe key for a stage, computed before any work."""
-    planned = buildlib.plan(build, stage, meta)
+    """Every step's recipe key for a stage, computed before any work. A planner that plans
+    many subjects passes one ``memo`` dict: the build's steps per instrument, their science
+    parameters and encoded keyers are then worked out once."""
+    memo = {} if memo is None else memo
+    inst = str(meta.get("instrument.name", "")).upper()
+    if ("plan", stage, inst) not in memo:
+        memo[("plan", stage, inst)] = buildlib.plan(build, stage, meta)
+    planned = memo[("plan", stage, inst)]
     reftypes = sorted({r for p in planned if not p.skip for r in p.spec.reftypes})
     paths = crds_resolve.resolve(meta, reftypes, context, crds_path) if reftypes else {}
     for r in sorted({r for p in planned if not p.skip for r in p.spec.optional_reftypes}):
@@ -139,31 +103,42 @@ def plan_stage(
         except crds_resolve.CrdsResolutionError:
             pass
     paths = {r: p for r, p in paths.items() if p and p != crds_resolve.NOT_APPLICABLE}
+    skeleton = _skeleton(memo, stage, inst, planned, paths)
     steps: list[StepRecipe] = []
-    upstream = dict(inputs)
-    first = True
-    for p in planned:
-        refs_for = {r: paths[r] for r in p.spec.reftypes + p.spec.optional_reftypes
-                    if r in paths}
-        sr = StepRecipe(
-            name=p.spec.name, version=p.spec.version,
-            params=p.spec.science_params(p.params),
-            inputs=dict(upstream) if first else {"input": steps[-1].key if steps else ""},
-            refs={r: reference_identity(path) for r, path in refs_for.items()},
-            ref_paths=refs_for, skip=p.skip, planned=p,
-        )
-        if not p.skip:
-            if not first:
-                prev = [s for s in steps if not s.skip][-1]
-                sr.inputs = {"input": prev.key}
-            sr.key = recipe_key(sr.name, sr.version, sr.params, sr.inputs, sr.refs)
-            first = False
+    prev_key = None
+    for p, params, refs_for, refs, key_of in skeleton:
+        sr = StepRecipe(name=p.spec.name, version=p.spec.version, params=params,
+                        inputs=dict(inputs) if prev_key is None else {"input": prev_key},
+                        refs=refs, ref_paths=refs_for, skip=p.skip, planned=p)
+        if key_of is not None:
+            sr.key = prev_key = key_of(sr.inputs)
         steps.append(sr)
     run_keys = [s.key for s in steps if not s.skip]
     if not run_keys:
         raise RunError(f"build {build.name} skips every step of {stage}; nothing to run")
     return StageRecipe(stage, subject, build.name, context, steps, dict(inputs),
-                       {o: output_key(run_keys[-1], o) for o in registry.stage(stage).outputs})
+                       {o: output_key(run_keys[-1], o)
+                        for o in registry.stage(stage).outputs_for(meta)})
+
+
+def _skeleton(memo: dict, stage: str, inst: str, planned: list[PlannedStep],
+              paths: Mapping[str, str]) -> list[tuple]:
+    """Per step: (planned step, science params, reference paths, reference identities, key as
+    a function of the inputs or None if skipped). Subjects that share their references share
+    the skeleton: only their input ids differ."""
+    memo_key = ("skeleton", stage, inst, tuple(sorted(paths.items())))
+    if memo_key not in memo:
+        out = []
+        for p in planned:
+            refs_for = {r: paths[r] for r in p.spec.reftypes + p.spec.optional_reftypes
+                        if r in paths}
+            refs = {r: reference_identity(path) for r, path in refs_for.items()}
+            params = p.spec.science_params(p.params)
+            key_of = None if p.skip else recipe_keyer(p.spec.name, p.spec.version,
+                                                      params).bound(refs)
+            out.append((p, params, refs_for, refs, key_of))
+        memo[memo_key] = out
+    return memo[memo_key]
 
 
 # --- peak memory -----------------------------------------------------------------------------
@@ -206,7 +181,7 @@ Chain = Callable[[Any, Sequence[PlannedStep], Callable[[str, Callable[[], DataMo
                  Mapping[str, Any]]
 
 
-def find_hit(ws: Any, recipe: StageRecipe, verify: bool = True) -> tuple[dict[str, str], str, list[str]]:
+def find_hit(ws: Workspace, recipe: StageRecipe, verify: bool = True) -> tuple[dict[str, str], str, list[str]]:
     """Product ids for every output if all are realised and intact, else ({}, why not, the
     corrupt objects found on the way)."""
     found: dict[str, str] = {}
@@ -229,15 +204,18 @@ def find_hit(ws: Any, recipe: StageRecipe, verify: bool = True) -> tuple[dict[st
 
 
 def run_stage(
-    ws: Any,
+    ws: Workspace,
     recipe: StageRecipe,
     load_inputs: Callable[[], Any],
     chain: Chain,
     run_id: str,
     save_intermediates: bool = False,
     force: bool = False,
+    sink: list[Rows] | None = None,
 ) -> StageOutcome:
-    """Run (or reuse) one stage for one subject and record what happened."""
+    """Run (or reuse) one stage for one subject and record what happened: in the catalog at
+    once, or, given a ``sink``, as rows appended to it (a flow writes a layer's rows in one
+    batch). Objects are stored before their rows exist either way."""
     out = StageOutcome(recipe.stage, recipe.subject, recipe.build)
     t0 = time.perf_counter()
     if not force:
@@ -245,7 +223,7 @@ def run_stage(
         if found:
             out.outputs, out.hit, out.reason = found, True, "hit: " + why
             out.wall_s = time.perf_counter() - t0
-            _record(ws, recipe, out, run_id, new_products={}, step_times={})
+            _record(ws, sink, run_id, stage_rows(run_id, recipe, out))
             return out
         out.reason = "miss: " + why
         for pid in corrupt:  # keep the bad bytes aside so the recomputed object can be stored
@@ -272,76 +250,39 @@ def run_stage(
                                                           for r, p in s.ref_paths.items()})
                     for s in recipe.steps]
             products = chain(data, plan, on_step)
-            new_products: dict[str, tuple[str, DataModel]] = {}
-            for name in recipe.output_keys:
+            new_products: dict[str, NewProduct] = {}
+            for name, key in recipe.output_keys.items():
                 model = products.get(name)
-                if model is None:
-                    continue
-                new_products[name] = (ws.store.put(model), model)
+                if model is not None:
+                    new_products[name] = NewProduct(ws.store.put(model), model.kind,
+                                                    model.meta, key)
+            keys = {s.name: s.key for s in recipe.steps}
             for step, model in intermediates.items():
-                new_products[f"intermediate:{step}"] = (ws.store.put(model), model)
+                new_products[f"intermediate:{step}"] = NewProduct(
+                    ws.store.put(model), model.kind, model.meta, keys[step])
         out.peak_mem_bytes = mem.peak
     except CalopsError as exc:
-        return _failed(ws, recipe, out, run_id, str(exc), t0)
+        return _failed(ws, sink, recipe, out, run_id, str(exc), t0)
     except Exception as exc:  # a failing exposure fails its own stage, recorded with its error
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return _failed(ws, recipe, out, run_id, detail, t0)
-    out.outputs = {n: pid for n, (pid, _) in new_products.items() if not n.startswith("intermediate:")}
+        return _failed(ws, sink, recipe, out, run_id, detail, t0)
+    out.outputs = {n: p.product_id for n, p in new_products.items()
+                   if not n.startswith("intermediate:")}
     out.wall_s = time.perf_counter() - t0
-    _record(ws, recipe, out, run_id, new_products, step_times)
+    _record(ws, sink, run_id, stage_rows(run_id, recipe, out, new_products, step_times))
     return out
 
 
-def _failed(ws: Any, recipe: StageRecipe, out: StageOutcome, run_id: str, error: str,
-            t0: float) -> StageOutcome:
+def _failed(ws: Workspace, sink: list[Rows] | None, recipe: StageRecipe, out: StageOutcome,
+            run_id: str, error: str, t0: float) -> StageOutcome:
     out.status, out.error = "failed", error.splitlines()[-1] if error else "failed"
     out.wall_s = time.perf_counter() - t0
-    with ws.catalog.batch(run_id) as b:
-        b.add("run_steps", _run_step_row(recipe, out, run_id, recipe.stage, recipe.key, None))
+    _record(ws, sink, run_id, stage_rows(run_id, recipe, out))
     return out
 
 
-def _record(ws: Any, recipe: StageRecipe, out: StageOutcome, run_id: str,
-            new_products: Mapping[str, tuple[str, DataModel]],
-            step_times: Mapping[str, float]) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
-    with ws.catalog.batch(run_id) as b:
-        if not out.hit:
-            for s in recipe.steps:
-                if s.skip:
-                    continue
-                b.add("recipes", {"recipe_key": s.key, "step": s.name, "step_version": s.version,
-                                  "params_json": json.dumps(s.params, sort_keys=True, default=str)})
-                for role, iid in s.inputs.items():
-                    b.add("recipe_inputs", {"recipe_key": s.key, "role": role, "input_id": iid})
-                for r, (fname, h) in s.refs.items():
-                    b.add("recipe_refs", {"recipe_key": s.key, "reftype": r, "filename": fname,
-                                          "ref_hash": h})
-            for name, key in recipe.output_keys.items():
-                b.add("recipes", {"recipe_key": key, "step": f"{recipe.stage}:{name}",
-                                  "step_version": "1", "params_json": json.dumps({"name": name})})
-                b.add("recipe_inputs", {"recipe_key": key, "role": "recipe", "input_id": recipe.key})
-            for name, (pid, model) in new_products.items():
-                key = recipe.output_keys.get(name) or next(
-                    s.key for s in recipe.steps if f"intermediate:{s.name}" == name)
-                b.add("products", {"product_id": pid, "kind": model.kind,
-                                   "meta_json": json.dumps(dict(model.meta), sort_keys=True, default=str),
-                                   "subject": recipe.subject, "created_at": now})
-                b.add("realisations", {"recipe_key": key, "product_id": pid, "run_id": run_id,
-                                       "created_at": now})
-        for s in recipe.steps:
-            row = _run_step_row(recipe, out, run_id, s.name, s.key, None)
-            row.update(step=s.name, wall_s=step_times.get(s.name, 0.0),
-                       status="skipped" if s.skip else out.status)
-            b.add("run_steps", row)
-
-
-def _run_step_row(recipe: StageRecipe, out: StageOutcome, run_id: str, step: str, key: str,
-                  pid: str | None) -> dict[str, Any]:
-    return {"run_id": run_id, "build": recipe.build, "subject": recipe.subject,
-            "stage": recipe.stage, "step": step, "crds_context": recipe.context,
-            "recipe_key": key,
-            "product_id": json.dumps(out.outputs, sort_keys=True) if out.outputs else pid,
-            "cache_hit": out.hit, "reason": out.reason, "wall_s": out.wall_s,
-            "peak_mem_bytes": out.peak_mem_bytes, "status": out.status, "error": out.error,
-            "at": dt.datetime.now(dt.timezone.utc)}
+def _record(ws: Workspace, sink: list[Rows] | None, run_id: str, rows: Rows) -> None:
+    if sink is None:
+        ws.catalog.record(rows, run_id)
+    else:
+        sink.append(rows)

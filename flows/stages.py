@@ -16,6 +16,7 @@ from typing import Any
 import crds  # noqa: F401  (imported once here: crds's lazy imports are not thread-safe)
 
 from catalogs import builds as buildlib
+from catalogs.recipes import Rows, failure_rows
 from flows.runner import RunError, StageOutcome, StageRecipe, plan_stage, run_stage
 from flows.workspace import Workspace
 from transforms import registry
@@ -48,10 +49,18 @@ def recipe_for(ws: Workspace, build: str, stage: str, subject: str
     b, ctx = _build(ws, build)
     if st.subject == "association":
         (source,) = st.reads
-        members = ws.catalog.association_members(subject)
-        ids = {f"member:{e}": _read(ws, build, source, e) for e in members}
+        ids, left_out = {}, {}
+        for e in ws.catalog.association_members(subject):
+            try:
+                ids[f"member:{e}"] = _read(ws, build, source, e)
+            except RunError as exc:  # left out, with its reason; the others still combine
+                left_out[e] = str(exc).split(";")[0]
+        if not ids:
+            raise RunError(f"no member of {subject} has its {source}: "
+                           + "; ".join(f"{e}: {why}" for e, why in sorted(left_out.items())))
         meta = {**ws.catalog.product_meta(next(iter(ids.values()))), "association.name": subject}
         recipe = plan_stage(stage, subject, b, ctx, ws.crds_path, meta, ids)
+        recipe.left_out = left_out
         return recipe, lambda: tuple(ws.store.get(ids[k]) for k in sorted(ids))
     ids = {}
     for i, source in enumerate(st.reads):
@@ -88,15 +97,21 @@ def _upstream_output(ws: Workspace, build: str, stage: str, subject: str, name: 
 
 
 def run(ws: Workspace, build: str, stage: str, subject: str, run_id: str,
-        save_intermediates: bool = False) -> StageOutcome:
-    """Run one stage for one subject; every failure is recorded and returned, not raised."""
+        save_intermediates: bool = False, sink: list[Rows] | None = None) -> StageOutcome:
+    """Run one stage for one subject; every failure is recorded and returned, not raised.
+    With a ``sink``, the rows go there instead of straight into the catalog."""
     try:
         recipe, load = recipe_for(ws, build, stage, subject)
     except Exception as exc:  # noqa: BLE001 - recorded as this subject's failure
         out = StageOutcome(stage, subject, build, status="failed", error=f"{type(exc).__name__}: {exc}")
-        ws.catalog.record_failure(run_id, build, stage, subject, out.error)
+        rows = failure_rows(run_id, build, stage, subject, out.error)
+        if sink is None:
+            ws.catalog.record(rows, run_id)
+        else:
+            sink.append(rows)
         return out
-    return run_stage(ws, recipe, load, registry.stage(stage).run, run_id, save_intermediates)
+    return run_stage(ws, recipe, load, registry.stage(stage).run, run_id, save_intermediates,
+                     sink=sink)
 
 
 def select_exposures(ws: Workspace, where: str | None) -> list[str]:

@@ -14,9 +14,14 @@ import os
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store.errors import WorkspaceError
+
+if TYPE_CHECKING:
+    from catalogs.builds import BuildBook
+    from catalogs.catalog import Catalog
+    from store.objects import ObjectStore
 
 CONFIG_NAME = "calops.toml"
 DEFAULT_HOME = "calops-home"
@@ -57,7 +62,8 @@ def home_path(path: str | os.PathLike | None = None) -> Path:
 
 
 class Workspace:
-    """An initialised workspace; ``.store``, ``.catalog`` and ``.config`` are ready to use."""
+    """The one typed way in: an initialised workspace's object store (``.store``), catalog
+    (``.catalog``), builds (``.builds``), CRDS cache (``.crds_path``) and configuration."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).expanduser().absolute()
@@ -153,7 +159,7 @@ class Workspace:
         return sorted(p.name for p in d.glob("*.pmap")) if d.is_dir() else []
 
     @cached_property
-    def builds(self) -> Any:
+    def builds(self) -> BuildBook:
         """The workspace's ``catalogs.builds.BuildBook``: tamper-evident through the catalog,
         with a copy of every lifecycle change in the store (docs/integrity.md)."""
         from catalogs.builds import BuildBook
@@ -161,13 +167,13 @@ class Workspace:
         return BuildBook(self.builds_dir, catalog=self.catalog, store=self.store)
 
     @cached_property
-    def store(self) -> Any:
+    def store(self) -> ObjectStore:
         from store.objects import ObjectStore
 
         return ObjectStore(self.store_url, **self.store_options)
 
     @cached_property
-    def catalog(self) -> Any:
+    def catalog(self) -> Catalog:
         from catalogs.catalog import Catalog
 
         cat = Catalog(self.catalog_url, **self.catalog_options)

@@ -80,6 +80,9 @@ REFERENCE_MODEL: dict[str, str] = {
     "photom": "NrcImgPhotomModel",
     "area": "PixelAreaModel",
     "distortion": "DistortionModel",
+    "rscd": "RSCDModel",  # MIRI
+    "reset": "ResetModel",  # MIRI
+    "emicorr": "EmiModel",  # MIRI (ASDF)
 }
 _PHOTOM_MODEL = {"NIRCAM": "NrcImgPhotomModel", "NIRISS": "NisImgPhotomModel",
                  "FGS": "FgsImgPhotomModel", "MIRI": "MirImgPhotomModel"}
@@ -95,7 +98,7 @@ _HDU_ARRAY = {v: k for k, v in ARRAY_HDU.items()}
 
 # table name <-> EXTNAME, and the stdatamodels column dtypes of the known ones
 TABLE_HDU: dict[str, str] = {"group": "GROUP", "int_times": "INT_TIMES", "dq_def": "DQ_DEF",
-                             "phot_table": "PHOTOM"}
+                             "phot_table": "PHOTOM", "rscd_group_skip_table": "RSCD_GROUP_SKIP"}
 _HDU_TABLE = {v: k for k, v in TABLE_HDU.items()}
 TABLE_DTYPES: dict[str, dict[str, str]] = {
     "group": {"integration_number": "i4", "group_number": "i2", "end_day": "i2",
@@ -108,7 +111,11 @@ TABLE_DTYPES: dict[str, dict[str, str]] = {
                   "int_end_BJD_TDB": "f8"},
     "dq_def": {"BIT": "i4", "VALUE": "u4", "NAME": "S40", "DESCRIPTION": "S80"},
     "phot_table": {"filter": "S12", "pupil": "S12", "photmjsr": "f4", "uncertainty": "f4"},
+    "rscd_group_skip_table": {"subarray": "S17", "readpatt": "S12", "group_skip1": "i4",
+                              "group_skip": "i4"},
 }
+# MIRI imaging photom tables have a subarray column and no pupil (MirImgPhotomModel).
+MIRI_PHOT_DTYPES = {"filter": "S12", "subarray": "S17", "photmjsr": "f4", "uncertainty": "f4"}
 
 # dtype each known array must have in a product / reference file (as stdatamodels declares it)
 PRODUCT_DTYPES: dict[str, str] = {
@@ -324,6 +331,8 @@ def _table_columns(hdu: fits.BinTableHDU, name: str) -> dict[str, np.ndarray]:
 
 def _table_hdu(name: str, cols: Mapping[str, np.ndarray], extname: str) -> fits.BinTableHDU:
     known = TABLE_DTYPES.get(name, {})
+    if name == "phot_table" and "subarray" in cols and "pupil" not in cols:
+        known = MIRI_PHOT_DTYPES
     lengths = {len(v) for v in cols.values()}
     if len(lengths) != 1:
         raise BadModel(f"table {name} has columns of different lengths {sorted(lengths)}")
@@ -539,6 +548,10 @@ def write_product(model: DataModel, path: str | os.PathLike,
     """
     if model.kind == "catalog":
         return _write_catalog(model, path, provenance, overwrite)
+    from store import spec_products  # spectroscopic layouts (MultiSlit, x1d, c1d...)
+
+    if spec_products.handles(model):
+        return spec_products.write(model, path, provenance, wcs, overwrite)
     if model.kind not in PRODUCT_MODEL:
         raise BadModel(f"write_product writes {', '.join(PRODUCT_MODEL)} or catalog, not "
                        f"{model.kind!r} (use write_uncal / write_reference)")
@@ -589,6 +602,10 @@ def read_product(path: str | os.PathLike) -> DataModel:
     where = os.fspath(path)
     if where.endswith(".ecsv"):
         return _read_catalog(where)
+    from store import spec_products  # spectroscopic layouts (MultiSlit, x1d, c1d...)
+
+    if spec_products.is_spec_file(where):
+        return spec_products.read(where)
     with _open(path) as hdul:
         if "SCI" not in hdul:
             raise BadFile(f"{where}: no SCI extension; not a JWST image product")
@@ -712,11 +729,17 @@ def write_reference(model: DataModel, path: str | os.PathLike, overwrite: bool =
     distortion, whose astropy model the caller gives: store knows bytes, not optics). Its
     header carries REFTYPE, INSTRUME, DETECTOR, USEAFTER, PEDIGREE, DESCRIP, AUTHOR and the
     match keys present in meta (FILTER, PUPIL, READPATT, SUBARRAY...)."""
+    if model.kind == "ref.extract1d":  # a JSON reference, as JWST's
+        from store import spec_products
+
+        return spec_products.write_extract1d(model, path, overwrite)
     reftype = _reftype(model)
     meta = dict(model.meta)
     meta.setdefault("reftype", reftype.upper())
     if reftype == "distortion":
         return _write_distortion(model, meta, path, overwrite, astropy_model)
+    if reftype == "emicorr":
+        return _write_emicorr(model, meta, path, overwrite)
     _check_arrays(model, REFERENCE_DTYPES, model.kind)
     images, tables = _split(model.arrays)
     if not images and not tables:
@@ -736,7 +759,11 @@ def read_reference(path: str | os.PathLike) -> DataModel:
     """A JWST reference file as ``DataModel("ref.<reftype>")`` (FITS, or ASDF for distortion)."""
     where = os.fspath(path)
     if where.endswith(".asdf"):
-        return _read_distortion(where)
+        return _read_emicorr(where) if _is_emicorr(where) else _read_distortion(where)
+    if where.endswith(".json"):  # extract1d (JWST's JSON references)
+        from store import spec_products
+
+        return spec_products.read_extract1d(where)
     with _open(path) as hdul:
         node = asdf_ext.read_calops_node(hdul)
         table = dict(product_table())
@@ -826,3 +853,84 @@ def _read_distortion(path: str) -> DataModel:
     meta.setdefault("reftype", "DISTORTION")
     return DataModel("ref.distortion", {"asdf_model": np.frombuffer(raw, dtype=np.uint8)}, meta)
 
+
+
+# --- MIRI EMI correction (ASDF) --------------------------------------------------------------
+
+def _write_emicorr(model: DataModel, meta: dict[str, Any], path: str | os.PathLike,
+                   overwrite: bool) -> Path:
+    """An EMICORR reference as jwst's EmiModel lays it out: ``frequencies.<name>.frequency``
+    and ``.phase_amplitudes``, and ``subarray_cases``, at the top of the ASDF tree."""
+    import asdf
+
+    freqs: dict[str, dict[str, Any]] = {}
+    for k, v in meta.items():
+        if k.startswith("frequencies.") and k.endswith(".frequency"):
+            freqs.setdefault(k.split(".")[1], {})["frequency"] = float(v)
+    for k, a in model.arrays.items():
+        if not (k.startswith("frequencies.") and k.endswith(".phase_amplitudes")):
+            raise BadModel(f"an emicorr reference holds frequencies.<name>.phase_amplitudes "
+                           f"arrays only, not {k!r}")
+        freqs.setdefault(k.split(".")[1], {})["phase_amplitudes"] = np.ascontiguousarray(a)
+    bad = sorted(n for n, f in freqs.items() if set(f) != {"frequency", "phase_amplitudes"})
+    if bad or not freqs:
+        raise BadModel(f"emicorr frequencies need both a frequency and phase_amplitudes: {bad}")
+    if not isinstance(meta.get("subarray_cases"), Mapping):
+        raise BadModel("an emicorr reference needs its subarray_cases (a mapping)")
+    schema_meta = {k: v for k, v in meta.items() if k in _REF_KW and v is not None}
+    for k, v in schema_meta.items():
+        _check_value(k, _REF_KW[k], v)
+    schema_meta["model_type"] = "EmiModel"
+    schema_meta["telescope"] = "JWST"
+    tree = {"meta": asdf_ext.nest(schema_meta), "frequencies": freqs,
+            "subarray_cases": asdf_ext.plain(meta["subarray_cases"])}
+    tree.update(asdf_ext.calops_tree(model.kind, model.meta))
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(p)
+    try:
+        asdf.AsdfFile(tree).write_to(tmp)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return p
+
+
+def _is_emicorr(path: str) -> bool:
+    import asdf
+
+    try:
+        with asdf.open(path, lazy_load=True, memmap=False) as af:
+            return "frequencies" in af.tree and "subarray_cases" in af.tree
+    except Exception:
+        return False  # _read_distortion reports the damage
+
+
+def _read_emicorr(path: str) -> DataModel:
+    """An EMICORR ASDF file (calops's or jwst's) as ``ref.emicorr``: phase amplitudes as arrays
+    ``frequencies.<name>.phase_amplitudes``, frequencies and subarray cases in meta."""
+    import asdf
+
+    try:
+        with asdf.open(path, lazy_load=False, memmap=False) as af:
+            tree = af.tree
+            freqs = {str(n): (float(f["frequency"]), np.array(f["phase_amplitudes"]))
+                     for n, f in dict(tree["frequencies"]).items()}
+            cases = asdf_ext.plain(tree["subarray_cases"])
+            node = _calops_node(tree)
+            flat = asdf_ext.flatten(asdf_ext.plain(
+                {k: v for k, v in dict(tree.get("meta") or {}).items()
+                 if isinstance(v, (str, int, float, bool, dict))}))
+    except Exception as exc:
+        raise BadFile(f"{path}: not a readable EMICORR file ({exc})") from None
+    arrays = {f"frequencies.{n}.phase_amplitudes": a for n, (_, a) in freqs.items()}
+    if node:
+        return DataModel(node.get("kind", "ref.emicorr"), arrays, dict(node.get("meta") or {}))
+    meta = {k: v for k, v in flat.items() if k in _REF_KW}
+    meta.setdefault("reftype", "EMICORR")
+    meta.update({f"frequencies.{n}.frequency": f for n, (f, _) in freqs.items()})
+    meta["subarray_cases"] = cases
+    return DataModel("ref.emicorr", arrays, meta)

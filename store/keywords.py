@@ -147,6 +147,10 @@ _BASE: tuple[Keyword, ...] = (
     _k("photometry.pixelarea_steradians", "PIXAR_SR", S, float),
     _k("photometry.pixelarea_arcsecsq", "PIXAR_A2", S, float),
     _k("bunit_data", "BUNIT", S, str),
+    # NIRSpec (the grating selects references; IRS2 readout layout)
+    _k("instrument.grating", "GRATING", P, str),
+    _k("exposure.nrs_normal", "NRS_NORM", P, int),
+    _k("exposure.nrs_reference", "NRS_REF", P, int),
     # calops provenance (not in the stdatamodels schema)
     _k("calops.product_id", "CO_PID", P, str, None),
     _k("calops.recipe_key", "CO_RKEY", P, str, None),
@@ -172,6 +176,9 @@ REF_FILE: dict[str, str] = {
     "flat": "R_FLAT",
     "photom": "R_PHOTOM",
     "area": "R_AREA",
+    "emicorr": "R_MIREMI",  # MIRI
+    "rscd": "R_RSCD",
+    "reset": "R_RESET",
 }
 
 # Reference-file header keywords (referencefile.schema + the CRDS match keys).
@@ -189,10 +196,13 @@ REFERENCE: tuple[Keyword, ...] = (
     _k("instrument.filter", "FILTER", P, str),
     _k("instrument.pupil", "PUPIL", P, str),
     _k("instrument.p_pupil", "P_PUPIL", P, str),
+    _k("instrument.grating", "GRATING", P, str),
+    _k("instrument.band", "BAND", P, str),
     _k("exposure.type", "EXP_TYPE", P, str),
     _k("exposure.p_exptype", "P_EXP_TY", P, str),
     _k("exposure.readpatt", "READPATT", P, str),
     _k("exposure.ngroups", "NGROUPS", P, int),
+    _k("exposure.nints", "NINTS", P, int),  # MIRI RESET / DARK
     _k("exposure.nframes", "NFRAMES", P, int),
     _k("exposure.groupgap", "GROUPGAP", P, int),
     _k("exposure.gain_factor", "GAINFACT", P, float),

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import glob
 import json
 import os
-import socket
 import sys
 import time
 import uuid
@@ -45,6 +43,7 @@ def register(sub: Any) -> None:
     _common(p)
     p.add_argument("--stale", action="store_true",
                    help="only exposures reissued since the build last processed them")
+
     p.set_defaults(func=cmd_reprocess)
 
 
@@ -55,6 +54,10 @@ def _common(p: Any) -> None:
                    help="also store every step's in-between product")
     p.add_argument("--runner", choices=("threads", "processes", "dask"),
                    help="Prefect task runner (default: threads, or $CALOPS_TASK_RUNNER)")
+    p.add_argument("--plan", action="store_true",
+                   help="print what would run and why (hits, misses and their causes) and stop")
+    p.add_argument("--format", "-f", choices=("text", "json"), default="text",
+                   help="--plan output format")
 
 
 def _expand(patterns: Sequence[str]) -> list[str]:
@@ -74,13 +77,20 @@ def cmd_ingest(args: Any) -> int:
     files = _expand(args.files)
     run_id = uuid.uuid4().hex[:12]
     counts: Counter[str] = Counter()
+    done = []
     with _bar(len(files), "ingest") as tick:
         for f in files:
             res = ingest_file(ws, f, run_id)
+            done.append(res)
             counts[res.status] += 1
             note = f" ({', '.join(res.changed)} changed)" if res.changed else ""
             tick(f"{res.exposure_id} v{res.version} {res.status}{note}")
     print(f"ingested {len(files)} file(s): " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    from flows.events import emit_ingested
+
+    sent = emit_ingested(str(ws.root), done)
+    if sent:
+        print(f"told Prefect: {sent} ingest event(s) ({os.environ['PREFECT_API_URL']})")
     return 0
 
 
@@ -119,10 +129,8 @@ def cmd_reprocess(args: Any) -> int:
 
 def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[str] | None,
              command: str) -> int:
-    from flows import prefect_env
-
-    prefect_env.configure(str(ws.root))
-    from flows import flows
+    """Plan in bulk (no Prefect), then record the hits and run only the work as a flow."""
+    from flows import planner, prefect_env, runs
 
     build = _build_name(ws, args.build)
     if args.runner:
@@ -131,32 +139,79 @@ def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[st
     if not exposures:
         print("nothing to do: no exposures selected (ingest some with `calops ingest`)")
         return 0
-    run_id = uuid.uuid4().hex[:12]
-    started = dt.datetime.now(dt.timezone.utc)
-    _record_run(ws, run_id, build, command, started, None, "running", {})
+    closed = runs.close_abandoned(ws)
+    if closed:
+        print(f"closed {len(closed)} run(s) that died without ending: {', '.join(closed)}",
+              file=sys.stderr)
+    plan = planner.plan_run(ws, build, exposures, stages, explain=getattr(args, "plan", False))
+    if getattr(args, "plan", False):
+        print(format_plan(plan) if args.format == "text" else json.dumps(plan.as_dict(), indent=1))
+        return 0
+    work = plan.work()
+    n_work = sum(len(v) for v in work.values())
+    handle = runs.start(ws, build, command)
     t0 = time.perf_counter()
-    # Rough total for the bar: one task per exposure per exposure-stage, associations unknown.
-    total = len(exposures) * sum(registry.stage(s).subject == "exposure" for s in stages)
-    with _bar(total, f"{build}") as tick, _quiet_prefect():
-        def listener(res: dict) -> None:
-            what = "hit " if res.get("hit") else ("FAIL" if res["status"] != "ok" else "miss")
-            tick(f"{res['stage']:<9} {what} {res['subject']}")
-        flows.LISTENERS.append(listener)
-        try:
-            # --runner / $CALOPS_TASK_RUNNER pick the task runner (dask: $CALOPS_DASK address)
-            process = flows.process.with_options(task_runner=flows.task_runner())
-            results = process(str(ws.root), build, exposures, run_id=run_id,
-                                    stages_to_run=tuple(stages),
-                                    save_intermediates=args.save_intermediates)
-        finally:
-            flows.LISTENERS.remove(listener)
+    total = len(plan.hits()) + len(plan.failures()) + n_work
+    results: list[dict] = []
+    try:
+        with _bar(total, f"{build}") as tick:
+            def listener(res: dict) -> None:
+                what = "hit " if res.get("hit") else ("FAIL" if res["status"] != "ok" else "run ")
+                tick(f"{res['stage']:<9} {what} {res['subject']}")
+
+            from flows import flows
+
+            flows.LISTENERS.append(listener)
+            try:
+                results += flows.record_hits(ws, plan, handle.run_id)
+                if n_work:
+                    jit_notice()
+                    process = flows.process.with_options(task_runner=flows.task_runner())
+                    with prefect_env.TemporaryServer(str(ws.root)):
+                        state = process(str(ws.root), build, run_id=handle.run_id, work=work,
+                                        command=command,
+                                        save_intermediates=args.save_intermediates,
+                                        return_state=True)
+                    results += state.result(raise_on_failure=False) or []
+            finally:
+                flows.LISTENERS.remove(listener)
+    except BaseException as exc:
+        runs.finish(handle, "failed", {"error": " ".join(str(exc).split())})
+        raise
     wall = time.perf_counter() - t0
     _compact_if_many(ws)
-    summary = summarise(results, wall)
-    status = "ok" if summary["failed"] == 0 else "partial"
-    _record_run(ws, run_id, build, command, started, dt.datetime.now(dt.timezone.utc), status, summary)
-    print(format_summary(build, run_id, summary, results))
+    summary = runs.summarise(results, wall)
+    summary["plan_s"] = round(plan.seconds, 3)
+    runs.finish(handle, runs.status_of(summary), summary)
+    print(format_summary(build, handle.run_id, summary, results))
     return 0 if summary["failed"] == 0 else 1
+
+
+def jit_notice() -> None:
+    """Say once when kernels will be compiled (the first run on a fresh install)."""
+    try:
+        from flows.jit import notice
+    except ImportError:  # flows/jit.py arrives with the cold-start work
+        return
+    notice()
+
+
+def format_plan(plan: Any) -> str:
+    """``--plan``: per stage, how many subjects are hits, run, wait or cannot run, and why."""
+    lines = [f"plan for build {plan.build} (context {plan.context}): {len(plan.exposures)} "
+             f"exposures, planned in {plan.seconds:.2f} s"]
+    counts, causes = plan.counts(), plan.causes()
+    lines.append(f"  {'stage':<10} {'hits':>7} {'run':>7} {'waits':>7} {'cannot':>7}")
+    for st in plan.stages:
+        c = counts[st]
+        lines.append(f"  {st:<10} {c['hit']:>7} {c['miss']:>7} {c['waits']:>7} {c['failed']:>7}")
+    for st in plan.stages:
+        for why, n in sorted(causes[st].items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {st:<10} {n:>7} x {why}")
+    work = sum(len(v) for v in plan.work().values())
+    lines.append(f"  {work} stage run(s) to do" if work else "  nothing to do: every product "
+                 "is already made under this build")
+    return "\n".join(lines)
 
 
 COMPACT_ABOVE = 200  # files in one table; queries slow down as files accumulate
@@ -171,38 +226,18 @@ def _compact_if_many(ws: Workspace) -> None:
             ws.catalog.compact(table)
 
 
-def summarise(results: list[dict], wall: float) -> dict[str, Any]:
-    reasons = Counter(r.get("reason", "") for r in results if r["status"] == "ok")
-    return {
-        "tasks": len(results),
-        "exposures": len({r["subject"] for r in results
-                          if registry.stage(r["stage"]).subject == "exposure"}),
-        "hits": sum(1 for r in results if r.get("hit")),
-        "misses": sum(1 for r in results if r["status"] == "ok" and not r.get("hit")),
-        "failed": sum(1 for r in results if r["status"] != "ok"),
-        "reasons": dict(reasons),
-        "wall_s": round(wall, 2),
-    }
-
-
 def format_summary(build: str, run_id: str, s: dict[str, Any], results: list[dict]) -> str:
     lines = [f"build {build}  run {run_id}",
-             f"  exposures {s['exposures']}   tasks {s['tasks']}   hits {s['hits']}   "
+             f"  exposures {s['exposures']}   stage runs {s['tasks']}   hits {s['hits']}   "
              f"misses {s['misses']}   failed {s['failed']}   wall {s['wall_s']:.1f} s"]
+    if s["reasons"]:
+        lines.append(f"  {'count':>5}  reason")
     for reason, n in sorted(s["reasons"].items(), key=lambda kv: -kv[1]):
-        lines.append(f"  {n:>4} x {reason}")
+        lines.append(f"  {n:>5} x {reason}")
     for r in results:
         if r["status"] != "ok":
             lines.append(f"  FAILED {r['stage']} {r['subject']}: {r.get('error', '')}")
     return "\n".join(lines)
-
-
-def _record_run(ws: Workspace, run_id: str, build: str, command: str, started: dt.datetime,
-                finished: dt.datetime | None, status: str, summary: dict) -> None:
-    with ws.catalog.batch(run_id) as b:
-        b.add("runs", {"run_id": run_id, "build": build, "command": command,
-                       "started_at": started, "finished_at": finished, "status": status,
-                       "host": socket.gethostname(), "summary_json": json.dumps(summary)})
 
 
 @contextlib.contextmanager
@@ -224,19 +259,3 @@ def _bar(total: int, label: str) -> Iterator[Callable[[str], None]]:
         print(f"[{done[0]}/{total}] {msg}", file=sys.stderr)
 
     yield tick
-
-
-@contextlib.contextmanager
-def _quiet_prefect() -> Iterator[None]:
-    """Prefect's own INFO logs drown the progress bar; keep warnings and errors."""
-    import logging
-
-    loggers = [logging.getLogger(n) for n in ("prefect", "prefect.flow_runs", "prefect.task_runs")]
-    old = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, lvl in zip(loggers, old):
-            lg.setLevel(lvl)

@@ -30,7 +30,7 @@ def run_flow(ws, runner: str, exposures: list[str], run_id: str) -> list[dict]:
     from flows import flows
 
     proc = flows.process.with_options(task_runner=flows.task_runner(runner))
-    return proc(str(ws.root), BUILD, exposures, run_id=run_id, stages_to_run=STAGES)
+    return proc(str(ws.root), BUILD, exposures, run_id=run_id, stages=list(STAGES))
 
 
 def test_dask_on_s3_matches_threads_on_disk(dask_cluster, dist_sim_dir, tmp_path,

@@ -78,7 +78,7 @@ def test_served_deployment_runs_and_lands_in_the_catalog(prefect_server, sim_ws,
         "import sys\n"
         "from prefect.deployments import run_deployment\n"
         "fr = run_deployment('process/calops-process', timeout=600, parameters={\n"
-        f"    'exposures': [{eid!r}], 'stages_to_run': ['detector1']}})\n"
+        f"    'exposures': [{eid!r}], 'stages': ['detector1']}})\n"
         "print(fr.state.type.value)\n"
         "sys.exit(0 if fr.state.is_completed() else 1)\n"
     )
@@ -105,3 +105,106 @@ def test_served_deployment_runs_and_lands_in_the_catalog(prefect_server, sim_ws,
         "SELECT p.kind FROM run_steps s, products p WHERE s.subject = ? AND s.stage = 'detector1' "
         "AND p.subject = s.subject AND p.kind IN ('rate', 'rateints')", [eid]).column("kind")
     assert set(rows.to_pylist()) == {"rate", "rateints"}
+
+
+def _prefect(env, *args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "prefect", *args], env={**env, "COLUMNS": "300"},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _client_call(env, code: str, timeout=120) -> str:
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_prefect_tells_the_truth(prefect_server, sim_ws, sim_program, tmp_path):
+    """On a real server: `-p build=11.2` works as typed; a served run records its runs row with
+    the flow-run id, is named after its build, publishes its summary as an artifact and in its
+    logs; a run with a failed stage ends FAILED; `serve --cron --on-ingest` schedules
+    calops-new-data and `calops ingest` triggers it."""
+    import json
+
+    url, env = prefect_server
+    env = {**env, "PREFECT_API_URL": url, "PYTHONPATH": str(ROOT)}
+    serve_log = open(tmp_path / "serve.log", "w")
+    serve = subprocess.Popen(CALOPS + ["--home", str(sim_ws.root), "serve", "--cron",
+                                       "0 3 * * *", "--on-ingest", "--build", "11.1.1"],
+                             env=env, cwd=ROOT, stdout=serve_log, stderr=subprocess.STDOUT)
+    eids = sim_ws.catalog.current_exposure_ids()
+    try:
+        _wait(lambda: "calops-new-data" in _prefect(env, "deployment", "ls").stdout, 240,
+              "calops serve to register its deployments", [serve])
+        # 1. typed as on the command line, watched to the end
+        r = _prefect(env, "deployment", "run", "process/calops-process", "-p", "build=11.2",
+                     "-p", f"exposures=[\"{eids[0]}\"]", "-p", 'stages=["detector1"]',
+                     "--watch", timeout=900)
+        assert r.returncode == 0 and "Completed" in r.stdout + r.stderr, r.stdout + r.stderr
+        rows = sim_ws.catalog.sql("SELECT run_id, status, summary_json FROM latest_runs "
+                                  "WHERE build = '11.2'").to_pylist()
+        assert len(rows) == 1 and rows[0]["status"] == "ok", rows
+        frid = json.loads(rows[0]["summary_json"])["flow_run_id"]
+        info = json.loads(_client_call(env, (
+            "import asyncio, json\n"
+            "from prefect.client.orchestration import get_client\n"
+            "async def main():\n"
+            "    async with get_client() as c:\n"
+            f"        fr = await c.read_flow_run('{frid}')\n"
+            "        arts = await c.read_artifacts()\n"
+            "        logs = await c.read_logs()\n"
+            "        print(json.dumps({'name': fr.name, 'state': fr.state.type.value,\n"
+            "            'artifacts': [a.key for a in arts if str(a.flow_run_id) == str(fr.id)],\n"
+            "            'logs': [l.message for l in logs if str(l.flow_run_id) == str(fr.id)]}))\n"
+            "asyncio.run(main())\n")))
+        assert "11.2" in info["name"] and "detector1" in info["name"], info
+        assert info["state"] == "COMPLETED"
+        assert "calops-run-summary" in info["artifacts"]
+        assert any("hits" in m and "misses" in m for m in info["logs"]), info["logs"]
+        # 2. a run whose stage fails ends FAILED: this exposure's dark is gone from the cache
+        import glob
+
+        for f in glob.glob(str(sim_ws.root / "crds" / "references" / "jwst" / "niriss" /
+                               "*dark*")):
+            os.remove(f)
+        nis = [e for e in eids if e.endswith("_nis")]
+        r = _prefect(env, "deployment", "run", "process/calops-process", "-p",
+                     f"exposures={json.dumps(nis)}", "-p", 'stages=["detector1"]', "--watch",
+                     timeout=900)
+        assert "Failed" in r.stdout + r.stderr, r.stdout + r.stderr
+        failed = sim_ws.catalog.sql("SELECT count(*) FROM latest_runs WHERE status = 'failed'"
+                                    ).column(0)[0].as_py()
+        assert failed == 1
+        # 3. the schedule and the automation, then an ingest that triggers a reprocess
+        out = _prefect(env, "deployment", "inspect", "reprocess/calops-new-data").stdout
+        assert "0 3 * * *" in out, out
+        autos = _prefect(env, "automation", "ls").stdout
+        assert "reprocess newly ingested exposures" in autos, autos
+        before = sim_ws.catalog.sql("SELECT count(*) FROM runs").column(0)[0].as_py()
+        ingest = subprocess.run(CALOPS + ["--home", str(sim_ws.root), "ingest",
+                                          str(_reissued(sim_program, tmp_path))],
+                                env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert ingest.returncode == 0 and "ingest event" in ingest.stdout, ingest.stdout + ingest.stderr
+        _wait(lambda: sim_ws.catalog.sql("SELECT count(*) FROM latest_runs WHERE command = "
+                                         "'flow reprocess' AND status != 'running'"
+                                         ).column(0)[0].as_py() >= 1, 600,
+              "the ingest automation to reprocess", [serve])
+        assert sim_ws.catalog.sql("SELECT count(*) FROM runs").column(0)[0].as_py() > before
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(20)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+        serve_log.close()
+
+
+def _reissued(program, tmp_path):
+    """An ephemeris reissue of the program's first exposure, as an uncal file."""
+    from store.fits import write_uncal
+    from transforms.sim.program import reissue
+
+    e = program.exposures[0]
+    d = tmp_path / "reissue"
+    d.mkdir()
+    return write_uncal(reissue(e, "ephemeris", program=program).uncal, d / e.truth.name)

@@ -35,7 +35,7 @@ def product_schema():
 @pytest.fixture(scope="module")
 def reference_schema():
     return _schema_keywords("FlatModel", "DarkModel", "PixelAreaModel", "DistortionModel",
-                            "ReadnoiseModel")
+                            "ReadnoiseModel", "ResetModel")
 
 
 def _check(entries, schema):

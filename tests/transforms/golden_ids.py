@@ -109,6 +109,21 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
     ),
     "source_catalog==1.0":
         "sha256:58d885c5ad89318a808a5ede56a65cf5765154c41e0d498e4d63379e4c610317",
+    # --- spectroscopy: spec/test_spec_golden.py ---
+    "pixel_replace==1.0":
+        'sha256:7bc987c025523ba03d0f9ddfc15d3010d37f2ce7b08688ce975d8f3f08d4edc6',
+    "pixel_replace==1.0#mingrad":
+        'sha256:8fdf1cbefec5724cbe4622d2311cc8780ffdfe94ba7866375b00490478c45178',
+    "resample_spec==1.0":
+        'sha256:1df3df1f3b9d2cfe7088e34ddf8d460870521edb4e99d336f45a72e32e02e917',
+    "extract_1d==1.0":
+        'sha256:f9b8a1d76b67f5f23b35a9c3d69f357ffa02cf063a48861547c78e8d35c71550',
+    "combine_1d==1.0":
+        'sha256:835d90ad6946c54c0973b908019bcbdf9dc9641be129e5426203dcce1d78b7e8',
+    "master_background==1.0":
+        ('sha256:3dd80a820768c3a8523c46e24073cdbed7fc169ef372c19bcff19343371668a1',),
+    "outlier_detection==2.0":
+        ('sha256:fca1c3fc9dccfdb45512781f1d63025036cf21a51bf1477116c267e96103b3a1', 'sha256:c706e3c575ade5898acd76364fe16ac1586fc3ceddc02e6ecc8c4c94a92d0bcb', 'sha256:07c54502b7b1703538ea5a5a79889ffbf1115787ae64d0c970cbb6aebeadbf48'),
 }
 
 

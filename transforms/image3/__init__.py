@@ -11,7 +11,7 @@ the exposures after outlier detection (JWST's ``_crf`` products).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np

@@ -22,6 +22,7 @@ from astropy.coordinates import SkyCoord
 from astropy.time import Time
 
 from transforms.model import DataModel
+from transforms.sim import miri as sim_miri
 from transforms.sim import readout as ro
 from transforms.sim import references as rf
 from transforms.sim.detector import Effects, RampTruth, synthesize
@@ -30,7 +31,7 @@ from transforms.sim.scene import Source, make_field, psf_fwhm_arcsec, render
 C_KMS = 299792.458
 DEFAULT_SDP = "2024.3.1"
 REISSUE_SDP = "2025.1.0"
-EXP_TYPE = {"NIRCAM": "NRC_IMAGE", "NIRISS": "NIS_IMAGE"}
+EXP_TYPE = {"NIRCAM": "NRC_IMAGE", "NIRISS": "NIS_IMAGE", "MIRI": "MIR_IMAGE"}
 USEAFTER_1 = "2022-01-01T00:00:00"
 USEAFTER_DARK2 = "2024-06-01T00:00:00"
 
@@ -76,6 +77,7 @@ class ProgramSpec:
     sdp_version: str = DEFAULT_SDP
     effects: Effects = Effects()
     full_frame_references: bool = False  # references over the full detector (else the used window)
+    miri: sim_miri.MiriEffects = sim_miri.MiriEffects()  # MIRI's own detector effects
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,23 @@ def full_program(**overrides: Any) -> ProgramSpec:
     return replace(spec, **overrides)
 
 
-PROGRAMS = {"small": small_program, "full": full_program}
+def miri_program(**overrides: Any) -> ProgramSpec:
+    """A test-sized MIRI imaging program (F770W, FAST): a SUB256 dither pair of two
+    integrations each and one BRIGHTSKY exposure; thermal background as in ``sim.miri``."""
+    e = ExposureSpec
+    exps = (
+        e("MIRIMAGE", "F770W", "N/A", "FAST", "SUB256", 10, 2, "2024-03-10T06:00:00", 3, 1, 1,
+          (0.0, 0.0), 1, 2),
+        e("MIRIMAGE", "F770W", "N/A", "FAST", "SUB256", 10, 2, "2024-03-10T06:05:00", 3, 1, 2,
+          (0.9, 0.6), 2, 2),
+        e("MIRIMAGE", "F770W", "N/A", "FAST", "BRIGHTSKY", 6, 1, "2024-07-15T12:00:00", 3, 2, 1),
+    )
+    spec = ProgramSpec("miri", 1234, 53.1625, -27.7914, 45.0, exps, nstars=60, ngalaxies=30,
+                       field_radius_arcsec=14.0, flux_range_ujy=(0.5, 500.0))
+    return replace(spec, **overrides)
+
+
+PROGRAMS = {"small": small_program, "full": full_program, "miri": miri_program}
 
 
 def program_spec(name: str, **overrides: Any) -> ProgramSpec:
@@ -357,6 +375,9 @@ def exposure_meta(spec: ProgramSpec, e: ExposureSpec, dist: DataModel, seed: int
     if ds.channel:
         meta["instrument.channel"] = ds.channel
         meta["instrument.module"] = ds.module
+    if inst == "MIRI":  # no pupil wheel; interleaved outputs, FAST/SLOW samples
+        del meta["instrument.pupil"]
+        meta.update(sim_miri.exposure_extras(e.readpatt))
     meta.update(pred_eph)
     true_meta = dict(meta)
     true_meta.update(true_eph)
@@ -392,11 +413,17 @@ def _simulate_exposure(spec: ProgramSpec, e: ExposureSpec, sources: tuple[Source
     dn_per_ujy = 1e-12 / (pv["photmjsr"] * pv["pixar_sr"])
     img, frac = render(sources, x, y, (sub.ysize, sub.xsize), dn_per_ujy,
                        psf_fwhm_arcsec(pv["pivot"]) / ds.pixel_scale, ds.pixel_scale)
-    flat_rate = img + spec.sky_mjysr / pv["photmjsr"] * area
+    sky = spec.sky_mjysr + (sim_miri.background_mjysr(e.filter) if inst == "MIRI" else 0.0)
+    flat_rate = img + sky / pv["photmjsr"] * area
     flat_rate = np.where(props.refpix, 0.0, flat_rate)
     light_e = flat_rate * props.flat * props.gain
     rng = _seed(seed, "ramp", e.observation, e.visit, e.exposure, e.detector)
-    data, ramp_truth = synthesize(light_e.astype(np.float32), props, sub, tim, rng, effects)
+    if inst == "MIRI":
+        data, ramp_truth = sim_miri.synthesize(light_e.astype(np.float32), props, sub, tim, rng,
+                                               effects, spec.miri, readpatt=e.readpatt,
+                                               seed=seed)
+    else:
+        data, ramp_truth = synthesize(light_e.astype(np.float32), props, sub, tim, rng, effects)
     from_sources = []
     for s, xi, yi, fr in zip(sources, x, y, frac):
         if fr <= 0:
@@ -453,7 +480,7 @@ class _Namer:
     def __call__(self, inst: str, reftype: str) -> str:
         k = (inst.lower(), reftype)
         self.n[k] = self.n.get(k, 0) + 1
-        ext = "asdf" if reftype == "distortion" else "fits"
+        ext = "asdf" if reftype in ("distortion", "emicorr") else "fits"
         return f"jwst_{k[0]}_{reftype}_{self.n[k]:04d}.{ext}"
 
 
@@ -467,10 +494,12 @@ def _references(spec: ProgramSpec, seed: int, props: dict[str, rf.DetectorProps]
     per_exp: list[tuple[dict[str, RefFile], dict[str, RefFile]]] = []
     by_key: dict[tuple, RefFile] = {}
 
-    def add(key, reftype, inst, model, match, useafter=USEAFTER_1, ctx2_only=False):
+    def add(key, reftype, inst, model, match, useafter=USEAFTER_1, ctx2_only=False,
+            na_file=False):
         if key in by_key:
             return by_key[key]
-        r = RefFile(reftype, inst, name(inst, reftype), model, dict(match), useafter)
+        fname = "N/A" if na_file else name(inst, reftype)  # "N/A": does not apply
+        r = RefFile(reftype, inst, fname, model, dict(match), useafter)
         by_key[key] = r
         (new_in_2 if ctx2_only else ctx1).append(r)
         return r
@@ -482,6 +511,10 @@ def _references(spec: ProgramSpec, seed: int, props: dict[str, rf.DetectorProps]
         p = props[det]
         sub = ro.subarray(inst, e.subarray)
         et = EXP_TYPE[inst]
+        if inst == "MIRI":
+            per_exp.append(_miri_references(spec, seed, e, p, dists[det], areas[det], add,
+                                            replaced))
+            continue
         c1: dict[str, RefFile] = {}
         for rt, fn in (("mask", rf.mask_ref), ("saturation", rf.saturation_ref),
                        ("linearity", rf.linearity_ref), ("gain", rf.gain_ref),
@@ -543,6 +576,60 @@ def _references(spec: ProgramSpec, seed: int, props: dict[str, rf.DetectorProps]
         {ex: {k: r.filename for k, r in c[1].items()} for ex, c in zip(_names(spec), per_exp)},
     )
     return (tuple(ctx1), tuple(ctx2)), expected
+
+
+def _miri_references(spec: ProgramSpec, seed: int, e: ExposureSpec, p: rf.DetectorProps,
+                     dist: DataModel, area: np.ndarray, add, replaced: dict
+                     ) -> tuple[dict[str, RefFile], dict[str, RefFile]]:
+    """Both contexts' references of a MIRI imaging exposure, selected by the real MIRI rmaps'
+    parameters (``sim_miri.matches``): superbias is N/A for MIRI, as in JWST's contexts."""
+    det, inst = p.spec.detector, "MIRI"
+    sub = ro.subarray(inst, e.subarray)
+    rp = ro.pattern(inst, e.readpatt).name
+
+    def m(rt: str, filt: str = "N/A") -> dict[str, str]:
+        return sim_miri.matches(rt, det, filt, sub.name, rp)
+
+    c1: dict[str, RefFile] = {}
+    for rt, fn in (("mask", rf.mask_ref), ("saturation", rf.saturation_ref),
+                   ("linearity", rf.linearity_ref), ("gain", rf.gain_ref),
+                   ("readnoise", rf.readnoise_ref)):
+        c1[rt] = add((rt, det), rt, inst, fn(p, USEAFTER_1), m(rt))
+    c1["superbias"] = add(("superbias", inst), "superbias", inst, None, {}, na_file=True)
+    filters = tuple(sorted({x.filter for x in spec.exposures if x.detector == det}))
+    c1["photom"] = add(("photom", det), "photom", inst,
+                       sim_miri.photom_ref(p, USEAFTER_1, filters), m("photom"))
+    c1["area"] = add(("area", det, e.filter), "area", inst,
+                     rf.area_ref(p, USEAFTER_1, e.filter, None, area), m("area", e.filter))
+    c1["flat"] = add(("flat", det, e.filter), "flat", inst,
+                     rf.flat_ref(p, USEAFTER_1, e.filter, None, old=True), m("flat", e.filter))
+    c1["distortion"] = add(("distortion", det), "distortion", inst, dist, m("distortion"))
+    same = [x for x in spec.exposures
+            if x.detector == det and x.subarray == e.subarray and x.readpatt == e.readpatt]
+    ng = max(x.ngroups for x in same)
+    tim = ro.timing(inst, rp, sub, ng, 1)
+    dp = _cut(p, sub) if p.window != sub else p
+    c1["dark"] = add(("dark", det, sub.name, rp), "dark", inst,
+                     sim_miri.dark_ref(dp, USEAFTER_1, tim, rp, ng, seed, spec.miri,
+                                       include_new_hot=False), m("dark"))
+    c1["reset"] = add(("reset", det, sub.name, rp), "reset", inst,
+                      sim_miri.reset_ref(dp, USEAFTER_1, rp, ng, seed, spec.miri), m("reset"))
+    c1["rscd"] = add(("rscd", det), "rscd", inst, sim_miri.rscd_ref(USEAFTER_1, det), m("rscd"))
+    c1["emicorr"] = add(("emicorr", inst), "emicorr", inst, sim_miri.emicorr_ref(USEAFTER_1),
+                        m("emicorr"))
+    c2 = dict(c1)
+    newflat = add(("flat2", det, e.filter), "flat", inst,
+                  rf.flat_ref(p, USEAFTER_1, e.filter, None, old=False), m("flat", e.filter),
+                  ctx2_only=True)
+    replaced[c1["flat"].filename] = newflat
+    dark2 = add(("dark2", det, sub.name, rp), "dark", inst,
+                sim_miri.dark_ref(dp, USEAFTER_DARK2, tim, rp, ng, seed, spec.miri,
+                                  include_new_hot=True), m("dark"), USEAFTER_DARK2,
+                ctx2_only=True)
+    c2["flat"] = newflat
+    if e.date >= USEAFTER_DARK2:
+        c2["dark"] = dark2
+    return c1, c2
 
 
 def _names(spec: ProgramSpec) -> list[str]:

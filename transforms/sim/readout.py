@@ -1,19 +1,27 @@
-"""Readout patterns, subarrays and exposure timing of the NIRCam and NIRISS detectors.
+"""Readout patterns, subarrays and exposure timing of the NIRCam, NIRISS, NIRSpec and MIRI
+detectors.
 
 The numbers are JWST's: a pattern averages ``nframes`` frames into each group and drops
 ``groupgap`` frames between groups. A frame takes ``tframe = (xsize/namps + 12) * (ysize + 1) *
 10 us`` (10 us per pixel, 12 overhead pixels per row per output, one extra row); for full frame
-(4 outputs) that is 10.73676 s. ``tgroup = (nframes + groupgap) * tframe``.
+(4 outputs) that is 10.73676 s. ``tgroup = (nframes + groupgap) * tframe``. NIRSpec reads along y
+(the formula takes ysize as the fast length) and its IRS2 patterns take 14.58889 s per full frame
+(transforms/instruments/nirspec/detector.py). MIRI (1032x1024,
+4 interleaved outputs, single-frame groups) takes its frame times from its row clocks
+(transforms/instruments/miri/detector.py): 2.77504 s for full frame FAST.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from transforms.instruments.miri import detector as _miri
+
 PIXEL_TIME_S = 10e-6
 ROW_OVERHEAD_PIXELS = 12
 FULL_SIZE = 2048
 REF_BORDER = 4
+NRS_IRS2_FRAME_TIME = 14.58889  # s (instruments.nirspec.detector.FRAME_TIME_IRS2)
 
 
 class ReadoutError(ValueError):
@@ -94,10 +102,15 @@ _NIRCAM_PATTERNS = {
     "DEEP8": (8, 12, 20),
 }
 _NIRISS_PATTERNS = {"NISRAPID": (1, 0, 200), "NIS": (4, 0, 50)}
+_NIRSPEC_PATTERNS = {"NRSRAPID": (1, 0, 100), "NRSRAPIDD1": (1, 1, 100), "NRSRAPIDD2": (1, 2, 100),
+                     "NRSRAPIDD6": (1, 6, 100), "NRS": (4, 0, 100), "NRSIRS2RAPID": (1, 0, 200),
+                     "NRSIRS2": (5, 0, 50)}
 
 PATTERNS: dict[str, dict[str, ReadPattern]] = {
     "NIRCAM": {k: ReadPattern(k, *v) for k, v in _NIRCAM_PATTERNS.items()},
     "NIRISS": {k: ReadPattern(k, *v) for k, v in _NIRISS_PATTERNS.items()},
+    "NIRSPEC": {k: ReadPattern(k, *v) for k, v in _NIRSPEC_PATTERNS.items()},
+    "MIRI": {k: ReadPattern(k, 1, 0, 1000) for k in _miri.PATTERNS},  # one frame per group
 }
 
 # Imaging subarrays, sized and placed like JWST's (NIRCam SUBnnnP sit at the corner with the
@@ -118,10 +131,22 @@ SUBARRAYS: dict[str, dict[str, Subarray]] = {
         "SUB128": Subarray("SUB128", 1, 1921, 128, 128, 1),
         "SUB256": Subarray("SUB256", 1, 1793, 256, 256, 1),
     },
+    # NIRSpec (science frame, NRS1's SUBSTRT2; NRS2's: instruments.nirspec.detector). Windows
+    # span x (dispersion); the fast axis is y. SUBS1600A1 is not a SUBARRAY value: S1600A1 is
+    # read with SUB2048/SUB1024A/B/SUB512 (BOTS) windows.
+    "NIRSPEC": {n: Subarray(n, x0, y0, xs, ys, 4 if n == "FULL" else 1) for n, (x0, y0, xs, ys) in {
+        "FULL": (1, 1, 2048, 2048), "ALLSLITS": (1, 897, 2048, 256),
+        "SUBS200A1": (1, 1054, 2048, 64), "SUBS200A2": (1, 1018, 2048, 64),
+        "SUBS200B1": (1, 918, 2048, 64), "SUBS400A1": (1, 978, 2048, 64),
+        "SUB2048": (1, 963, 2048, 32), "SUB1024A": (1, 963, 1024, 32),
+        "SUB1024B": (1025, 963, 1024, 32), "SUB512": (1025, 963, 512, 32),
+        "SUB512S": (1025, 971, 512, 16), "SUB32": (1399, 975, 32, 32)}.items()},
+    "MIRI": {n: Subarray(n, m.xstart, m.ystart, m.xsize, m.ysize, 4)  # interleaved outputs
+             for n, m in _miri.SUBARRAYS.items()},
 }
 
 # Full-frame frame times as the instrument teams quote them.
-_FULL_FRAME_TIME = {"NIRCAM": 10.73676, "NIRISS": 10.7368}
+_FULL_FRAME_TIME = {"NIRCAM": 10.73676, "NIRISS": 10.7368, "NIRSPEC": 10.73677}
 
 
 def _instrument(instrument: str) -> str:
@@ -168,8 +193,12 @@ def custom_subarray(xstart: int, ystart: int, xsize: int, ysize: int,
 def frame_time(instrument: str, sub: Subarray) -> float:
     """TFRAME (s) of one frame read of ``sub`` through its outputs."""
     inst = _instrument(instrument)
+    if inst == "MIRI":  # FAST; timing() gives SLOW its own
+        return _miri.frame_time(sub.name, sub.xsize, sub.ysize, "FAST")
     if sub.xsize == FULL_SIZE and sub.ysize == FULL_SIZE and sub.noutputs == 4:
         return _FULL_FRAME_TIME[inst]
+    if inst == "NIRSPEC":  # fast axis along y
+        return ((sub.ysize / sub.noutputs + ROW_OVERHEAD_PIXELS) * (sub.xsize + 1) * PIXEL_TIME_S)
     return ((sub.xsize / sub.noutputs + ROW_OVERHEAD_PIXELS) * (sub.ysize + 1) * PIXEL_TIME_S)
 
 
@@ -181,12 +210,19 @@ def timing(instrument: str, readpatt: str, sub: Subarray, ngroups: int, nints: i
     if nints < 1:
         raise ReadoutError(f"nints must be >= 1, got {nints}")
     tf = frame_time(instrument, sub)
+    if p.name.startswith("NRSIRS2"):  # IRS2: full frame only, its own frame time
+        if (sub.xsize, sub.ysize) != (FULL_SIZE, FULL_SIZE):
+            raise ReadoutError(f"{readpatt} reads full frame only, not {sub.name}")
+        tf = NRS_IRS2_FRAME_TIME
+    if _instrument(instrument) == "MIRI":
+        tf = _miri.frame_time(sub.name, sub.xsize, sub.ysize, p.name)
     return Timing(tf, (p.nframes + p.groupgap) * tf, p.nframes, p.groupgap, int(ngroups),
                   int(nints))
 
 
 def amplifier_columns(sub: Subarray) -> list[tuple[int, int]]:
-    """Column ranges (0-based, within the window) read by each output, in output order."""
+    """Column ranges (0-based, within the window) read by each output, in output order
+    (contiguous stripes: MIRI's interleaved outputs are ``instruments.miri.detector.amplifiers``)."""
     if sub.noutputs == 1:
         return [(0, sub.xsize)]
     w = sub.xsize // sub.noutputs

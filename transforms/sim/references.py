@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from transforms import dq as dqbits
+from transforms.instruments.miri import detector as _miri
 from transforms.model import DataModel
 from transforms.sim.readout import FULL_SIZE, REF_BORDER, Subarray, custom_subarray
 
@@ -63,6 +64,19 @@ DETECTORS: dict[str, DetectorSpec] = {
     "NIS": DetectorSpec("NIRISS", "NIS", None, None, 1.61, 11.0, 11000.0, 0.02, 45000.0,
                         2.0e-6, 1.0e-11, 0.0656, -290.1, -697.5, -0.5680, -1, "NIS_CEN",
                         charge_migration_dn=25000.0),
+    # NIRSpec (science frame; transforms/instruments/nirspec/detector.py): gain, noise, bias and
+    # aperture values are typical, not calibrated; the spectral WCS lives in instruments/nirspec.
+    "NRS1": DetectorSpec("NIRSPEC", "NRS1", None, None, 1.00, 10.5, 12500.0, 0.006, 48000.0,
+                         2.0e-6, 1.0e-11, 0.1035, 378.6, -428.4, 138.5, -1, "NRS1_FULL"),
+    "NRS2": DetectorSpec("NIRSPEC", "NRS2", None, None, 1.14, 11.5, 11800.0, 0.008, 48000.0,
+                         2.2e-6, 1.2e-11, 0.1035, 378.6, -491.0, 138.5, -1, "NRS2_FULL"),
+    # MIRI (transforms/instruments/miri/detector.py): 1032x1024, 4 interleaved outputs; the
+    # bias is the raw reset level; the MRS detectors' aperture values are nominal.
+    **{d: DetectorSpec("MIRI", d, None, None, 5.5, 4.0, 11000.0, 0.1, 45000.0, 1.2e-6, 1.0e-12,
+                       s, v2, v3, ya, -1, ap) for d, s, v2, v3, ya, ap in (
+        ("MIRIMAGE", 0.1108, -453.559, -373.814, 5.0152, "MIRIM_FULL"),
+        ("MIRIFULONG", 0.196, -502.65, -318.74, 8.26, "MIRIFU_CHANNEL3A"),
+        ("MIRIFUSHORT", 0.13, -502.65, -318.74, 8.26, "MIRIFU_CHANNEL1A"))},
 }
 
 # Conversion DN/s -> MJy/sr and pixel solid angle per (instrument, filter), JWST-like values.
@@ -72,11 +86,15 @@ PHOTOM: dict[tuple[str, str], dict[str, float]] = {
     ("NIRCAM", "F444W"): {"photmjsr": 0.4283, "pivot": 4.421},
     ("NIRISS", "F150W"): {"photmjsr": 0.2541, "pivot": 1.497},
     ("NIRISS", "F200W"): {"photmjsr": 0.2218, "pivot": 1.993},
+    **{("MIRI", f): {"photmjsr": c, "pivot": w} for f, c, w in (
+        ("F560W", 0.512, 5.635), ("F770W", 0.233, 7.639), ("F1000W", 0.367, 9.953),
+        ("F1130W", 1.060, 11.309), ("F1280W", 0.456, 12.810), ("F1500W", 0.377, 15.064),
+        ("F1800W", 0.581, 17.984), ("F2100W", 0.493, 20.795), ("F2550W", 1.531, 25.365))},
 }
 
 _QTY = {name: i for i, name in enumerate(
     ("bias", "gain", "rnoise", "dark", "hot", "dead", "flat", "lin", "well", "flat_err",
-     "newhot"))}
+     "newhot", "miri_reset", "miri_rscd", "miri_frame", "miri_dark"))}
 
 
 def detector_spec(detector: str) -> DetectorSpec:
@@ -86,6 +104,11 @@ def detector_spec(detector: str) -> DetectorSpec:
     except KeyError:
         raise ReferenceError(f"unknown detector {detector!r}; the simulator knows "
                              f"{', '.join(DETECTORS)}") from None
+
+
+def detector_shape(spec: DetectorSpec) -> tuple[int, int]:
+    """(rows, columns) of a full frame of the detector (MIRI: 1024 x 1032)."""
+    return (_miri.NROWS, _miri.NCOLS) if spec.instrument == "MIRI" else (FULL_SIZE, FULL_SIZE)
 
 
 def band(filt: str, pupil: str | None) -> str:
@@ -147,7 +170,9 @@ class DetectorProps:
 def detector_properties(detector: str, seed: int, window: Subarray | None = None) -> DetectorProps:
     """The true properties of ``detector`` over ``window`` (default full frame)."""
     spec = detector_spec(detector)
-    win = window or custom_subarray(1, 1, FULL_SIZE, FULL_SIZE, 4, "FULL")
+    miri = spec.instrument == "MIRI"
+    win = window or (custom_subarray(1, 1, _miri.NCOLS, _miri.NROWS, 4, "FULL") if miri
+                     else custom_subarray(1, 1, FULL_SIZE, FULL_SIZE, 4, "FULL"))
     det = spec.detector
 
     def f(qty, draw):
@@ -171,6 +196,8 @@ def detector_properties(detector: str, seed: int, window: Subarray | None = None
                          indexing="ij")
     ref = ((yy < REF_BORDER) | (yy >= FULL_SIZE - REF_BORDER)
            | (xx < REF_BORDER) | (xx >= FULL_SIZE - REF_BORDER))
+    if miri:  # reference columns only (instruments.miri.detector)
+        ref = _miri.reference_mask(win.xstart, win.ystart, win.xsize, win.ysize)
     # A gentle large-scale QE pattern on top of the pixel-to-pixel one.
     flat = flat * (1.0 + 0.03 * np.cos(2 * np.pi * xx / 2048.0) * np.sin(np.pi * yy / 2048.0))
     hot = hot & ~ref
@@ -349,13 +376,14 @@ def distortion_ref(spec: DetectorSpec, useafter: str, exp_type: str, filt: str =
     from transforms.wcs import distortion_meta
 
     k = spec.pixel_scale / 0.0311
+    ny, nx = detector_shape(spec)
     cx = {n: v * k for n, v in _DIST_C2.items()}
     cy = {"c2_0": -0.5e-8 * k, "c1_1": 1.2e-8 * k, "c0_2": 0.8e-8 * k}
     meta = distortion_meta(instrument=spec.instrument, detector=spec.detector,
                            v2_ref=spec.v2_ref, v3_ref=spec.v3_ref, v3yangle=spec.v3yangle,
-                           vparity=spec.vparity, crpix1=1023.5, crpix2=1023.5,
+                           vparity=spec.vparity, crpix1=(nx - 1) / 2.0, crpix2=(ny - 1) / 2.0,
                            scale_x=spec.pixel_scale, scale_y=spec.pixel_scale, degree=2,
-                           coeffs_x=cx, coeffs_y=cy)
+                           coeffs_x=cx, coeffs_y=cy, naxis1=nx, naxis2=ny)
     meta.update({"telescope": "JWST", "useafter": useafter,
                  "pedigree": "INFLIGHT 2023-01-01 2023-12-31",
                  "description": "Distortion (simulated, SIAF-like aperture " + spec.aperture + ")",

@@ -1,0 +1,1 @@
+"""MIRI: the MIRIMAGE, MIRIFULONG and MIRIFUSHORT detectors (``detector``)."""

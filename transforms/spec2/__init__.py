@@ -1,0 +1,87 @@
+"""Stage 2 spectroscopy (calwebb_spec2 for NIRSpec FS/MOS and MIRI LRS fixed slit):
+rate -> cal (2-D calibrated spectra), s2d (rectified), x1d (1-D spectra).
+
+The step order is jwst 3.0's Spec2Pipeline order of the steps calops has, one list for both
+instruments (NIRSpec-only steps declare ``instruments=("NIRSPEC",)`` and drop out of MIRI
+plans; steps not registered yet are simply left out of plans):
+
+assign_wcs, msa_flagging, imprint_subtract, bkg_subtract, extract_2d, srctype, wavecorr,
+flat_field, pathloss, barshadow, photom, pixel_replace, resample_spec, extract_1d.
+
+(jwst subtracts the leakcal imprint before the background, runs extract_2d, srctype and
+wavecorr before flat_field for NIRSpec, and srctype before flat_field for MIRI: one order
+satisfies both.) The ``cal`` product is the result after photom, before pixel_replace, as
+jwst saves it; pixel_replace works on the copy that resample_spec rectifies into the ``s2d``;
+extract_1d extracts the ``x1d`` from the s2d (from the cal when resample_spec is skipped). A
+skipped step records ``cal_step.<name> = SKIPPED``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Sequence
+
+from transforms.model import DataModel
+from transforms.plans import OnStep, PlanError, check_plan
+from transforms.registry import PlannedStep, Stage, register_stage
+
+__all__ = ["EXP_TYPES", "STAGE", "STEPS", "Spec2Error", "run"]
+
+STEPS = ("assign_wcs", "msa_flagging", "imprint_subtract", "bkg_subtract", "extract_2d",
+         "srctype", "wavecorr", "flat_field", "pathloss", "barshadow", "photom",
+         "pixel_replace", "resample_spec", "extract_1d")
+EXP_TYPES = ("NRS_FIXEDSLIT", "NRS_MSASPEC", "MIR_LRS-FIXEDSLIT")
+_BACK_HALF = ("pixel_replace", "resample_spec", "extract_1d")
+
+
+class Spec2Error(ValueError):
+    """A spec2 plan or input that cannot run."""
+
+
+def _load_steps() -> None:
+    """Import every step module of this package (the back half here, the front half added by
+    the instrument work beside it), so their registrations run."""
+    for mod in pkgutil.iter_modules(__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+
+
+def run(rate: DataModel, plan: Sequence[PlannedStep], on_step: OnStep | None = None
+        ) -> dict[str, DataModel]:
+    """Run the spec2 steps of ``plan`` on a rate; returns ``{"cal", ["s2d"], ["x1d"]}``."""
+    if rate.kind not in ("rate", "cal", "s2d"):
+        raise Spec2Error(f"spec2 takes a rate product, got kind {rate.kind!r}")
+    try:
+        check_plan("spec2", plan, rate.meta)
+    except PlanError as exc:
+        raise Spec2Error(f"spec2 plan: {exc}") from None
+    model = rate
+    out: dict[str, DataModel] = {}
+    for p in plan:
+        spec, params, refs, skip = p.spec, p.params, p.refs or {}, p.skip
+        if spec.name in _BACK_HALF and "cal" not in out:
+            out["cal"] = model.replace(kind="cal") if model.kind == "rate" else model
+            model = out["cal"]
+        if spec.name == "extract_1d":
+            if not skip:
+                out["x1d"] = spec.apply(model, refs, params)
+        elif skip:
+            model = model.replace(meta={f"cal_step.{spec.name}": "SKIPPED"})
+        else:
+            model = spec.apply(model, refs, params)
+            if spec.name == "resample_spec":
+                out["s2d"] = model
+        if on_step is not None:
+            on_step(spec.name, lambda m=out.get("x1d", model): m)
+    if "cal" not in out:
+        out["cal"] = model.replace(kind="cal") if model.kind == "rate" else model
+    return out
+
+
+_load_steps()
+
+STAGE = register_stage(Stage(
+    name="spec2", subject="exposure", reads=("detector1:rate", "exposure:pointing"),
+    outputs=("cal", "s2d", "x1d"), steps=STEPS, exp_types=EXP_TYPES, run=run,
+    doc="count rates -> calibrated, rectified and extracted spectra (calwebb_spec2)"))
