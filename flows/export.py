@@ -230,6 +230,19 @@ def _expand_spectra(ws: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]
     return out
 
 
+def _export_spectra(model: Any, subject: str, suffix: str, prov: dict[str, Any], out: Path
+                    ) -> list[Path]:
+    """A spectroscopic product as JWST files: a stage-3 product split per source, its name
+    template filled (``jw01234-o003_s00001_nirspec_f100lp-g140h-s200a1-s200a2_x1d.fits``) and
+    whitelisted, each with the gwcs rebuilt from its parameters (what ``export_build`` does
+    for each spectroscopic product)."""
+    from transforms.spectral import file_wcs
+
+    return [fits.write_product(m, safe_path(out, f"{safe_name(fname)}_{suffix}.fits"),
+                               provenance=prov, wcs=file_wcs(m))
+            for fname, m in spec_products.split_by_source(model, subject)]
+
+
 def association_document(ws: Any, asn_name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     """The JWST level-3 association of ``asn_name`` as recorded, with its product name and
     member names made safe and each member pointing at the exported ``_cal.fits``."""
