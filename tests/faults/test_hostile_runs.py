@@ -155,7 +155,6 @@ def _tiny_subarray_copy(src: Path, dst: Path) -> Path:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason=LEAD)
 def test_a_member_that_cannot_be_processed_is_left_out_with_a_reason(fault_workspace,
                                                                       fault_sim_dir, tmp_path,
                                                                       prefect_api):
