@@ -43,6 +43,10 @@ def _die_with_parent() -> None:
         pass
 
 
+class PrefectUnavailable(Exception):
+    """No Prefect server could be started (a full disk, a port, a broken install)."""
+
+
 class TemporaryServer:
     """A Prefect API server for one calops command, when no PREFECT_API_URL is set.
 
@@ -90,9 +94,10 @@ class TemporaryServer:
             if self.proc.poll() is not None:
                 with open(self.log, "rb") as f:
                     lines = f.read().decode(errors="replace").strip().splitlines()
-                raise RuntimeError(f"the temporary Prefect server exited at start: "
-                                   f"{lines[-1] if lines else self.proc.returncode} "
-                                   f"(log: {self.log})")
+                last = lines[-1].split(" - ")[-1] if lines else f"exit {self.proc.returncode}"
+                raise PrefectUnavailable(
+                    f"the temporary Prefect server could not start ({last}; is the disk "
+                    f"full? log: {self.log}); free space, or point PREFECT_API_URL at a server")
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
                     break
@@ -101,8 +106,10 @@ class TemporaryServer:
             time.sleep(0.2)
         else:
             self.__exit__()
-            raise RuntimeError(f"the temporary Prefect server did not answer within "
-                               f"{self.timeout:.0f} s")
+            raise PrefectUnavailable(
+                f"the temporary Prefect server did not answer within {self.timeout:.0f} s "
+                f"(log: {self.log}); raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or "
+                "point PREFECT_API_URL at a server")
         os.environ["PREFECT_API_URL"] = self.url
         return self
 

@@ -1,7 +1,5 @@
-"""Residue after faults of whole runs: the lead's part of issue 17 (flows/runner.py,
-flows/flows.py, flows/stages.py, flows/commands/run_cmds.py). These tests describe what must
-hold; those still expected to fail are ``xfail(strict=True)``, so they turn red the day they
-pass, and whoever made one pass removes its mark (the first two hold since the leases).
+"""Residue after faults of whole runs (issue 17): what must hold when a run is killed, runs out
+of disk, or meets an exposure it cannot combine.
 
 - a killed run's ``runs`` row is closed as ``abandoned`` (or ``failed``) by the next run;
 - a temporary Prefect server dies with the ``calops`` process that started it;
@@ -21,12 +19,11 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import pytest
 from astropy.io import fits
 
 from tests.faults.conftest import BUILD, REPO, calops_env
 
-LEAD = "lead: runner/flows (issue 17, residue after faults)"
+
 
 
 def _env(tmp: Path, api_url: str | None, **extra: str) -> dict[str, str]:
@@ -118,7 +115,6 @@ def _limit_file_size(nbytes: int):
     return pre
 
 
-@pytest.mark.xfail(strict=True, reason=LEAD)
 def test_a_full_disk_during_a_run_is_one_line_a_summary_and_a_closed_row(fault_workspace,
                                                                          tmp_path):
     ws = fault_workspace
