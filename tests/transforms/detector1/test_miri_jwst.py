@@ -109,11 +109,13 @@ def compare(tmp_path, subarray, ngroups, nints, emicorr: bool):
     steps = {"ipc": {"skip": True}, "emicorr": {"skip": not emicorr}}
     jrate, jramp = run_jwst_detector1(uncal, tmp_path, paths, steps)
     ex = mh.MiriExposure(e.uncal, refs, e.truth.ramp, None)
+    plan = mh.plan(ex, {"emicorr": not emicorr})
+    ran = [s.name for s in plan if not s.skip]
+    before_fit = ran[ran.index("ramp_fit") - 1]  # the calibrated ramp that ramp_fit reads
     snaps = {}
-    out = run_chain(e.uncal, mh.plan(ex, {"emicorr": not emicorr}),
-                    on_step=lambda n, snap: snaps.__setitem__(n, snap())
-                    if n == "clean_flicker_noise" else None)
-    return e, out["rate"], snaps["clean_flicker_noise"], jrate, jramp
+    out = run_chain(e.uncal, plan,
+                    on_step=lambda n, snap: snaps.__setitem__(n, snap()) if n == before_fit else None)
+    return e, out["rate"], snaps[before_fit], jrate, jramp
 
 
 def check(rate, ramp, jrate, jramp, truth):
