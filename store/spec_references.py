@@ -258,6 +258,8 @@ def _write_asdf(model: DataModel, path: str | os.PathLike, overwrite: bool) -> P
     tree = _tree_of(model, cls()._schema)
     tree["meta"]["model_type"] = model.get("model_type")
     tree["meta"].setdefault("telescope", "JWST")
+    if model.get("model_type") == "WaveCorrModel":
+        tree["apertures"] = _wavecorr_apertures(model.get("calops.wavecorr") or {})
     calops = {k[len("calops."):]: asdf_ext.plain(v) for k, v in model.meta.items()
               if k.startswith("calops.")}
     if calops:
@@ -275,6 +277,23 @@ def _write_asdf(model: DataModel, path: str | os.PathLike, overwrite: bool) -> P
         if tmp.exists():
             tmp.unlink()
     return p
+
+
+def _wavecorr_apertures(tabs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """jwst's WaveCorrModel apertures: the zero-point offset (pixels) as a Tabular2D of
+    (wavelength [m], position in the aperture)."""
+    from astropy.modeling.models import Tabular2D
+
+    out = []
+    for name, t in tabs.items():
+        table = np.asarray(t["offset"], np.float64)
+        model = Tabular2D(points=(np.asarray(t["lam_m"], np.float64),
+                                  np.asarray(t["xpos"], np.float64)),
+                          lookup_table=table, bounds_error=False, fill_value=None)
+        out.append({"aperture_name": str(name), "width": float(t.get("width", 0.0)),
+                    "variance": np.zeros(table.shape, np.float32),
+                    "zero_point_offset": model})
+    return out
 
 
 _JSON_HEADER = {"reftype": "reftype", "instrument": "instrument.name",
@@ -349,9 +368,15 @@ def _walk(value: Any, prefix: str, arrays: dict, meta: dict, in_meta: bool) -> N
         for i, v in enumerate(value):
             _walk(v, f"{prefix}.{i}", arrays, meta, in_meta)
         return
+    from astropy.modeling.models import Tabular2D
+
+    if isinstance(value, Tabular2D):  # jwst's wavecorr zero-point offsets
+        meta[prefix] = {"points": [np.asarray(p, np.float64).tolist() for p in value.points],
+                        "lookup_table": np.asarray(value.lookup_table, np.float64).tolist()}
+        return
     try:
         meta[prefix] = asdf_ext.plain(value)
-    except Exception:  # an astropy model (wavecorr offsets...): keep it out of the meta
+    except Exception:  # another astropy model: keep it out of the meta
         pass
 
 

@@ -297,3 +297,17 @@ def slit_box(params: Mapping[str, Any], pad: int = 2) -> tuple[int, int, int, in
     if x1 < x0 or y1 < y0:
         return None
     return x0, y0, x1 - x0 + 1, y1 - y0 + 1
+
+
+def specwcs_content(ref) -> dict[str, Any]:
+    """The specwcs reference's content as ``lrs_params`` takes it."""
+    if ref is None or ref.get("x_ref") is None:
+        raise LrsModelError("the specwcs reference lacks IMX/IMY (x_ref, y_ref)")
+    tab = {k.split(".", 1)[1]: np.asarray(v) for k, v in ref.arrays.items()
+           if k.startswith("wavetable.")}
+    missing = {"x_center", "y_center", "wavelength"} - set(tab)
+    if missing:
+        raise LrsModelError(f"the specwcs WAVETABLE lacks {sorted(missing)}")
+    return {"x_ref": ref.get("x_ref"), "y_ref": ref.get("y_ref"),
+            "x_ref_slitless": ref.get("x_ref_slitless"),
+            "y_ref_slitless": ref.get("y_ref_slitless"), "wavetable": tab}

@@ -683,3 +683,36 @@ def slit_box(slit: SlitGeometry, disperser: Mapping[str, Any], grating: str, fil
     if x1 < x0 or y1 < y0:
         return None
     return x0, y0, x1 - x0 + 1, y1 - y0 + 1
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the model from reference content
+# --------------------------------------------------------------------------------------------
+
+def disperser_from_ref(ref) -> dict[str, Any]:
+    """The disperser parameters a ``ref.disperser`` (DisperserModel) carries."""
+    d = ref.get("calops.disperser") if ref is not None else None
+    if not isinstance(d, Mapping):
+        raise NirspecModelError("the disperser reference carries no calops model "
+                                "(calops.disperser); jwst's physical disperser model is not "
+                                "supported by transforms.instruments.nirspec")
+    return dict(d)
+
+
+def geometry_from_ref(ref) -> dict[str, Any]:
+    """The slit/MSA geometry a ``ref.msa`` (MSAModel) carries."""
+    g = ref.get("calops.msa") if ref is not None else None
+    if not isinstance(g, Mapping):
+        raise NirspecModelError("the msa reference carries no calops geometry (calops.msa)")
+    return dict(g)
+
+
+def range_from_ref(ref, grating: str, filt: str) -> tuple[float, float]:
+    """[lmin, lmax] (micron) of FILTER_GRATING from a ``ref.wavelengthrange``."""
+    keys = [str(k).upper() for k in (ref.get("waverange_selector") or [])]
+    key = f"{str(filt).upper()}_{str(grating).upper()}"
+    if key not in keys:
+        raise NirspecModelError(f"the wavelengthrange reference has no {key}")
+    lo, hi = ref.get("wavelengthrange")[keys.index(key)][-2:]
+    scale = 1e6 if float(hi) < 1e-3 else 1.0  # meters, as jwst's files
+    return float(lo) * scale, float(hi) * scale
