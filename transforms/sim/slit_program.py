@@ -451,8 +451,8 @@ def _fpa_det(disperser: Mapping[str, Any], detector: str, sub: ro.Subarray) -> n
 
 
 def _render_nirspec(spec: SpecProgramSpec, e: SpecExposureSpec, meta: Mapping[str, Any],
-                    flats: R.NirspecFlats, gain: float) -> tuple[np.ndarray, np.ndarray, list,
-                                                                 list, dict]:
+                    flats: R.NirspecFlats, gain: float, cache: dict | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, list, list, dict]:
     sub = _window(spec, e)
     d = N.disperser_params(e.grating)
     cf = N.pack(d)
@@ -523,7 +523,13 @@ def _render_nirspec(spec: SpecProgramSpec, e: SpecExposureSpec, meta: Mapping[st
                         "slitlet_id": sl.slitlet_id, "quadrant": sl.quadrant,
                         "row": sl.xcen, "column": sl.ycen})
     if e.exp_type == "NRS_MSASPEC" and spec.msa_leak > 0 and spec.sky:
-        leak = _msa_leak(spec, e, sub, d, lam, u, sky_sb * resp * DU, flats)
+        # the sky is uniform: the leak does not depend on the pointing
+        key = ("leak", e.grating, e.filter, e.detector, sub)
+        if cache is None or key not in cache:
+            leak = _msa_leak(spec, e, sub, d, lam, u, sky_sb * resp * DU, flats)
+            if cache is not None:
+                cache[key] = leak
+        leak = cache[key] if cache is not None else leak
         light += leak
         sky += leak
     return light, sky, truths, aps_out, flat_truth
@@ -694,6 +700,7 @@ def simulate_spec_program(spec: SpecProgramSpec, seed: int = 0, level: str = "ra
         specwcs = R.lrs_specwcs(distortion=_miri_distortion())
         lrs_spec = _specwcs_content(specwcs)
     exposures = []
+    cache: dict = {}
     msa_meta: dict[int, dict] = {}
     for e in spec.exposures:
         msa_meta.setdefault(e.position, dict(pointing(spec, e)))
@@ -705,7 +712,8 @@ def simulate_spec_program(spec: SpecProgramSpec, seed: int = 0, level: str = "ra
         ds = rf.detector_spec(e.detector)
         gain = ds.gain
         if inst == "NIRSPEC":
-            light, sky, truths, aps, ftruth = _render_nirspec(spec, e, meta, flats, gain)
+            light, sky, truths, aps, ftruth = _render_nirspec(spec, e, meta, flats, gain,
+                                                              cache)
         else:
             lrs_par = L.lrs_params(lrs_spec, _miri_distortion(), e.exp_type,
                                    {"xstart": sub.xstart, "ystart": sub.ystart},

@@ -178,6 +178,10 @@ def lrs_response(params: Mapping[str, Any], lam, gain: float) -> np.ndarray:
 # Reference models
 # --------------------------------------------------------------------------------------------
 
+# references serving both slit modes: one EXP_TYPE and the P_EXP_TY pattern (as CRDS files)
+_BOTH = {"exposure.type": "NRS_FIXEDSLIT", "exposure.p_exptype": "NRS_FIXEDSLIT|NRS_MSASPEC|"}
+
+
 def _meta(reftype: str, model_type: str, instrument: str, description: str,
           **extra: Any) -> dict[str, Any]:
     m = {"reftype": reftype.upper(), "model_type": model_type, "telescope": "JWST",
@@ -299,7 +303,7 @@ def nirspec_dflat(flats: NirspecFlats, detector: str, window: tuple[int, int, in
                               [np.zeros(lam.size)]))
     return DataModel("ref.dflat", arrays, _meta(
         "dflat", "NirspecFlatModel", "NIRSPEC", "NIRSpec D-flat (simulated)",
-        **{"instrument.detector": detector, "exposure.type": "NRS_FIXEDSLIT|NRS_MSASPEC"},
+        **{"instrument.detector": detector, **_BOTH},
         **_window_meta(window)))
 
 
@@ -486,7 +490,7 @@ def nirspec_wavecorr() -> DataModel:
                       "offset": [[ax * w * 0.5, -ax * w * 0.5]] * 2, "width": float(w)}
     return DataModel("ref.wavecorr", {}, _meta(
         "wavecorr", "WaveCorrModel", "NIRSPEC", "NIRSpec wavelength zero-point (simulated)",
-        **{"exposure.type": "NRS_FIXEDSLIT|NRS_MSASPEC", "calops.wavecorr": tabs}))
+        **{**_BOTH, "calops.wavecorr": tabs}))
 
 
 def nirspec_disperser(grating: str) -> DataModel:
@@ -496,7 +500,7 @@ def nirspec_disperser(grating: str) -> DataModel:
     g = str(grating).upper()
     groove = 0.0 if g == "PRISM" else 1.0e-3 / (d["d"] * 1e-6 * 1e3)
     meta = _meta("disperser", "DisperserModel", "NIRSPEC", f"NIRSpec {g} disperser (calops model)",
-                 **{"instrument.grating": g, "exposure.type": "NRS_FIXEDSLIT|NRS_MSASPEC",
+                 **{"instrument.grating": g, **_BOTH,
                     "groovedensity": float(groove), "theta_x": 0.0, "theta_y": 0.0,
                     "theta_z": 0.0, "tilt_x": 0.0, "tilt_y": 0.0, "angle": 0.0,
                     "calops.disperser": d})
@@ -507,7 +511,7 @@ def nirspec_msa() -> DataModel:
     """MSA (MSAModel, ASDF): the slit and shutter geometry under ``calops.msa``."""
     return DataModel("ref.msa", {}, _meta(
         "msa", "MSAModel", "NIRSPEC", "NIRSpec MSA and fixed-slit geometry (calops model)",
-        **{"exposure.type": "NRS_FIXEDSLIT|NRS_MSASPEC", "calops.msa": N.msa_geometry()}))
+        **{**_BOTH, "calops.msa": N.msa_geometry()}))
 
 
 def nirspec_wavelengthrange() -> DataModel:
@@ -516,7 +520,7 @@ def nirspec_wavelengthrange() -> DataModel:
     ranges = [[lo * 1e-6, hi * 1e-6] for lo, hi in N.WAVELENGTH_RANGES.values()]
     return DataModel("ref.wavelengthrange", {}, _meta(
         "wavelengthrange", "WavelengthrangeModel", "NIRSPEC", "NIRSpec wavelength ranges",
-        **{"exposure.type": "NRS_FIXEDSLIT|NRS_MSASPEC", "waverange_selector": keys,
+        **{**_BOTH, "waverange_selector": keys,
            "wavelengthrange": ranges, "order": [-1] * len(keys),
            "wavelength_units": "m"}))
 
