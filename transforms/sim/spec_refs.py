@@ -444,18 +444,27 @@ def lrs_pathloss(params: Mapping[str, Any], nlam: int = 60) -> DataModel:
 
 def bar_shadow_profile(y_pitch, lam, open_shutters: Sequence[int], blur_pix: float,
                        geometry: Mapping[str, Any] | None = None) -> np.ndarray:
-    """Uniform-source illumination along a slitlet (y in shutter pitches from the reference
-    shutter's centre) through shutters ``open_shutters`` (pitch offsets), blurred."""
+    """What a detector pixel centred at ``y_pitch`` (shutter pitches from the reference
+    shutter's centre) records of a uniform source through shutters ``open_shutters`` (pitch
+    offsets): the open intervals blurred by the detector blur and integrated over the pixel
+    (1 where nothing shadows), as the simulator renders it."""
     g = geometry or N.msa_geometry()
     by = N.disperser_params("G140M")["by"]
-    half = 0.5 * g["open_y"] / g["pitch_y"]
-    s = blur_pix / (by * g["pitch_y"])
-    y = np.asarray(y_pitch, np.float64)
-    from scipy.special import ndtr
+    ppx = by * g["pitch_y"]  # pixels per pitch
+    half = 0.5 * g["open_y"] / g["pitch_y"] * ppx
+    y = np.asarray(y_pitch, np.float64) * ppx
+    s = float(blur_pix)
+
+    def G(t):
+        from scipy.special import ndtr
+
+        z = t / s
+        return s * (z * ndtr(z) + np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi))
 
     prof = np.zeros(np.broadcast(y, np.asarray(lam)).shape)
     for c in open_shutters:
-        prof = prof + ndtr((y - (c - half)) / s) - ndtr((y - (c + half)) / s)
+        a, b = c * ppx - half, c * ppx + half
+        prof = prof + (G(y + 0.5 - a) - G(y - 0.5 - a)) - (G(y + 0.5 - b) - G(y - 0.5 - b))
     return prof
 
 
