@@ -266,8 +266,9 @@ def nirspec_sflat(flats: NirspecFlats, detector: str, grating: str, filt: str, e
         planes = np.array([lo, hi])
         data = np.stack([flats.sflat_image(detector, grating, filt, x, y, p, True)
                          for p in planes]).astype(np.float32)
-        arrays = {"data": data, "dq": np.zeros((ny, nx), np.uint32),
-                  "err": np.full((ny, nx), 0.001, np.float32),
+        # jwst reads an MSA S-flat's DQ and ERR as cubes like its SCI
+        arrays = {"data": data, "dq": np.zeros(data.shape, np.uint32),
+                  "err": np.full(data.shape, 0.001, np.float32),
                   "wavelength.wavelength": planes.astype(np.float32)}
         arrays.update(_fast_table("flat_table", ["ANY"], [lam],
                                   [flats.sflat_fast(detector, grating, filt, "ANY", lam)],
@@ -470,7 +471,8 @@ def bar_shadow_profile(y_pitch, lam, open_shutters: Sequence[int], blur_pix: flo
 
 def nirspec_barshadow() -> DataModel:
     """BARSHADOW (BarshadowModel): data1x1 and data1x3, 1001 rows over -1..+1 pitch and 101
-    wavelength columns (micron, CRVAL1/CDELT1; CDELT2 = 1/500 pitch per row)."""
+    wavelength columns (CRVAL1/CDELT1 in meters, as the slit frame; CDELT2 = 1/500 pitch per
+    row)."""
     y = (np.arange(1001) - 500) / 500.0
     lam = 0.6 + np.arange(101) * 0.047
     Y, Lm = np.meshgrid(y, lam, indexing="ij")
@@ -480,7 +482,7 @@ def nirspec_barshadow() -> DataModel:
     arrays = {"data1x1": d11, "var1x1": np.zeros_like(d11), "data1x3": d13,
               "var1x3": np.zeros_like(d13)}
     meta = _meta("barshadow", "BarshadowModel", "NIRSPEC", "NIRSpec bar shadow (simulated)",
-                 **{"exposure.type": "NRS_MSASPEC", "crval1": 0.6, "cdelt1": 0.047,
+                 **{"exposure.type": "NRS_MSASPEC", "crval1": 0.6e-6, "cdelt1": 0.047e-6,
                     "crval2": -1.0, "cdelt2": 1.0 / 500.0})
     return DataModel("ref.barshadow", arrays, meta)
 

@@ -78,6 +78,8 @@ def slit_shadow(ref: DataModel, sm: Mapping, shape: tuple[int, int]) -> np.ndarr
     yslit = yslit / yscale
     shadow = build_shadow(shutter_elements(ref), state)
     w0, dw = float(ref.get("crval1")), float(ref.get("cdelt1"))
+    if 0 < abs(w0) < 1e-3:  # meters, as jwst's slit frame and the reference files
+        lam = lam * 1e-6
     height = 1.0 / float(ref.get("cdelt2"))
     fid = len(state) - state.find("x")
     yrow = shadow.shape[0] - height * fid + yslit * height

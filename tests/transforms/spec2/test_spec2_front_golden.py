@@ -192,8 +192,8 @@ def mos_case():
     bs = np.clip(np.abs(np.abs(y)[:, None] - 0.5) * 4.0, 0.25, 1.0) + np.zeros((1, 101))
     refs["barshadow"] = DataModel("ref.barshadow", {"data1x1": bs.astype(np.float32),
                                                     "data1x3": bs.astype(np.float32)},
-                                  {"model_type": "BarshadowModel", "crval1": 0.5,
-                                   "cdelt1": 0.0625, "cdelt2": 1.0 / 500.0})
+                                  {"model_type": "BarshadowModel", "crval1": 0.5e-6,
+                                   "cdelt1": 0.0625e-6, "cdelt2": 1.0 / 500.0})
     shape = (win[3], win[2])
     return _rate(meta, shape, 3), _rate(meta, shape, 4), _rate(meta, shape, 5), refs
 

@@ -12,7 +12,8 @@ round-trips (< 0.01 pixel; measured ~1e-9).
 **Frames** (all angles in arcsec, wavelengths in micron):
 
 ``detector`` (pixels of a cutout, 0-based; ``origin`` gives the science-frame position of its
-pixel (0, 0) on NRS1 or NRS2) -> ``slit_frame`` (``x_slit`` across the slit in units of the
+pixel (0, 0) on NRS1 or NRS2) -> ``slit_frame`` (wavelengths in meters up to ``v2v3``, in
+micron in ``world``, as jwst's NIRSpec frames) (``x_slit`` across the slit in units of the
 open width, ``y_slit`` along it in units of the open height, wavelength) -> ``msa_frame``
 (the MSA plane, X along the dispersion, Y along the slits) -> ``v2v3`` -> ``world`` (ICRS
 RA, Dec and wavelength).
@@ -559,7 +560,9 @@ def _law_models(d: Mapping[str, Any]):
 
 def slit_gwcs(params: Mapping[str, Any]):
     """The slit's gwcs, ``detector -> slit_frame -> msa_frame -> v2v3 -> world`` (without a
-    pointing: ``... -> msa_frame`` only), from ``slit_params`` output. Exact inverses."""
+    pointing: ``... -> msa_frame`` only), from ``slit_params`` output. Exact inverses.
+    Wavelengths are in meters in the intermediate frames and in micron in ``world``, as in
+    jwst's NIRSpec WCS (its wavecorr and barshadow evaluate the slit frame)."""
     from astropy import coordinates as coord
     from astropy import units as u
     from astropy.modeling import models as m
@@ -584,13 +587,14 @@ def slit_gwcs(params: Mapping[str, Any]):
     Ymod = ((_pick(1, 2) - (_pick(0, 2) | curv)) | m.Shift(-y0 - kyx * xc) | m.Scale(1.0 / by))
     # u = xf - x0 - ax xc - kx Y
     umod = (_pick(0, 2) | m.Shift(-x0 - ax * xc)) - (Ymod | m.Scale(kx))
+    # as jwst's NIRSpec frames, the slit, MSA and V2/V3 frames carry wavelengths in meters
     det2slit = (to_fpa | m.Mapping((0, 1, 0, 1, 0, 1))
                 | ((_pick(0, 2) | m.Const1D(0.0)) & (Ymod | m.Shift(-yc) | m.Scale(1.0 / h))
-                   & (umod | LAM)))
+                   & (umod | LAM | m.Scale(1e-6))))
     # inverse: (x_slit, y_slit, lam) -> X, Y -> xf, yf -> cutout pixel
     Xi = _pick(0, 3) | m.Scale(w) | m.Shift(xc)
     Yi = _pick(1, 3) | m.Scale(h) | m.Shift(yc)
-    xf = (_pick(2, 3) | U | m.Shift(x0)) + (Xi | m.Scale(ax)) + (Yi | m.Scale(kx))
+    xf = (_pick(2, 3) | m.Scale(1e6) | U | m.Shift(x0)) + (Xi | m.Scale(ax)) + (Yi | m.Scale(kx))
     yf = ((Yi | m.Scale(by) | m.Shift(y0)) + (Xi | m.Scale(kyx))
           + (xf | m.Shift(-xmid) | m.Polynomial1D(2, c2=c2)))
     if nrs2:
@@ -604,14 +608,16 @@ def slit_gwcs(params: Mapping[str, Any]):
                         & m.Identity(1))
     wc = params.get("wavecorr")
     if wc:  # jwst's wavecorr frame: the zero-point corrected wavelength as a table
-        lam_t, lam_c = (np.asarray(wc[k], np.float64) for k in ("lam", "lam_corrected"))
+        lam_t, lam_c = (np.asarray(wc[k], np.float64) * 1e-6 for k in ("lam", "lam_corrected"))
         fwd = m.Tabular1D(points=lam_t, lookup_table=lam_c, bounds_error=False, fill_value=None)
         fwd.inverse = m.Tabular1D(points=lam_c, lookup_table=lam_t, bounds_error=False,
                                   fill_value=None)
         corr = m.Identity(2) & fwd
     det = cf.Frame2D(name="detector", axes_order=(0, 1), unit=(u.pix, u.pix))
-    spec = cf.SpectralFrame(name="spectral", axes_order=(2,), unit=(u.micron,),
+    spec = cf.SpectralFrame(name="spectral", axes_order=(2,), unit=(u.m,),
                             axes_names=("wavelength",))
+    spec_um = cf.SpectralFrame(name="spectral", axes_order=(2,), unit=(u.micron,),
+                               axes_names=("wavelength",))
     slit_spatial = cf.Frame2D(name="slit_spatial", axes_order=(0, 1), unit=("", ""),
                               axes_names=("x_slit", "y_slit"))
     slit_frame = cf.CompositeFrame([slit_spatial, spec], name="slit_frame")
@@ -640,8 +646,8 @@ def slit_gwcs(params: Mapping[str, Any]):
                                          unit=(u.arcsec, u.arcsec), axes_names=("v2", "v3")),
                               spec], name="v2v3")
     sky = cf.CelestialFrame(name="sky", axes_order=(0, 1), reference_frame=coord.ICRS())
-    world = cf.CompositeFrame([sky, spec], name="world")
-    to_sky = (va_model(meta) | pointing_model(meta)) & m.Identity(1)
+    world = cf.CompositeFrame([sky, spec_um], name="world")
+    to_sky = (va_model(meta) | pointing_model(meta)) & m.Scale(1e6)
     steps += [(slit_frame_out, slit2msa), (msa_frame, idl2v & m.Identity(1)), (v2v3, to_sky),
               (world, None)]
     return _bounded(gw.WCS(steps), params)
