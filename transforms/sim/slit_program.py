@@ -144,6 +144,7 @@ class SpecExposure:
     model: DataModel  # rate (or uncal with level="uncal")
     truth: SpecTruth
     rate: DataModel | None = None  # the rate as well, for level="uncal"
+    stage1_refs: Mapping[str, DataModel] | None = None  # level="uncal", NIRSpec: detector1's
 
 
 @dataclass(frozen=True)
@@ -731,10 +732,10 @@ def simulate_spec_program(spec: SpecProgramSpec, seed: int = 0, level: str = "ra
         truth = SpecTruth(str(meta.get("filename", "")), light.astype(np.float32),
                           sky.astype(np.float32), tuple(truths), tuple(aps), gain,
                           tim.exposure_time, ftruth)
-        model = rate
+        model, s1 = rate, None
         if level == "uncal":
-            model = _uncal(spec, e, meta, light, sub, tim, seed)
-        exposures.append(SpecExposure(e, model, truth, rate if level == "uncal" else None))
+            model, s1 = _uncal(spec, e, meta, light, sub, tim, seed)
+        exposures.append(SpecExposure(e, model, truth, rate if level == "uncal" else None, s1))
     refs, by_exp = spec_references(spec, seed, exposures, det_flat)
     return SpecProgram(spec, seed, tuple(exposures), tuple(refs), by_exp)
 
@@ -762,20 +763,22 @@ def _specwcs_content(specwcs: DataModel) -> dict[str, Any]:
 
 
 def _uncal(spec: SpecProgramSpec, e: SpecExposureSpec, meta: Mapping[str, Any],
-           light_dn: np.ndarray, sub: ro.Subarray, tim: ro.Timing, seed: int) -> DataModel:
-    """The level-1b ramp of an exposure through the stage-1 detector simulator: electrons =
-    DN/s x the pixel's gain (NIRSpec: divided by the pixel flat ``sim.nirspec`` multiplies in,
-    which the D-flat already holds)."""
+           light_dn: np.ndarray, sub: ro.Subarray, tim: ro.Timing, seed: int
+           ) -> tuple[DataModel, Mapping[str, DataModel] | None]:
+    """The level-1b ramp of an exposure through the stage-1 detector simulator (electrons =
+    DN/s x the pixel's gain; the light already holds the true flats, the D-flat's pixel part
+    being the detector's own pixel flat) and, for NIRSpec, the detector1 references
+    (``sim.nirspec.trad_refs``)."""
     props = rf.detector_properties(e.detector, seed, sub)
     rng = _seed(seed, "ramp", e.observation, e.visit, e.exposure, e.detector)
+    refs = None
     if spec.instrument == "NIRSPEC":
         from transforms.sim.detector import Effects
-        from transforms.sim.nirspec import synthesize_nirspec
+        from transforms.sim.nirspec import synthesize_nirspec, trad_refs
 
-        flat = np.where(props.flat > 0, props.flat, 1.0)
-        light_e = np.where(props.refpix, 0.0, light_dn * props.gain / flat)
-        data, _ = synthesize_nirspec(light_e * flat, props, sub, tim, rng, Effects(),
-                                     e.detector)
+        light_e = np.where(props.refpix, 0.0, light_dn * props.gain)
+        data, _ = synthesize_nirspec(light_e, props, sub, tim, rng, Effects(), e.detector)
+        refs = trad_refs(props, tim, sub, e.exp_type, tim.nframes_per_integration + 2)
     else:
         from transforms.sim import miri as sim_miri
         from transforms.sim.detector import Effects
@@ -786,7 +789,7 @@ def _uncal(spec: SpecProgramSpec, e: SpecExposureSpec, meta: Mapping[str, Any],
                                       seed=seed)
     m = dict(meta)
     m["bunit_data"] = "DN"
-    return DataModel("uncal", {"data": data}, m)
+    return DataModel("uncal", {"data": data}, m), refs
 
 
 # --------------------------------------------------------------------------------------------

@@ -214,3 +214,36 @@ def test_lrs_dithered_position_and_srctype():
                                             "observation.bkgdtarg": True}), {},
                             srctype.SrctypeParams())
         assert e.get("target.source_type") == "EXTENDED"
+
+
+@pytest.mark.slow
+def test_fs_uncal_through_detector1_and_spec2(tmp_path):
+    """The same truth at the ramp level: a NIRSpec FS uncal (every detector effect on) through
+    calops' detector1 (build 11.3) and the spec2 front half gives the true flux density."""
+    import dataclasses
+
+    from catalogs import builds as buildlib
+    from transforms import spec2
+    from transforms.detector1 import run as detector1
+    from transforms.sim import slit_program as SPG
+
+    prog = SPG.simulate_spec_program(SPG.fs_program(nod=None, ngroups=10), seed=5,
+                                     level="uncal")
+    ex = prog.exposures[0]
+    assert ex.model.kind == "uncal" and ex.model["data"].dtype == np.uint16
+    build = buildlib.BuildBook(tmp_path / "b").get("11.3")
+    plan = [dataclasses.replace(p, refs={r: ex.stage1_refs[r]
+                                         for r in p.spec.reftypes + p.spec.optional_reftypes
+                                         if r in ex.stage1_refs})
+            for p in buildlib.plan(build, "detector1", ex.model.meta)]
+    rate = detector1(ex.model, plan)["rate"]
+    good = (rate["dq"] & 1) == 0
+    assert abs(np.median(rate["data"][good] - ex.truth.light_dn[good])) < 0.05
+    cal = spec2.run_members(rate, H.plan_for(prog, ex))["cal"]
+    arr, sm = H.slit(cal, "S200A1")
+    data = arr["data"].astype(float)
+    r0 = int(np.nanargmax(np.nansum(data[:, 200:1200], axis=1)))
+    flux, lam = H.extract_rows(data, arr["wavelength"].astype(float), r0, 6)
+    src = prog.source(1)
+    ok = H.continuum_mask(lam, src.spectrum, 0.01) & np.isfinite(flux)
+    assert np.median(flux[ok] / src.spectrum.fnu(lam[ok])) == pytest.approx(1.0, abs=0.03)
