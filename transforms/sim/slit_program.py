@@ -815,7 +815,7 @@ def spec_references(spec: SpecProgramSpec, seed: int, exposures: Sequence[SpecEx
             from store.spec_references import reference_suffix
 
             counters[(inst, reftype)] = counters.get((inst, reftype), 0) + 1
-            ext = reference_suffix(model) if model.kind != "ref.flat" else ".fits"
+            ext = ".asdf" if model.kind == "ref.distortion" else reference_suffix(model)
             fname = f"jwst_{inst.lower()}_{reftype}_{counters[(inst, reftype)]:04d}{ext}"
             r = RefFile(reftype, inst, fname, model, dict(match), R.USEAFTER)
         out[key] = r
@@ -880,6 +880,9 @@ def spec_references(spec: SpecProgramSpec, seed: int, exposures: Sequence[SpecEx
                                      lambda: R.nirspec_msaoper(spec.failed_open,
                                                                spec.failed_closed),
                                      {"exposure.type": et})
+            else:  # the MSA's references do not apply to fixed slits (CRDS answers N/A)
+                for rt in ("barshadow", "msaoper"):
+                    sel[rt] = add((rt, et), rt, inst, lambda: None, {"exposure.type": et})
         else:
             dist = _miri_distortion_ref()
             params = L.lrs_params(_specwcs_content(R.lrs_specwcs()), _miri_distortion(),

@@ -93,7 +93,7 @@ def files(tmp_path_factory):
         for rt, m in refs.items():
             from store.spec_references import reference_suffix
 
-            p = Path(d) / f"{tag}_{rt}{reference_suffix(m) if m.kind != 'ref.flat' else '.fits'}"
+            p = Path(d) / f"{tag}_{rt}{reference_suffix(m)}"
             write_reference(m, p)
             out[tag][rt] = str(p)
     return out
