@@ -24,7 +24,7 @@ def fs_nod(grating: str = "G140M", filt: str = "F100LP"):
 
 
 @lru_cache(maxsize=None)
-def fs_offcentre(xpos: float = 0.3, ypos: float = 0.2):
+def fs_offcentre(xpos: float = 0.33, ypos: float = 0.17):
     """A fixed-slit point source placed off the slit centre (xpos across, ypos along the slit,
     slit units), no nod, no sky: the path loss and wavecorr cases."""
     base = SPG.fs_program(nod=None)

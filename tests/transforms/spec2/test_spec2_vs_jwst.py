@@ -87,7 +87,7 @@ def files(tmp_path_factory):
     """calops' reference files of the FS and MOS programs, written as the CRDS cache has them."""
     d = tmp_path_factory.mktemp("refs")
     out = {}
-    for tag, prog in (("fs", H.fs_offcentre(0.3, 0.2)), ("mos", H.mos())):
+    for tag, prog in (("fs", H.fs_offcentre(0.33, 0.17)), ("mos", H.mos())):
         refs = prog.refs[prog.exposures[0].truth.name]
         out[tag] = {}
         for rt, m in refs.items():
@@ -110,10 +110,10 @@ def _through(prog, ex, last, members=None):
 
 
 def _fs_point():
-    prog = H.fs_offcentre(0.3, 0.2)
+    prog = H.fs_offcentre(0.33, 0.17)
     from test_spec2_truth import _with_position
 
-    return prog, _with_position(prog.exposures[0], 0.3, 0.2)
+    return prog, _with_position(prog.exposures[0], 0.33, 0.17)
 
 
 def _compare_slits(ours, theirs, planes=("data", "err", "var_poisson", "var_rnoise"),
