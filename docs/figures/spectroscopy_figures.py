@@ -135,8 +135,8 @@ def lrs(out: Path) -> None:
                   vmin=-np.nanpercentile(np.abs(d), 99), vmax=np.nanpercentile(np.abs(d), 99))
     axs[1].set_title("cal (MJy/sr), nod pair")
     _ratio_panel(axs[2], lam, flux, prog.source(1), 0.4)
-    axs[2].set_title("17-column box / truth (PSF halo beyond the box, the other nod's halo; "
-                     "lines: the LSF is in the data, not in the truth)")
+    axs[2].set_title("17-column box / truth\n(halo beyond the box and the other nod's; "
+                     "at lines the data hold the LSF, the truth does not)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "spec_lrs.png", dpi=90)
     plt.close(fig)
