@@ -182,8 +182,8 @@ def _recarray(schema: Mapping[str, Any], parts: list, cols: Mapping[str, np.ndar
         elif dt is not None:
             fields.append((name, np.dtype(dt).str if dt != "float32" else "f4", a.shape[1:]))
         else:
-            fields.append((name, a.dtype.str if a.dtype.kind != "U" else f"S{a.dtype.itemsize // 4}",
-                           a.shape[1:]))
+            t = a.dtype.str if a.dtype.kind != "U" else f"S{a.dtype.itemsize // 4}"
+            fields.append((name, t, a.shape[1:]))
     rec = np.zeros(n, dtype=[(f, t, s) if s else (f, t) for f, t, s in fields])
     for f, t, _ in fields:
         a = np.asarray(cols[f])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -49,7 +48,7 @@ def fs(out: Path) -> None:
     prog = SPG.simulate_spec_program(SPG.fs_program(), seed=11)
     a, b = prog.exposures
     cal = _run(prog, a, {"background": [b.model]})
-    arr, sm = C.slit_arrays(cal, "S200A1"), C.slit_meta(cal, "S200A1")
+    arr = C.slit_arrays(cal, "S200A1")
     d = arr["data"].astype(float)
     r0 = int(np.nanargmax(np.nansum(d[:, 200:1200], axis=1)))
     box = slice(r0 - 6, r0 + 7)

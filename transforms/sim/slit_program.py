@@ -812,10 +812,8 @@ def spec_references(spec: SpecProgramSpec, seed: int, exposures: Sequence[SpecEx
         if model is None:
             r = RefFile(reftype, inst, "N/A", None, dict(match), R.USEAFTER)
         else:
-            from store.spec_references import reference_suffix
-
             counters[(inst, reftype)] = counters.get((inst, reftype), 0) + 1
-            ext = ".asdf" if model.kind == "ref.distortion" else reference_suffix(model)
+            ext = R.file_suffix(model)
             fname = f"jwst_{inst.lower()}_{reftype}_{counters[(inst, reftype)]:04d}{ext}"
             r = RefFile(reftype, inst, fname, model, dict(match), R.USEAFTER)
         out[key] = r

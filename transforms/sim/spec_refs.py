@@ -49,6 +49,19 @@ LAM_C = 2.5
 FFLAT_ERROR = 0.003
 
 
+ASDF_MODEL_TYPES = ("DisperserModel", "MSAModel", "WavelengthrangeModel", "WaveCorrModel")
+
+
+def file_suffix(model: DataModel) -> str:
+    """The extension a reference of this kind is written with (JWST's formats: ASDF for the
+    NIRSpec WCS models and distortion, JSON for msaoper/extract1d, FITS otherwise)."""
+    if model.kind in ("ref.msaoper", "ref.extract1d"):
+        return ".json"
+    if model.get("model_type") in ASDF_MODEL_TYPES or model.kind == "ref.distortion":
+        return ".asdf"
+    return ".fits"
+
+
 def _rng(seed: int, *parts: Any) -> np.random.Generator:
     return np.random.default_rng([int(seed)] + [zlib.crc32(str(p).encode()) for p in parts])
 

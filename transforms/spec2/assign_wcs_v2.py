@@ -94,7 +94,8 @@ def open_msa_slitlets(meta: Mapping[str, Any], geometry: Mapping[str, Any],
     prog = str(meta.get("observation.program_number") or "")
     sets: dict[int, list[Mapping[str, Any]]] = {}
     for r in rows:
-        if int(r.get("msa_metadata_id", mid)) != mid or int(r.get("dither_point_index", pos)) != pos:
+        if (int(r.get("msa_metadata_id", mid)) != mid
+                or int(r.get("dither_point_index", pos)) != pos):
             continue
         if str(r.get("fixed_slit") or "NONE").upper() not in ("NONE", ""):
             continue  # fixed slits in an MSA file are not MOS slitlets

@@ -43,13 +43,14 @@ from transforms.instruments.nirspec import slits as N
 from transforms.model import DataModel
 from transforms.registry import register
 from transforms.spec2._common import (NIRSPEC_SLIT_TYPES, Spec2Error, exp_type,
-                                      match_nans_and_flags, need_ref, slit_arrays, slit_meta,
+                                      match_nans_and_flags, slit_arrays, slit_meta,
                                       slit_names, srctype_of, update_slits)
 
 NAME, VERSION = "flat_field", "2.0"
 FlatFieldParams = v10.FlatFieldParams
 BADFLAT = DQ.NO_FLAT_FIELD | DQ.DO_NOT_USE | DQ.UNRELIABLE_FLAT
-_GAUSS = ((-math.sqrt(0.6) / 2.0, 5.0 / 18.0), (0.0, 8.0 / 18.0), (math.sqrt(0.6) / 2.0, 5.0 / 18.0))
+_GAUSS = ((-math.sqrt(0.6) / 2.0, 5.0 / 18.0), (0.0, 8.0 / 18.0),
+          (math.sqrt(0.6) / 2.0, 5.0 / 18.0))
 
 
 # --------------------------------------------------------------------------------------------

@@ -104,7 +104,8 @@ def test_nirspec_mos_slitlet_on_nrs2_round_trips_and_serialises():
 @pytest.mark.parametrize("grating,filt,r_mid", [("G140M", "F100LP", (700, 1500)),
                                                 ("PRISM", "CLEAR", (25, 320))])
 def test_nirspec_resolving_power(grating, filt, r_mid):
-    """R = lambda / (2 pixels of dispersion): 800..1400 for G140M (R ~ lambda), 30..300 for the prism."""
+    """R = lambda / (2 pixels of dispersion): 800..1400 for G140M (R ~ lambda), 30..300 for
+    the prism."""
     d = N.disperser_params(grating)
     cf = N.pack(d)
     lo, hi = N.wavelength_range(grating, filt)

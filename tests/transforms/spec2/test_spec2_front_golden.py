@@ -21,7 +21,6 @@ if _HERE not in sys.path:
 
 from golden_ids import Canon, check, ids_of  # noqa: E402
 
-from transforms.instruments.miri import lrs as L  # noqa: E402
 from transforms.instruments.nirspec import slits as N  # noqa: E402
 from transforms.model import DataModel  # noqa: E402
 from transforms.sim import spec_refs as S  # noqa: E402

@@ -20,7 +20,6 @@ the science says its window starts where the reference does (same pixels, same a
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
