@@ -108,19 +108,49 @@ def crds_header(meta: Mapping[str, Any], parkeys: Iterable[str]) -> dict[str, st
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}")
 _RESOLVED: dict[tuple, dict[str, str]] = {}
+_SELECTION: dict[tuple, tuple] = {}  # (root, context, mtime, instrument, reftypes) -> ...
+_ROOTS: dict[str, str] = {}
+_RAW: dict[tuple, tuple] = {}  # the raw metadata values a selection reads -> its memo key
+_NO_SELECTION: dict[tuple, str] = {}  # memo key -> why CRDS selected nothing
+_CHECKED: dict[tuple, float] = {}  # memo key -> when its files were last seen in the cache
+CHECK_EVERY_S = 5.0
+
+
+def _present(memo: tuple, paths: Mapping[str, str]) -> bool:
+    """Whether a memoised selection's files are (still) in the cache; looked at again at most
+    every CHECK_EVERY_S seconds (a planner resolves thousands of exposures a second)."""
+    import time
+
+    now = time.monotonic()
+    if now - _CHECKED.get(memo, -1e9) < CHECK_EVERY_S:
+        return True
+    ok = all(v == NOT_APPLICABLE or os.path.exists(v) for v in paths.values())
+    if ok:
+        _CHECKED[memo] = now
+    return ok
+
+
+def _header(meta: Mapping[str, Any], parkeys: Iterable[str], instrument: str) -> dict[str, str]:
+    """The conditioned CRDS header CRDS selects with."""
+    from crds.core import utils
+
+    header = crds_header(meta, list(parkeys) + ["META.INSTRUMENT.NAME"])
+    header["META.INSTRUMENT.NAME"] = instrument
+    return dict(utils.condition_header(header))  # CRDS's own value normalisation
 _USEAFTER: dict[tuple, tuple[str, ...]] = {}
 
 
-def _useafter_dates(imap: Any, reftypes: Iterable[str]) -> tuple[str, ...]:
+def _useafter_dates(imap: Any, reftypes: Iterable[str], root: str) -> tuple[str, ...]:
     """Every UseAfter date of these reftypes' rmaps, sorted (``YYYY-MM-DD HH:MM:SS``)."""
     key = (id(imap), tuple(reftypes))
     if key not in _USEAFTER:
         dates: set[str] = set()
         for rt in reftypes:
             try:
-                text = Path(imap.get_rmap(rt).filename).read_text()
-            except Exception:
+                name = imap.get_rmap(rt).filename
+            except Exception:  # a reftype the context does not have: nothing to bucket
                 continue
+            text = (Path(root) / "mappings" / OBSERVATORY / name).read_text()
             dates.update(d.replace("T", " ") for d in _DATE.findall(text))
         _USEAFTER[key] = tuple(sorted(dates))
     return _USEAFTER[key]
@@ -142,7 +172,7 @@ def resolve(meta: Mapping[str, Any], reftypes: Iterable[str], context: str,
     Memoised per distinct selector (the parameter values the rmaps select on, the observation
     date bucketed by the rmaps' UseAfter dates), so a reprocess of many exposures asks CRDS once
     per configuration and date range."""
-    from crds.core import config, utils
+    from crds.core import config
 
     reftypes = [r.lower() for r in reftypes]
     exp = _exposure_name(meta)
@@ -151,6 +181,27 @@ def resolve(meta: Mapping[str, Any], reftypes: Iterable[str], context: str,
     instrument = str(meta.get("instrument.name") or "").upper()
     if not instrument:
         raise CrdsResolutionError(f"{exp}: metadata has no instrument.name; CRDS cannot select")
+    root = _ROOTS.get(str(crds_path)) or _ROOTS.setdefault(str(crds_path),
+                                                           str(Path(crds_path).resolve()))
+    try:
+        stamp = os.stat(os.path.join(root, "mappings", OBSERVATORY, context)).st_mtime_ns
+    except OSError:
+        stamp = None  # reported by _load_context below
+    selection = _SELECTION.get((root, context, stamp, instrument, tuple(reftypes)))
+    if selection is not None:  # the fast path: no environment juggling, no mapping walk
+        ctx_id, parkeys, dates = selection
+        raw = (id(selection), tuple(meta.get(parkey_to_meta(k)) for k in parkeys))
+        memo = _RAW.get(raw)
+        if memo is None:
+            header = _header(meta, parkeys, instrument)
+            memo = (root, context, ctx_id, tuple(reftypes), _selector(header, dates))
+            if len(_RAW) < 200_000:
+                _RAW[raw] = memo
+        hit = _RESOLVED.get(memo)
+        if hit is not None and _present(memo, hit):
+            return dict(hit)
+        if memo in _NO_SELECTION:  # CRDS said no for an identical selection: say it again
+            raise CrdsResolutionError(f"{exp}: {_NO_SELECTION[memo]}")
     with crds_environment(crds_path):
         ctx = _load_context(context, crds_path)
         try:
@@ -164,13 +215,13 @@ def resolve(meta: Mapping[str, Any], reftypes: Iterable[str], context: str,
                 parkeys.update(imap.get_rmap(rt).get_required_parkeys())
             except Exception:
                 pass
-        header = crds_header(meta, sorted(parkeys) + ["META.INSTRUMENT.NAME"])
-        header["META.INSTRUMENT.NAME"] = instrument
-        header = dict(utils.condition_header(header))  # CRDS's own value normalisation
-        memo = (str(Path(crds_path).resolve()), context, id(ctx), tuple(reftypes),
-                _selector(header, _useafter_dates(imap, reftypes)))
+        dates = _useafter_dates(imap, reftypes, root)
+        _SELECTION[(root, context, stamp, instrument, tuple(reftypes))] = (
+            id(ctx), tuple(sorted(parkeys)), dates)
+        header = _header(meta, tuple(sorted(parkeys)), instrument)
+        memo = (root, context, id(ctx), tuple(reftypes), _selector(header, dates))
         hit = _RESOLVED.get(memo)
-        if hit is not None and all(v == NOT_APPLICABLE or os.path.exists(v) for v in hit.values()):
+        if hit is not None and _present(memo, hit):
             return dict(hit)
         try:
             best = ctx.get_best_references(header, include=reftypes)
@@ -183,6 +234,11 @@ def resolve(meta: Mapping[str, Any], reftypes: Iterable[str], context: str,
                 if val is not None and "n/a" in str(val).lower():
                     out[rt] = NOT_APPLICABLE
                     continue
+                detail = val or "reftype not in the context"
+                why = (f"context {context}: no {rt} reference ({detail}; header "
+                       f"{ {k: header[k] for k in sorted(header)} })")
+                if len(_NO_SELECTION) < 100_000:
+                    _NO_SELECTION[memo] = why
                 raise CrdsResolutionError(f"context {context}: no {rt} reference for {exp} "
                                           f"({val or 'reftype not in the context'}; header "
                                           f"{ {k: header[k] for k in sorted(header)} })")

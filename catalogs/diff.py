@@ -21,6 +21,7 @@ products of an instrument changed between two builds, and why (docs/diff.md).
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ import numpy as np
 from catalogs.catalog import check_read_only
 from store.errors import CatalogError
 from transforms import compare as cmp
+from transforms import compare_spec as cmp_spec
 
 STATUSES = ("identical", "within", "accepted", "over", "only_a", "only_b")
 # The value of a ``status`` row in the diffs table (a number, so SQL can sort and threshold).
@@ -108,7 +110,64 @@ class PairResult:
     first_step: str | None = None  # first step where the two recipe chains diverge
     accepted: Mapping[str, Any] | None = None  # who/why/when of an accepted baseline
     score: float = 0.0  # how bad: the largest fraction of elements over tolerance
-    images: Mapping[str, np.ndarray] | None = None  # a, b, diff (2-D float32) for the report
+    images: Mapping[str, Any] | None = None  # large pictures (see ``pictures``) of the worst
+    thumbs: Mapping[str, Any] | None = None  # small pictures of every over-tolerance pair
+    sources: Mapping[str, Any] | None = None  # matched sources of two catalogs (``source_points``)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # the two recipes, step by step
+    spectra: cmp_spec.SpectraDiff | None = None  # x1d/c1d: spectrum by spectrum
+
+    @property
+    def max_abs(self) -> float | None:
+        """The largest |b - a| of the array elements and catalog columns; when none moved, of
+        the numeric metadata values that differ (None when nothing was compared)."""
+        if self.diff is None:
+            return None
+        arrs = list(self.diff.arrays.values()) + (list(self.diff.catalog.columns.values())
+                                                  if self.diff.catalog else [])
+        vals = [a.max_abs for a in arrs if a.mode in ("float", "exact")]
+        if max(vals, default=0.0) > 0:
+            return max(vals)
+        # nothing moved in the arrays: the change is in numeric metadata (if any)
+        for x, y in self.diff.meta_changed.values():
+            if (isinstance(x, (int, float)) and isinstance(y, (int, float))
+                    and not isinstance(x, bool) and not isinstance(y, bool)):
+                with np.errstate(invalid="ignore", over="ignore"):
+                    dv = abs(float(y) - float(x))
+                if np.isfinite(dv):
+                    vals.append(dv)
+        return max(vals, default=0.0)
+
+    @property
+    def what(self) -> str:
+        """What is over tolerance, in a few words: the arrays (DQ flags by name), sources,
+        metadata keys; '' for pairs within tolerance."""
+        if self.diff is None or not self.diff.over:
+            return ""
+        out = []
+        arrs = list(self.diff.arrays.values()) + (list(self.diff.catalog.columns.values())
+                                                  if self.diff.catalog else [])
+        first = {"data": 0, "dq": 1, "err": 2}  # the science array first, then its DQ and error
+        arrs.sort(key=lambda a: (first.get(a.name, 3), a.name))
+        for a in arrs:
+            if not a.over(0.0):
+                continue
+            if a.mode == "dq":
+                flags = [f"+{k}" for k in a.dq_gained] + [f"-{k}" for k in a.dq_lost]
+                out.append(f"{a.name} {' '.join(flags[:3])}{' …' if len(flags) > 3 else ''}")
+            elif a.mode == "structural":
+                out.append(f"{a.name} ({a.note})")
+            else:
+                out.append(a.name)
+        cd = self.diff.catalog
+        if cd and (cd.n_only_a or cd.n_only_b):
+            out.insert(0, f"sources -{cd.n_only_a} +{cd.n_only_b}")
+        if self.diff.meta_changed:
+            keys = list(self.diff.meta_changed)
+            out.append("metadata " + ", ".join(keys[:2]) + (" …" if len(keys) > 2 else ""))
+        if not out:
+            out = list(self.diff.reasons[:1])
+        s = ", ".join(out[:4]) + (f" (+{len(out) - 4} more)" if len(out) > 4 else "")
+        return s
 
     @property
     def group(self) -> str:
@@ -120,10 +179,13 @@ class PairResult:
         return {"subject": self.subject, "stage": self.stage, "kind": self.kind,
                 "product_a": self.product_a, "product_b": self.product_b,
                 "status": self.status, "instrument": self.instrument, "score": self.score,
+                "max_abs": self.max_abs, "what": self.what,
                 "first_step": self.first_step, "group": self.group,
                 "causes": [c.to_dict() for c in self.causes],
                 "accepted": dict(self.accepted) if self.accepted else None,
-                "diff": self.diff.to_dict() if self.diff else None}
+                "steps": self.steps,
+                "diff": self.diff.to_dict() if self.diff else None,
+                "spectra": self.spectra.to_dict() if self.spectra else None}
 
 
 @dataclass
@@ -345,22 +407,49 @@ def _producer(g: Graph, pid: str, build: str) -> tuple[str, str] | None:
     return g.recipes[ok]["step"].split(":", 1)[0], sk
 
 
+def _aligned(g: Graph, key_a: str, key_b: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """The two stage chains by step name, and the step names in run order (a step run only in
+    b is placed after its predecessor)."""
+    ca, cb = _chain(g, key_a), _chain(g, key_b)
+    by_a = {g.recipes[k]["step"]: k for k in ca}
+    by_b = {g.recipes[k]["step"]: k for k in cb}
+    order = [g.recipes[k]["step"] for k in ca]
+    for k in cb:
+        name = g.recipes[k]["step"]
+        if name not in by_a:
+            prev = [g.recipes[x]["step"] for x in cb[: cb.index(k)]]
+            pos = max([order.index(p) + 1 for p in prev if p in order], default=0)
+            order.insert(pos, name)
+    return by_a, by_b, order
+
+
+def recipe_steps(g: Graph, key_a: str, key_b: str) -> list[dict[str, Any]]:
+    """The two recipes of a stage side by side, one dict per step in run order: ``step``,
+    ``key_a``/``key_b`` (recipe keys, None where the step did not run), ``version_a/b``,
+    ``refs_a/b`` (reftype -> file name), ``params`` (name -> [a, b] for parameters that differ)
+    and ``same`` (equal recipe keys)."""
+    by_a, by_b, order = _aligned(g, key_a, key_b)
+    out = []
+    for name in order:
+        xa, xb = by_a.get(name), by_b.get(name)
+        ra, rb = g.recipes.get(xa or "", {}), g.recipes.get(xb or "", {})
+        pa, pb = ra.get("params", {}), rb.get("params", {})
+        out.append({"step": name, "key_a": xa, "key_b": xb, "same": xa == xb,
+                    "version_a": ra.get("step_version"), "version_b": rb.get("step_version"),
+                    "refs_a": {t: f for t, (f, _) in sorted(g.refs.get(xa or "", {}).items())},
+                    "refs_b": {t: f for t, (f, _) in sorted(g.refs.get(xb or "", {}).items())},
+                    "params": {k: [pa.get(k), pb.get(k)] for k in sorted(set(pa) | set(pb))
+                               if xa and xb and pa.get(k) != pb.get(k)}})
+    return out
+
+
 def attribute(g: Graph, stage: str, key_a: str, key_b: str, build_a: str, build_b: str,
               via: tuple[str, ...] = (), _depth: int = 0) -> tuple[list[Cause], str | None]:
     """Why two stage recipes differ: every recorded difference, and the first step (as
     ``stage.step``) where the two chains diverge."""
     if key_a == key_b:
         return [], None
-    ca, cb = _chain(g, key_a), _chain(g, key_b)
-    by_a = {g.recipes[k]["step"]: k for k in ca}
-    by_b = {g.recipes[k]["step"]: k for k in cb}
-    order = [g.recipes[k]["step"] for k in ca]
-    for k in cb:  # steps run only in b, placed after their predecessor
-        name = g.recipes[k]["step"]
-        if name not in by_a:
-            prev = [g.recipes[x]["step"] for x in cb[: cb.index(k)]]
-            pos = max([order.index(p) + 1 for p in prev if p in order], default=0)
-            order.insert(pos, name)
+    by_a, by_b, order = _aligned(g, key_a, key_b)
     causes: list[Cause] = []
     first: str | None = None
     for name in order:
@@ -430,33 +519,47 @@ def accepted_pairs(con: Any) -> dict[tuple[str, str], dict[str, Any]]:
 
 # --- the diff --------------------------------------------------------------------------------
 
-def _score(d: cmp.ModelDiff) -> float:
+def _score(d: cmp.ModelDiff, n_meta: int = 0) -> float:
+    """How bad a pair is: the largest fraction of elements over tolerance among its arrays,
+    catalog columns, unmatched sources and compared metadata values (``n_meta`` of them).
+
+    (Metadata used to count only when the product had no array at all, so a catalog whose
+    only change was a measured keyword, e.g. ``source_catalog.bkg_rms``, was ``over`` with a
+    score of 0 and looked like a false alarm.)"""
     fr = [a.frac_over for a in d.arrays.values()]
     if d.catalog:
         fr += [c.frac_over for c in d.catalog.columns.values()]
         n = max(d.catalog.n_a, d.catalog.n_b, 1)
         fr.append((d.catalog.n_only_a + d.catalog.n_only_b) / n)
-    return max(fr, default=0.0) + (1.0 if d.meta_changed and not fr else 0.0)
+    if d.meta_changed:
+        fr.append(len(d.meta_changed) / max(n_meta, len(d.meta_changed)))
+    return max(fr, default=0.0)
 
 
-def _images(a: Any, b: Any, max_size: int) -> dict[str, np.ndarray] | None:
-    if a.kind == "catalog" or "data" not in a.arrays or "data" not in b.arrays:
-        return None
-    x, y = a["data"], b["data"]
-    if x.shape != y.shape or x.ndim < 2:
-        return None
-    pick = cmp.worst_plane(x, y)
-    return {"a": cmp.preview(x, max_size, pick), "b": cmp.preview(y, max_size, pick),
-            "diff": cmp.difference_image(x, y, max_size)}
+def meta_compared(a: Any, b: Any, config: cmp.CompareConfig) -> int:
+    """How many metadata keys of a pair are compared (not matched by ``ignore_meta``)."""
+    return sum(1 for k in set(a.meta) | set(b.meta)
+               if not any(fnmatch.fnmatchcase(k, p) for p in config.ignore_meta))
+
+
+THUMBNAILS = ("over", "changed", "none")
 
 
 def diff_builds(catalog: Any, store: Any, build_a: str, build_b: str, where: str | None = None,
                 config: cmp.CompareConfig = cmp.CompareConfig(), n_images: int = 5,
-                image_size: int = 256, workers: int = 2) -> BuildDiff:
-    """Pair, compare and attribute every product of ``build_a`` against ``build_b``; keep
-    pictures (A, B, B - A at most ``image_size`` a side) of the ``n_images`` worst pairs."""
+                image_size: int = 384, thumbnails: str = "over", thumb_size: int = 128,
+                workers: int = 2) -> BuildDiff:
+    """Pair, compare and attribute every product of ``build_a`` against ``build_b``.
+
+    For the report: ``thumbnails`` (``over``: every pair over tolerance, accepted or not;
+    ``changed``: every pair compared; ``none``) keeps small ``pictures`` (at most
+    ``thumb_size`` a side) of image pairs and ``source_points`` of catalog pairs, made while the
+    products are in memory for the comparison; the ``n_images`` worst image pairs are read
+    again for large pictures (``image_size`` a side)."""
     if build_a == build_b:
         raise CatalogError(f"diff needs two different builds, got {build_a!r} twice")
+    if thumbnails not in THUMBNAILS:
+        raise CatalogError(f"thumbnails must be one of {', '.join(THUMBNAILS)}, got {thumbnails!r}")
     con = catalog.connect()
     try:
         known = {r[0] for r in con.execute("SELECT DISTINCT build FROM run_steps").fetchall()}
@@ -472,8 +575,18 @@ def diff_builds(catalog: Any, store: Any, build_a: str, build_b: str, where: str
                            [build_a, build_b])
     finally:
         con.close()
-    def compare_pair(ab: tuple[Product, Product]) -> cmp.ModelDiff:
-        return cmp.compare_models(store.get(ab[0].product_id), store.get(ab[1].product_id), config)
+
+    def compare_pair(ab: tuple[Product, Product]) -> tuple[cmp.ModelDiff, int, Any, Any]:
+        ma, mb = store.get(ab[0].product_id), store.get(ab[1].product_id)
+        d = cmp.compare_models(ma, mb, config)
+        n_meta = meta_compared(ma, mb, config) if d.meta_changed else 0
+        thumbs = points = None
+        if thumbnails == "changed" or (thumbnails == "over" and d.over):
+            if ma.kind == "catalog" and mb.kind == "catalog":
+                points = _guarded(source_points, ma, mb, config)
+            else:
+                thumbs = _guarded(pictures, ma, mb, thumb_size)
+        return d, n_meta, thumbs, points
 
     # numeric comparisons in threads: the numba kernels release the GIL, reads overlap
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -491,21 +604,199 @@ def diff_builds(catalog: Any, store: Any, build_a: str, build_b: str, where: str
             pairs.append(PairResult(subject, stage, kind, a.product_id, b.product_id,
                                     "identical", inst))
             continue
-        d = diffs[key]
+        d, n_meta, thumbs, points = diffs[key]
         causes, first = attribute(graph, stage, a.stage_key, b.stage_key, build_a, build_b)
         status = "over" if d.over else "within"
         acc = accepted.get((a.product_id, b.product_id)) if d.over else None
         if acc:
             status = "accepted"
         pairs.append(PairResult(subject, stage, kind, a.product_id, b.product_id, status, inst,
-                                d, causes, first, acc, _score(d)))
+                                d, causes, first, acc, _score(d, n_meta), thumbs=thumbs, sources=points,
+                                steps=recipe_steps(graph, a.stage_key, b.stage_key)))
     now = dt.datetime.now(dt.timezone.utc)
     diff_id = f"diff-{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
     bd = BuildDiff(diff_id, build_a, build_b, where, config, pairs, now)
-    for p in bd.worst(n_images):  # pictures for the report: the worst pairs are read again
+    for p in bd.worst(n_images):  # large pictures for the report: the worst pairs are read again
         if p.kind != "catalog":
-            p.images = _images(store.get(p.product_a), store.get(p.product_b), image_size)
+            p.images = _guarded(pictures, store.get(p.product_a), store.get(p.product_b),
+                                image_size)
+    for p in bd.pairs:  # 1-D spectra: wavelength shifts and flux ratios, spectrum by spectrum
+        if p.kind in cmp_spec.KINDS and p.status in ("over", "within", "accepted"):
+            p.spectra = cmp_spec.compare_spectra(store.get(p.product_a),
+                                                 store.get(p.product_b), config)
     return bd
+
+
+def _guarded(fn: Any, *args: Any) -> Any:
+    """A picture, or ``{"error": ...}``: a product the report cannot draw must not stop the
+    diff (its numbers and verdict do not depend on pictures)."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - reported in the page, never hidden
+        return {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"}
+
+
+# --- pictures for the report -----------------------------------------------------------------
+# Reduced copies of a pair's science plane, small enough to keep for every over-tolerance pair
+# (the report draws them; nothing here knows about colours). A full-frame 2048 x 2048 plane at
+# 128 px a side keeps 4 float32 maps and one uint8 map: about 260 kB per pair.
+
+DQ_PICTURE_ARRAYS = ("dq", "pixeldq")
+# Magnitude columns of a source catalog, best first; else AB magnitudes from a flux in Jy.
+MAG_COLUMNS = ("aper_total_abmag", "isophotal_abmag", "aper_total_vegamag", "isophotal_vegamag")
+FLUX_COLUMNS = ("aper_total_flux", "isophotal_flux")
+
+
+def _science_array(m: Any) -> str | None:
+    """The array a picture shows: ``data``, else the first float array of >= 2 dimensions."""
+    if "data" in m.arrays and np.ndim(m.arrays["data"]) >= 2:
+        return "data"
+    for name, arr in m.arrays.items():
+        arr = np.asarray(arr)
+        if arr.ndim >= 2 and arr.dtype.kind == "f":
+            return name
+    return None
+
+
+def _blocks(x: np.ndarray, f: int, fill: Any) -> np.ndarray:
+    """``x`` (2-D) as (ny/f, nx/f, f*f) blocks, padded with ``fill``."""
+    ny, nx = -(-x.shape[0] // f) * f, -(-x.shape[1] // f) * f
+    if (ny, nx) != x.shape:
+        pad = np.full((ny, nx), fill, x.dtype)
+        pad[: x.shape[0], : x.shape[1]] = x
+        x = pad
+    return x.reshape(ny // f, f, nx // f, f).transpose(0, 2, 1, 3).reshape(ny // f, nx // f, f * f)
+
+
+def _reduce(x: np.ndarray, f: int, how: str) -> np.ndarray:
+    """Block-reduce a 2-D map by ``f``: ``mean``/``median`` (ignoring NaN), ``maxabs`` (the value
+    of largest magnitude, so one changed pixel stays visible) or ``or`` (bitwise, for codes)."""
+    if f == 1:
+        return x.copy()
+    if how == "or":
+        return np.bitwise_or.reduce(_blocks(x, f, 0), axis=-1)
+    blk = _blocks(x.astype(np.float32, copy=False), f, np.nan)
+    fin = np.isfinite(blk)
+    anyf = fin.any(axis=-1)
+    if how == "maxabs":
+        k = np.abs(np.where(fin, blk, 0.0)).argmax(axis=-1)[..., None]
+        out = np.take_along_axis(blk, k, axis=-1)[..., 0]
+    elif how == "maxdev1":  # the value farthest from 1 (ratios)
+        k = np.abs(np.where(fin, blk - 1.0, 0.0)).argmax(axis=-1)[..., None]
+        out = np.take_along_axis(blk, k, axis=-1)[..., 0]
+    elif how == "median":
+        out = np.full(blk.shape[:2], np.nan, np.float32)
+        out[anyf] = np.nanmedian(blk[anyf], axis=-1)
+    else:
+        out = np.where(fin, blk, 0.0).sum(axis=-1) / np.maximum(fin.sum(axis=-1), 1)
+    out = out.astype(np.float32)
+    out[~anyf] = np.nan
+    return out
+
+
+def pictures(a: Any, b: Any, max_size: int = 128) -> dict[str, Any] | None:
+    """Maps of a pair of image products, at most ``max_size`` pixels a side, for the report:
+
+    - ``a``, ``b``: the science plane of each (block mean);
+    - ``diff``: ``b - a`` (in each block the difference of largest magnitude, so a single changed
+      pixel stays visible), NaN where either is not finite;
+    - ``ratio``: ``b / a`` where ``a != 0`` (a flat-field change is multiplicative and shows as
+      the flat's structure here, where the difference follows the signal); reduced by the block
+      median when more than 5 % of the pixels changed, else by the value farthest from 1;
+    - ``dq``: per pixel 0 (flags unchanged), 1 (gained a flag), 2 (lost one), 3 (both), OR-ed
+      over integrations and blocks; None without a DQ array.
+
+    Arrays of more than two dimensions show the plane (integration) with the largest |b - a|
+    (``plane``). Also ``n_changed`` (pixels of that plane whose value changed), ``changed_at``
+    (their (y, x) in the full plane when at most 200, for markers), ``dq_changed`` (pixels whose
+    flags changed) and ``dq_at`` (where, when at most 200), ``factor`` (the reduction) and ``shape`` (of the full plane)."""
+    name = _science_array(a)
+    if name is None or name not in b.arrays:
+        return None
+    x, y = np.asarray(a[name]), np.asarray(b[name])
+    if x.shape != y.shape:
+        return None
+    pick = cmp.worst_plane(x, y)
+    x2 = np.asarray(x[pick] if pick else x, np.float64)
+    y2 = np.asarray(y[pick] if pick else y, np.float64)
+    f = max(1, -(-max(x2.shape) // max(1, max_size)))
+    fin = np.isfinite(x2) & np.isfinite(y2)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        d = np.where(fin, y2 - x2, np.nan)
+        r = np.where(fin & (x2 != 0), y2 / np.where(x2 != 0, x2, 1.0), np.nan)
+    changed = fin & (d != 0)
+    n_changed = int(np.count_nonzero(changed))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out: dict[str, Any] = {
+            "array": name, "plane": tuple(pick), "shape": tuple(x2.shape), "factor": f,
+            "a": _reduce(x2, f, "mean"), "b": _reduce(y2, f, "mean"),
+            "diff": _reduce(d, f, "maxabs"),
+            "ratio": _reduce(r, f, "maxdev1" if n_changed < 0.05 * x2.size else "median"),
+            "n_changed": n_changed, "n": int(x2.size),
+            "changed_at": np.argwhere(changed) if 0 < n_changed <= 200 else None,
+            "dq": None, "dq_array": None, "dq_changed": 0}
+    dq_name = next((n for n in DQ_PICTURE_ARRAYS if n in a.arrays and n in b.arrays), None)
+    if dq_name:
+        qa, qb = np.asarray(a[dq_name]), np.asarray(b[dq_name])
+        if qa.shape == qb.shape and qa.ndim >= 2 and qa.dtype.kind in "iu" and qb.dtype.kind in "iu":
+            qa, qb = qa.astype(np.uint64), qb.astype(np.uint64)
+            code = (((~qa & qb) != 0).astype(np.uint8) | (((qa & ~qb) != 0).astype(np.uint8) << 1))
+            if code.ndim > 2:
+                code = np.bitwise_or.reduce(code.reshape(-1, *code.shape[-2:]), axis=0)
+            n_dq = int(np.count_nonzero(code))
+            out.update(dq=_reduce(code, max(1, -(-max(code.shape) // max(1, max_size))), "or"),
+                       dq_array=dq_name, dq_changed=n_dq,
+                       dq_at=np.argwhere(code) if 0 < n_dq <= 200 else None)
+    return out
+
+
+def _column(m: Any, names: Sequence[str]) -> tuple[str, np.ndarray] | None:
+    for n in names:
+        if n in m.arrays:
+            return n, np.asarray(m[n], np.float64)
+    return None
+
+
+def source_points(a: Any, b: Any, config: cmp.CompareConfig = cmp.CompareConfig()) -> dict[str, Any] | None:
+    """Matched sources of two catalogs, for plots: magnitudes (``mag_a``, ``mag_b``, from the
+    first of MAG_COLUMNS both have, else AB magnitudes of a flux in Jy), positions of A
+    (``ra``, ``dec``, degrees) and the offsets B - A (``dra_mas`` = Δα·cos δ, ``ddec_mas``),
+    and the sources of only one catalog (``only_a``, ``only_b``: ra, dec, mag). None without
+    sky positions."""
+    rc, dc = config.ra_col, config.dec_col
+    if not {rc, dc} <= set(a.arrays) or not {rc, dc} <= set(b.arrays):
+        return None
+    ra_a, de_a = np.asarray(a[rc], np.float64), np.asarray(a[dc], np.float64)
+    ra_b, de_b = np.asarray(b[rc], np.float64), np.asarray(b[dc], np.float64)
+    ok_a, ok_b = np.isfinite(ra_a) & np.isfinite(de_a), np.isfinite(ra_b) & np.isfinite(de_b)
+    wa, wb = np.flatnonzero(ok_a), np.flatnonzero(ok_b)
+    ia, ib, _ = cmp.match_sources(ra_a[wa], de_a[wa], ra_b[wb], de_b[wb],
+                                    config.match_radius_arcsec)
+    ia, ib = wa[ia], wb[ib]
+    mag_col = next((n for n in MAG_COLUMNS if n in a.arrays and n in b.arrays), None)
+    if mag_col:
+        ma, mb, label = np.asarray(a[mag_col], float), np.asarray(b[mag_col], float), mag_col
+    else:
+        fa, fb = _column(a, FLUX_COLUMNS), _column(b, FLUX_COLUMNS)
+        if fa and fb and fa[0] == fb[0]:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ma = np.where(fa[1] > 0, -2.5 * np.log10(np.where(fa[1] > 0, fa[1], 1)) + 8.9, np.nan)
+                mb = np.where(fb[1] > 0, -2.5 * np.log10(np.where(fb[1] > 0, fb[1], 1)) + 8.9, np.nan)
+            label = f"AB mag from {fa[0]}"
+        else:
+            ma, mb, label = np.full(ra_a.size, np.nan), np.full(ra_b.size, np.nan), ""
+    dra = ((ra_b[ib] - ra_a[ia] + 180.0) % 360.0 - 180.0) * np.cos(np.radians(de_a[ia])) * 3.6e6
+    only_a = np.setdiff1d(np.arange(ra_a.size), ia)
+    only_b = np.setdiff1d(np.arange(ra_b.size), ib)
+    return {"mag_column": label, "mag_a": ma[ia], "mag_b": mb[ib], "ra": ra_a[ia],
+            "dec": de_a[ia], "dra_mas": dra, "ddec_mas": (de_b[ib] - de_a[ia]) * 3.6e6,
+            "radius_arcsec": config.match_radius_arcsec, "n_a": int(ra_a.size),
+            "n_b": int(ra_b.size),
+            "only_a": {"ra": ra_a[only_a], "dec": de_a[only_a], "mag": ma[only_a]},
+            "only_b": {"ra": ra_b[only_b], "dec": de_b[only_b], "mag": mb[only_b]}}
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -514,7 +805,9 @@ def rows(bd: BuildDiff) -> list[dict[str, Any]]:
     """The diff as ``diffs`` rows: per pair a ``status`` row (value: STATUS_CODE, detail: the
     status, instrument, stage, first diverging step, cause group), one ``cause`` row per root
     cause, and numeric rows ``max_abs:<array>``, ``max_rel:<array>``, ``frac_over:<array>``,
-    ``dq_gained:<FLAG>``/``dq_lost:<FLAG>`` (pixels), ``sources_only_a``/``sources_only_b``."""
+    ``dq_gained:<FLAG>``/``dq_lost:<FLAG>`` (pixels), ``sources_only_a``/``sources_only_b``,
+    ``spec_ratio:<spectrum>`` (a 1-D spectrum's median flux ratio B/A; detail: its wavelength
+    shift in pixels, largest deviation, elements over tolerance)."""
     out: list[dict[str, Any]] = []
 
     def row(p: PairResult, metric: str, value: float | None, detail: Mapping[str, Any]) -> None:
@@ -529,9 +822,12 @@ def rows(bd: BuildDiff) -> list[dict[str, Any]]:
         base = {"status": p.status, "instrument": p.instrument, "stage": p.stage}
         row(p, "status", float(STATUS_CODE[p.status]),
             {**base, "first_step": p.first_step, "group": p.group, "score": p.score,
+             "max_abs": p.max_abs, "what": p.what,
              "reasons": list(p.diff.reasons) if p.diff else [], "accepted": p.accepted})
         for c in p.causes:
             row(p, "cause", None, {**base, **c.to_dict(), "cause": c.label})
+        for sp in (p.spectra.pairs if p.spectra else ()):
+            row(p, f"spec_ratio:{sp.name}", sp.ratio_median, {**base, **sp.to_dict()})
         if p.diff is None:
             continue
         arrays = dict(p.diff.arrays)
@@ -566,29 +862,92 @@ def record(catalog: Any, bd: BuildDiff) -> int:
     return len(r)
 
 
-def accept(catalog: Any, bd: BuildDiff, who: str, why: str) -> int:
-    """Accept every over-tolerance difference of ``bd`` as the new baseline: one ``accepted``
-    diffs row per pair and one ``diff_accepted`` build event (who, why). Later diffs of the
-    same two products report ``accepted`` and do not fail. Returns the pairs accepted."""
+ACCEPT_ALL = "all"
+
+
+def cause_matches(c: Cause, scope: str) -> bool:
+    """Whether ``scope`` names cause ``c``: a part of its label as printed (a reference file
+    name, ``dark``, ``detector1.jump.rejection_threshold`` ...), or exactly its step
+    (``stage.step``) or stage."""
+    s = scope.strip()
+    if not s:
+        return False
+    where = f"{c.stage}.{c.step}" if c.step else c.stage
+    return s in c.label or s in (where, c.stage)
+
+
+@dataclass
+class AcceptPlan:
+    """What ``--accept SCOPE...`` would accept: the over-tolerance pairs all of whose root
+    causes are in scope. A pair that also changed for a cause out of scope is not accepted
+    (``partial``, with those other causes): its difference may come from them."""
+
+    scopes: tuple[str, ...]
+    pairs: list[PairResult]
+    partial: list[tuple[PairResult, list[str]]]
+    causes: list[str]  # the labels in scope, among the causes of over-tolerance pairs
+
+
+def plan_accept(bd: BuildDiff, scopes: Sequence[str]) -> AcceptPlan:
+    """The pairs ``scopes`` accepts (see ``AcceptPlan``). ``all`` accepts every over-tolerance
+    pair. A scope that names no cause of an over-tolerance pair is an error listing the causes
+    there are (a typo must not pass silently, nor accept something else)."""
+    scopes = tuple(s.strip() for s in scopes)
+    if not scopes or not all(scopes):
+        raise CatalogError("--accept needs a scope: part of a cause as printed under 'by cause' "
+                           "(e.g. a reference file name), a step (stage.step), or 'all'")
+    over = [p for p in bd.pairs if p.status == "over"]
+    if ACCEPT_ALL in scopes:
+        return AcceptPlan(scopes, over, [], sorted({c.label for p in over for c in p.causes}))
+    acc, partial, labels = [], [], set()
+    for p in over:
+        inside = {c.label: any(cause_matches(c, s) for s in scopes) for c in p.causes}
+        labels |= {k for k, v in inside.items() if v}
+        if inside and all(inside.values()):
+            acc.append(p)
+        elif any(inside.values()):
+            partial.append((p, sorted(k for k, v in inside.items() if not v)))
+    if over and not labels:
+        known = sorted({c.label for p in over for c in p.causes})
+        raise CatalogError(
+            f"--accept {' '.join(repr(s) for s in scopes)} names no cause of an over-tolerance "
+            f"pair; their causes: " + "; ".join(f"[{i}] {k}" for i, k in enumerate(known, 1)))
+    return AcceptPlan(scopes, acc, partial, sorted(labels))
+
+
+def accept(catalog: Any, bd: BuildDiff, who: str, why: str,
+           scopes: Sequence[str]) -> AcceptPlan:
+    """Accept as the new baseline the over-tolerance pairs of ``bd`` whose every root cause is
+    in ``scopes`` (``plan_accept``): one ``accepted`` row per pair in the ``diffs`` table
+    (detail: who, why, scope, the causes, diff_id) and one ``diff_accepted`` build event. Later
+    diffs of the same two products report ``accepted`` and do not fail; every other pair is
+    judged as before. Returns the plan (``.pairs`` were accepted)."""
     if not (who or "").strip() or not (why or "").strip():
         raise CatalogError("accepting a difference needs who and why (--who NAME --why TEXT)")
-    over = [p for p in bd.pairs if p.status == "over"]
-    if not over:  # nothing over tolerance: no baseline to record
-        return 0
+    plan = plan_accept(bd, scopes)
+    if not plan.pairs:  # nothing over tolerance in scope: no baseline to record
+        return plan
+    now = dt.datetime.now(dt.timezone.utc)
     with catalog.batch(f"accept-{bd.diff_id}") as b:
-        for p in over:
+        for p in plan.pairs:
             b.add("diffs", {"diff_id": bd.diff_id, "build_a": bd.build_a, "build_b": bd.build_b,
                             "subject": p.subject, "product_kind": p.kind,
                             "product_a": p.product_a, "product_b": p.product_b,
                             "identical": False, "metric": "accepted", "value": 1.0,
-                            "detail_json": json.dumps({"who": who, "why": why,
-                                                       "diff_id": bd.diff_id, "group": p.group,
-                                                       "stage": p.stage}, sort_keys=True),
-                            "at": dt.datetime.now(dt.timezone.utc)})
-        b.add("build_events", {"build": bd.build_b, "event": "diff_accepted",
-                               "at": dt.datetime.now(dt.timezone.utc), "who": who,
+                            "detail_json": json.dumps(clean_json(
+                                {"who": who, "why": why, "diff_id": bd.diff_id,
+                                 "scope": list(plan.scopes), "group": p.group, "stage": p.stage,
+                                 "instrument": p.instrument,
+                                 "causes": sorted({c.label for c in p.causes})}),
+                                sort_keys=True, default=str),
+                            "at": now})
+        b.add("build_events", {"build": bd.build_b, "event": "diff_accepted", "at": now,
+                               "who": who,
                                "why": f"{why} (diff {bd.diff_id} against {bd.build_a}: "
-                                      f"{len(over)} product(s) accepted)"})
-    for p in over:
-        p.status, p.accepted = "accepted", {"who": who, "why": why, "diff_id": bd.diff_id}
-    return len(over)
+                                      f"{len(plan.pairs)} product(s) accepted for "
+                                      f"{' | '.join(plan.scopes)})"})
+    for p in plan.pairs:
+        p.status = "accepted"
+        p.accepted = {"who": who, "why": why, "diff_id": bd.diff_id, "scope": list(plan.scopes),
+                      "at": now.isoformat()}
+    return plan

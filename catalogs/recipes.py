@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from store.identity import recipe_key
+from store.identity import recipe_keyer
 
 
 def utcnow() -> dt.datetime:
@@ -75,9 +75,14 @@ class StageOutcome:
         return dataclasses.asdict(self)
 
 
+_OUTPUT_KEYERS: dict[str, Any] = {}
+
+
 def output_key(stage_key: str, name: str) -> str:
     """The recipe key of one named output of a stage (a stage can make several products)."""
-    return recipe_key("output", "1", {"name": name}, {"recipe": stage_key}, {})
+    if name not in _OUTPUT_KEYERS:
+        _OUTPUT_KEYERS[name] = recipe_keyer("output", "1", {"name": name})
+    return _OUTPUT_KEYERS[name]({"recipe": stage_key}, {})
 
 
 @dataclass(frozen=True)

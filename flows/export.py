@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from flows.ingest import POINTING_PREFIXES
-from store import fits
+from store import fits, spec_products
 
-SUFFIX = {"rate": "rate", "rateints": "rateints", "cal": "cal", "i2d": "i2d", "catalog": "cat"}
+SUFFIX = {"rate": "rate", "rateints": "rateints", "cal": "cal", "i2d": "i2d", "catalog": "cat",
+          "s2d": "s2d", "x1d": "x1d", "c1d": "c1d"}
 
 LATEST_SQL = """
 SELECT subject, stage, any_value(product_id) AS outputs, any_value(crds_context) AS context
@@ -70,11 +71,26 @@ def export_build(ws: Any, build: str, outdir: str | Path, kinds: tuple[str, ...]
             prov = provenance_keywords(ws, pid, build, row["context"])
             if not any(k.startswith(POINTING_PREFIXES) for k in model.meta):
                 prov.update(_pointing(ws, row["subject"]))  # header only: the content is unchanged
+            if spec_products.handles(model):  # spectra: one JWST-named file per source
+                written += _export_spectra(model, row["subject"], SUFFIX[name], prov, out)
+                continue
             ext = "ecsv" if model.kind == "catalog" else "fits"
             path = out / f"{row['subject']}_{SUFFIX[name]}.{ext}"
             wcs = wcs_of(model) if model.kind in ("cal", "i2d") and "wcs.kind" in model.meta else None
             written.append(fits.write_product(model, path, provenance=prov, wcs=wcs))
     return written
+
+
+def _export_spectra(model: Any, subject: str, suffix: str, prov: dict[str, Any], out: Path
+                    ) -> list[Path]:
+    """A spectroscopic product as JWST files: a stage-3 product split per source, its name
+    template filled (``jw01234-o003_s00001_nirspec_f100lp-g140h-s200a1-s200a2_x1d.fits``),
+    each with the gwcs rebuilt from its parameters."""
+    from transforms.spectral import file_wcs
+
+    return [fits.write_product(m, out / f"{fname}_{suffix}.fits", provenance=prov,
+                               wcs=file_wcs(m))
+            for fname, m in spec_products.split_by_source(model, subject)]
 
 
 def _pointing(ws: Any, subject: str) -> dict[str, Any]:

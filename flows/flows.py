@@ -180,7 +180,7 @@ def stage(home: str, build: str | float, stage: str, subjects: list[str],
           run_id: str | None = None, save_intermediates: bool = False) -> list[dict]:
     """One stage for each named subject (exposures, or associations for a stage 3)."""
     return _run(home, build_name(build), f"flow stage {stage}", run_id, save_intermediates,
-                work={stage: list(subjects)})
+                work={stage: list(subjects)}, owner=True)
 
 
 @flow(name="process", flow_run_name=_flow_run_name, log_prints=False)
@@ -193,7 +193,7 @@ def process(home: str, build: str | float, exposures: list[str] | None = None,
     exposure goes through the stages its EXP_TYPE selects. ``work`` (stage -> subjects) is a
     plan made by the caller (the CLI plans before it starts Prefect)."""
     return _run(home, build_name(build), command, run_id, save_intermediates, exposures,
-                stages, work)
+                stages, work, owner=work is None)
 
 
 @flow(name="reprocess", flow_run_name=_flow_run_name, log_prints=False)
@@ -211,12 +211,12 @@ def reprocess(home: str, build: str | float, where: str | None = None, stale: bo
         chosen = exposures
     if chosen is not None and not chosen:
         return []
-    return _run(home, build, "flow reprocess", run_id, False, chosen)
+    return _run(home, build, "flow reprocess", run_id, False, chosen, owner=True)
 
 
 def _run(home: str, build: str, command: str, run_id: str | None, save_intermediates: bool,
          exposures: list[str] | None = None, stage_names: list[str] | None = None,
-         work: dict[str, list[str]] | None = None) -> Any:
+         work: dict[str, list[str]] | None = None, owner: bool = True) -> Any:
     """Plan (unless given the work), record hits, run the work, record the run and tell
     Prefect the truth: a summary in the logs and as a markdown artifact, and a failed state
     when any stage failed."""
@@ -230,9 +230,11 @@ def _run(home: str, build: str, command: str, run_id: str | None, save_intermedi
     ws = Workspace(home)
     logger = get_run_logger()
     t0 = time.perf_counter()
-    owner = run_id is None  # a served run records itself; a CLI run is recorded by the CLI
-    handle = runs.start(ws, build, command, flow_run_id=str(flow_run.id)) if owner else None
-    run_id = handle.run_id if handle else run_id
+    # An owner records its run; otherwise it runs the work for a caller (the CLI) that
+    # planned and records the run, and only adds its flow-run id to the run's rows.
+    handle = (runs.start(ws, build, command, run_id=run_id, flow_run_id=str(flow_run.id))
+              if owner else None)
+    run_id = handle.run_id if handle else (run_id or runs.new_run_id())
     if not owner:
         ws.catalog.record_run(Run(run_id, build, command, runs._utcnow(), "running", "",
                                   None, {"flow_run_id": str(flow_run.id)}))

@@ -161,6 +161,8 @@ class _Planner:
         self.members: dict[str, list[str]] = {}  # association -> member exposures
         self.members_of: dict[str, list[str]] = {}  # association stage -> its associations
         self.left_out: dict[tuple[str, str], dict[str, str]] = {}
+        self.memo: dict = {}  # plan_stage's per-instrument plans and encoded keyers
+        self.crds_path = ws.crds_path
 
     def _source(self, source: str, subject: str) -> tuple[str | None, Item | None]:
         """(product id, upstream item) of one read of a subject."""
@@ -247,7 +249,7 @@ class _Planner:
                     meta.update(metas.get(pid, {}))
             try:
                 item.recipe = plan_stage(st.name, item.subject, self.build, self.context,
-                                         self.ws.crds_path, meta, inputs)
+                                         self.crds_path, meta, inputs, self.memo)
                 item.recipe.left_out = self.left_out.get((st.name, item.subject), {})
             except Exception as exc:  # noqa: BLE001 - a subject that cannot be planned
                 item.state, item.cause = FAILED, f"{type(exc).__name__}: {exc}"

@@ -13,6 +13,7 @@ recorded. Objects are written before rows, so no row ever points at a missing ob
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 import traceback
@@ -34,7 +35,7 @@ from catalogs.recipes import (  # noqa: F401  (re-exported: the runner's vocabul
 )
 from store import fits
 from store.errors import CalopsError
-from store.identity import hash_file, recipe_key
+from store.identity import hash_file, recipe_keyer
 from transforms import registry
 from transforms.model import DataModel
 from transforms.registry import PlannedStep
@@ -55,10 +56,10 @@ def _ref_hash(path: str, size: int, mtime_ns: int) -> str:
 
 
 def reference_identity(path: str) -> tuple[str, str]:
-    """(file name, content hash) of a reference file; CRDS never reuses a name, so memoise."""
-    p = Path(path)
-    st = p.stat()
-    return p.name, _ref_hash(str(p), st.st_size, st.st_mtime_ns)
+    """(file name, content hash) of a reference file; CRDS never reuses a name, so memoise
+    (on size and modification time: a file replaced in place is hashed again)."""
+    st = os.stat(path)
+    return os.path.basename(path), _ref_hash(str(path), st.st_size, st.st_mtime_ns)
 
 
 _REF_LOCK = threading.Lock()
@@ -84,9 +85,16 @@ def plan_stage(
     crds_path: str,
     meta: Mapping[str, Any],
     inputs: Mapping[str, str],
+    memo: dict | None = None,
 ) -> StageRecipe:
-    """Every step's recipe key for a stage, computed before any work."""
-    planned = buildlib.plan(build, stage, meta)
+    """Every step's recipe key for a stage, computed before any work. A planner that plans
+    many subjects passes one ``memo`` dict: the build's steps per instrument, their science
+    parameters and encoded keyers are then worked out once."""
+    memo = {} if memo is None else memo
+    inst = str(meta.get("instrument.name", "")).upper()
+    if ("plan", stage, inst) not in memo:
+        memo[("plan", stage, inst)] = buildlib.plan(build, stage, meta)
+    planned = memo[("plan", stage, inst)]
     reftypes = sorted({r for p in planned if not p.skip for r in p.spec.reftypes})
     paths = crds_resolve.resolve(meta, reftypes, context, crds_path) if reftypes else {}
     for r in sorted({r for p in planned if not p.skip for r in p.spec.optional_reftypes}):
@@ -95,31 +103,42 @@ def plan_stage(
         except crds_resolve.CrdsResolutionError:
             pass
     paths = {r: p for r, p in paths.items() if p and p != crds_resolve.NOT_APPLICABLE}
+    skeleton = _skeleton(memo, stage, inst, planned, paths)
     steps: list[StepRecipe] = []
-    upstream = dict(inputs)
-    first = True
-    for p in planned:
-        refs_for = {r: paths[r] for r in p.spec.reftypes + p.spec.optional_reftypes
-                    if r in paths}
-        sr = StepRecipe(
-            name=p.spec.name, version=p.spec.version,
-            params=p.spec.science_params(p.params),
-            inputs=dict(upstream) if first else {"input": steps[-1].key if steps else ""},
-            refs={r: reference_identity(path) for r, path in refs_for.items()},
-            ref_paths=refs_for, skip=p.skip, planned=p,
-        )
-        if not p.skip:
-            if not first:
-                prev = [s for s in steps if not s.skip][-1]
-                sr.inputs = {"input": prev.key}
-            sr.key = recipe_key(sr.name, sr.version, sr.params, sr.inputs, sr.refs)
-            first = False
+    prev_key = None
+    for p, params, refs_for, refs, key_of in skeleton:
+        sr = StepRecipe(name=p.spec.name, version=p.spec.version, params=params,
+                        inputs=dict(inputs) if prev_key is None else {"input": prev_key},
+                        refs=refs, ref_paths=refs_for, skip=p.skip, planned=p)
+        if key_of is not None:
+            sr.key = prev_key = key_of(sr.inputs)
         steps.append(sr)
     run_keys = [s.key for s in steps if not s.skip]
     if not run_keys:
         raise RunError(f"build {build.name} skips every step of {stage}; nothing to run")
     return StageRecipe(stage, subject, build.name, context, steps, dict(inputs),
-                       {o: output_key(run_keys[-1], o) for o in registry.stage(stage).outputs})
+                       {o: output_key(run_keys[-1], o)
+                        for o in registry.stage(stage).outputs_for(meta)})
+
+
+def _skeleton(memo: dict, stage: str, inst: str, planned: list[PlannedStep],
+              paths: Mapping[str, str]) -> list[tuple]:
+    """Per step: (planned step, science params, reference paths, reference identities, key as
+    a function of the inputs or None if skipped). Subjects that share their references share
+    the skeleton: only their input ids differ."""
+    memo_key = ("skeleton", stage, inst, tuple(sorted(paths.items())))
+    if memo_key not in memo:
+        out = []
+        for p in planned:
+            refs_for = {r: paths[r] for r in p.spec.reftypes + p.spec.optional_reftypes
+                        if r in paths}
+            refs = {r: reference_identity(path) for r, path in refs_for.items()}
+            params = p.spec.science_params(p.params)
+            key_of = None if p.skip else recipe_keyer(p.spec.name, p.spec.version,
+                                                      params).bound(refs)
+            out.append((p, params, refs_for, refs, key_of))
+        memo[memo_key] = out
+    return memo[memo_key]
 
 
 # --- peak memory -----------------------------------------------------------------------------

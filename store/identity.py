@@ -11,11 +11,15 @@ import dataclasses
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+import struct
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, BinaryIO
 
 from store.canonical import (  # noqa: F401  (re-exported: the encoding is part of identity's API)
     CANONICAL_NAN,
+    T_MAP,
+    T_SEQ,
+    T_STR,
     array_bytes,
     array_descr,
     canonical_float,
@@ -28,6 +32,8 @@ from store.canonical import (  # noqa: F401  (re-exported: the encoding is part 
 from store.codec import object_chunks
 from store.errors import BadId, IdentityError
 
+_U64 = struct.Struct("<Q")
+_ONE = _U64.pack(1)
 KEY_SCHEMA_VERSION = 1
 RECIPE_DOMAIN = b"calops.recipe\x00"
 DEFAULT_ALGO = "sha256"
@@ -132,22 +138,84 @@ def recipe_key(
 
     Order of ``params``/``inputs``/``refs`` does not matter; their values do, typed (1 != 1.0).
     """
+    return recipe_keyer(step, version, params, algo)(inputs, refs)
+
+
+_BODY_KEYS = ("schema", "step", "version", "params", "inputs", "refs")
+_ENC_KEYS = {k: encode(k) for k in _BODY_KEYS}
+_KEY_ORDER = sorted(_BODY_KEYS, key=lambda k: _ENC_KEYS[k])  # the canonical map order
+
+
+def recipe_keyer(step: str, version: str, params: Any, algo: str = DEFAULT_ALGO
+                 ) -> Callable[[Mapping[str, str], Mapping[str, tuple[str, str]]], str]:
+    """``recipe_key`` with step, version and params fixed and encoded once: a planner computes
+    the keys of thousands of exposures' steps at the cost of their inputs and references.
+    ``recipe_keyer(s, v, p)(inputs, refs) == recipe_key(s, v, p, inputs, refs)``: the bytes
+    hashed are exactly the canonical encoding of the recipe's body map."""
     if not isinstance(step, str) or not step:
         raise IdentityError("recipe step must be a non-empty string")
-    for role, ident in inputs.items():
-        if not isinstance(role, str) or not isinstance(ident, str) or not ident:
-            raise IdentityError(f"recipe input {role!r} -> {ident!r}: roles and ids must be non-empty strings")
-    ref_enc = {}
-    for reftype, pair in refs.items():
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise IdentityError(f"reference {reftype!r} must be (filename, content hash), got {pair!r}")
-        ref_enc[str(reftype)] = [str(pair[0]), str(pair[1])]
-    body = {
-        "schema": KEY_SCHEMA_VERSION,
-        "step": step,
-        "version": str(version),
-        "params": dict(_params_dict(params)),
-        "inputs": dict(inputs),
-        "refs": ref_enc,
-    }
-    return digest([RECIPE_DOMAIN, *iter_encode(body)], algo)
+    fixed = {"schema": encode(KEY_SCHEMA_VERSION), "step": encode(step),
+             "version": encode(str(version)), "params": encode(dict(_params_dict(params)))}
+    lead = RECIPE_DOMAIN + T_MAP + _U64.pack(len(_BODY_KEYS))
+
+    def key(inputs: Mapping[str, str], refs: Mapping[str, tuple[str, str]]) -> str:
+        for role, ident in inputs.items():
+            if not isinstance(role, str) or not isinstance(ident, str) or not ident:
+                raise IdentityError(f"recipe input {role!r} -> {ident!r}: roles and ids must be "
+                                    "non-empty strings")
+        for reftype, pair in refs.items():
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise IdentityError(f"reference {reftype!r} must be (filename, content hash), "
+                                    f"got {pair!r}")
+        values = {**fixed, "inputs": _encode_str_map(inputs), "refs": _encode_refs(refs)}
+        return digest([lead, *(b for k in _KEY_ORDER for b in (_ENC_KEYS[k], values[k]))], algo)
+
+    def bound(refs: Mapping[str, tuple[str, str]]) -> Callable[[Mapping[str, str]], str]:
+        """The key as a function of the inputs alone, for fixed references: everything around
+        the inputs' encoding is joined once."""
+        values = {**fixed, "refs": _encode_refs(refs)}
+        at = _KEY_ORDER.index("inputs")
+        prefix = lead + b"".join(_ENC_KEYS[k] + values[k] for k in _KEY_ORDER[:at])
+        prefix += _ENC_KEYS["inputs"]
+        suffix = b"".join(_ENC_KEYS[k] + values[k] for k in _KEY_ORDER[at + 1:])
+        new = _ALGOS[algo] if algo in _ALGOS else hasher
+
+        def key_of(inputs: Mapping[str, str]) -> str:
+            h = new()
+            h.update(prefix + _encode_str_map(inputs) + suffix)
+            return f"{algo}:{h.hexdigest()}"
+
+        return key_of
+
+    key.bound = bound  # type: ignore[attr-defined]
+    return key
+
+
+def _encode_str(s: str) -> bytes:
+    b = s.encode("utf-8")
+    return T_STR + _U64.pack(len(b)) + b
+
+
+def _encode_str_map(d: Mapping[str, str]) -> bytes:
+    """``encode(dict(d))`` for a str -> str mapping, without the generic walk."""
+    if len(d) == 1:
+        ((k, v),) = d.items()
+        return T_MAP + _ONE + _encode_str(k) + _encode_str(v)
+    pairs = sorted((_encode_str(k), _encode_str(v)) for k, v in d.items())
+    return T_MAP + _U64.pack(len(pairs)) + b"".join(k + v for k, v in pairs)
+
+
+_REFS_ENC: dict[tuple, bytes] = {}
+
+
+def _encode_refs(refs: Mapping[str, tuple[str, str]]) -> bytes:
+    """``encode({reftype: [file, hash]})``; memoised (exposures share their references)."""
+    key = tuple(sorted((str(r), str(f), str(h)) for r, (f, h) in refs.items()))
+    enc = _REFS_ENC.get(key)
+    if enc is None:
+        pairs = sorted((_encode_str(r), T_SEQ + _U64.pack(2) + _encode_str(f) + _encode_str(h))
+                       for r, f, h in key)
+        enc = T_MAP + _U64.pack(len(pairs)) + b"".join(k + v for k, v in pairs)
+        if len(_REFS_ENC) < 100_000:
+            _REFS_ENC[key] = enc
+    return enc

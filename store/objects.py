@@ -76,6 +76,8 @@ class ObjectStore:
     def has(self, ident: str) -> bool:
         """True if the object is present (its content is not checked; see ``check``)."""
         path = self.path_of(ident)
+        if self.local:
+            return os.path.exists(path)
         self._forget_listings(path)
         return self.fs.exists(path)
 

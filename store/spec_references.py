@@ -49,7 +49,7 @@ FITS_MODELS = ("NirspecFlatModel", "NirspecQuadFlatModel", "PathlossModel",
                "MirLrsPhotomModel", "NirspecSlitAreaModel", "NirspecMosAreaModel",
                "MiriLRSSpecwcsModel")
 ASDF_MODELS = ("DisperserModel", "MSAModel", "WavelengthrangeModel", "WaveCorrModel")
-JSON_REFTYPES = ("msaoper", "extract1d")
+JSON_REFTYPES = ("msaoper", "extract1d")  # extract1d: store.spec_products writes and reads it
 SPEC_MODELS = FITS_MODELS + ASDF_MODELS
 _DIGIT = re.compile(r"^\d+$")
 
@@ -71,10 +71,10 @@ def is_spec_reference(path: str | os.PathLike) -> bool:
     """A file this module reads: a spectroscopic FITS/ASDF model or a JSON msaoper/extract1d."""
     p = os.fspath(path)
     try:
-        if p.endswith(".json"):
+        if p.endswith(".json"):  # (extract1d JSON is store.spec_products')
             with open(p) as f:
                 doc = json.load(f)
-            return isinstance(doc, Mapping) and ("msaoper" in doc or "apertures" in doc)
+            return isinstance(doc, Mapping) and "msaoper" in doc
         if p.endswith(".asdf"):
             import asdf
 

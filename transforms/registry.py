@@ -27,6 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# Instruments with near-IR HgCdTe detectors (the steps written for them only).
+NEAR_IR = ("NIRCAM", "NIRISS", "NIRSPEC", "FGS")
+
+
 class UnknownStep(LookupError):
     """A step, version, stage or parameter that the registry does not have."""
 
@@ -127,26 +131,34 @@ def register(
             name, version, stage, params, tuple(reftypes), fn, keyword, doc,
             tuple(optional_reftypes), inplace, fit, frozenset(exec_only), skip_by_default,
             None if instruments is None else frozenset(i.upper() for i in instruments))
+        _STEPS.clear()
         return fn
 
     return deco
 
 
+_STEPS: dict[str, list[str]] = {}  # cache of steps(), emptied by every registration
+
+
 def steps() -> dict[str, list[str]]:
     """Every registered step name with its versions, oldest first."""
     _load_all()
-    out: dict[str, list[str]] = {}
-    for name, version in sorted(_REGISTRY, key=lambda k: (k[0], _vkey(k[1]))):
-        out.setdefault(name, []).append(version)
-    return out
+    if not _STEPS or sum(map(len, _STEPS.values())) != len(_REGISTRY):
+        _STEPS.clear()
+        for name, version in sorted(_REGISTRY, key=lambda k: (k[0], _vkey(k[1]))):
+            _STEPS.setdefault(name, []).append(version)
+    return {k: list(v) for k, v in _STEPS.items()}
 
 
 def get(name: str, version: str | None = None) -> StepSpec:
     """A step spec; the newest version when none is named. Unknowns list what exists."""
+    if version is not None and (name, version) in _REGISTRY:
+        return _REGISTRY[(name, version)]
     _load_all()
-    versions = steps().get(name)
+    steps()
+    versions = _STEPS.get(name)
     if not versions:
-        raise UnknownStep(f"unknown step {name!r}; known steps: {', '.join(sorted(steps()))}")
+        raise UnknownStep(f"unknown step {name!r}; known steps: {', '.join(sorted(_STEPS))}")
     if version is None:
         version = versions[-1]
     if (name, version) not in _REGISTRY:
@@ -192,6 +204,9 @@ class Stage:
     orders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     associate: Callable[..., list[dict]] | None = None
     doc: str = ""
+    # EXP_TYPE pattern -> the products this stage makes for such exposures, where they differ
+    # from ``outputs`` (an IFU exposure's spec2 makes an s3d cube, a slit's an s2d)
+    mode_outputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.subject not in ("exposure", "association"):
@@ -212,6 +227,14 @@ class Stage:
         inst = str((meta or {}).get("instrument.name", "")).upper()
         return self.orders.get(inst, self.steps)
 
+    def outputs_for(self, meta: Mapping[str, Any] | None) -> tuple[str, ...]:
+        """The products this stage makes for a subject with this metadata."""
+        exp_type = str((meta or {}).get("exposure.type", "")).upper()
+        for pattern, outs in self.mode_outputs.items():
+            if fnmatch.fnmatchcase(exp_type, pattern):
+                return tuple(outs)
+        return self.outputs
+
     def calibrates(self, meta: Mapping[str, Any]) -> bool:
         """Whether an exposure of this EXP_TYPE goes through this stage."""
         exp_type = str(meta.get("exposure.type", "")).upper()
@@ -226,18 +249,24 @@ class Stage:
 _STAGES: dict[str, Stage] = {}
 
 
+_ORDERED: dict[str, Stage] = {}  # cache of stages(), emptied by every declaration
+
+
 def register_stage(stage: Stage) -> Stage:
     """Declare a stage (called once by the stage's package)."""
     old = _STAGES.get(stage.name)
     if old is not None and old.run is not stage.run:
         raise ValueError(f"stage {stage.name} is declared twice")
     _STAGES[stage.name] = stage
+    _ORDERED.clear()
     return stage
 
 
 def stages() -> dict[str, Stage]:
     """Every declared stage, upstream before downstream (the order a run goes in)."""
     _load_all()
+    if len(_ORDERED) == len(_STAGES):
+        return dict(_ORDERED)
     done: dict[str, Stage] = {}
 
     def visit(name: str, path: tuple[str, ...]) -> None:
@@ -254,6 +283,8 @@ def stages() -> dict[str, Stage]:
 
     for name in sorted(_STAGES, key=_stage_rank):
         visit(name, ())
+    _ORDERED.clear()
+    _ORDERED.update(done)
     return done
 
 
@@ -263,6 +294,8 @@ def _stage_rank(name: str) -> tuple[int, str]:
 
 def stage(name: str) -> Stage:
     """A declared stage; unknowns list what exists."""
+    if name in _ORDERED:
+        return _ORDERED[name]
     table = stages()
     if name not in table:
         raise UnknownStep(f"unknown stage {name!r}; stages: {', '.join(table)}")

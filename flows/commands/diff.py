@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
                     "source by source) and attributed to what differs in their recipes. "
                     "Results are stored as rows of the catalog's diffs table. Exit status: 0 "
                     "when nothing exceeds tolerance, 1 when something does (or a product of A "
-                    "is missing in B), 2 on error. See docs/diff.md.")
+                    "is missing in B, unless accepted), 2 on error. See docs/diff.md.")
     p.add_argument("build_a", metavar="A", help="the baseline build")
     p.add_argument("build_b", metavar="B", help="the candidate build")
     p.add_argument("--where", metavar="SQL",
@@ -49,12 +49,19 @@ def register(sub: Any) -> None:
     p.add_argument("--match-radius", type=float, default=0.1, metavar="ARCSEC",
                    help="catalogs: sources further apart are unmatched (default 0.1)")
     p.add_argument("--images", type=int, default=5, metavar="N",
-                   help="difference images of the N worst products in the HTML (default 5)")
+                   help="HTML: draw the N worst pairs large (default 5)")
+    p.add_argument("--thumbnails", choices=("over", "changed", "none"), default="over",
+                   help="HTML: thumbnails (B, B-A, B/A, DQ change; catalog plots) of every pair "
+                        "over tolerance (default), of every pair that changed, or none")
     p.add_argument("--no-record", action="store_true",
                    help="do not store the results in the catalog")
-    p.add_argument("--accept", action="store_true",
-                   help="accept every over-tolerance difference as the new baseline "
-                        "(recorded with --who and --why); exit 0")
+    p.add_argument("--accept", action="append", nargs="?", const="", default=None,
+                   metavar="CAUSE",
+                   help="accept as the new baseline the over-tolerance pairs whose every root "
+                        "cause CAUSE names: part of a cause as printed under 'by cause' (a "
+                        "reference file, a parameter), a step (stage.step), or 'all'. "
+                        "Repeatable; recorded with --who and --why in the diffs table. Pairs "
+                        "not accepted still fail the gate")
     p.add_argument("--who", help="who accepts (default: the login name)")
     p.add_argument("--why", help="why the difference is accepted (required with --accept)")
     p.set_defaults(func=cmd_diff)
@@ -93,19 +100,29 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from catalogs import diff as D
     from flows import report
 
-    if args.accept and not (args.why or "").strip():
-        raise CalopsError("--accept needs --why TEXT (and --who NAME, default the login name)")
+    if args.accept is not None:
+        if not all(a.strip() for a in args.accept):
+            raise CalopsError("--accept needs a CAUSE: part of a cause as printed under 'by "
+                              "cause' (e.g. a reference file name), a step (stage.step), or "
+                              "'all' for every over-tolerance pair")
+        if not (args.why or "").strip():
+            raise CalopsError("--accept needs --why TEXT (and --who NAME, default the login name)")
     config = config_from_args(args)
     ws = from_args(args)
     bd = D.diff_builds(ws.catalog, ws.store, args.build_a, args.build_b, args.where, config,
-                       n_images=max(0, args.images) if args.html else 0)
+                       n_images=max(0, args.images) if args.html else 0,
+                       thumbnails=args.thumbnails if args.html else "none")
     if not args.no_record:
         D.record(ws.catalog, bd)
-    if args.accept:
+    if args.accept is not None:
         who = args.who or getpass.getuser()
-        n = D.accept(ws.catalog, bd, who, args.why)
-        print(f"accepted {n} difference(s) as the new baseline ({who}: {args.why})",
-              file=sys.stderr)
+        plan = D.accept(ws.catalog, bd, who, args.why, args.accept)
+        msg = [f"accepted {len(plan.pairs)} pair(s) as the new baseline ({who}: {args.why})"]
+        msg += [f"  cause: {c}" for c in plan.causes]
+        if plan.partial:
+            msg.append(f"not accepted, {len(plan.partial)} pair(s) also changed for another cause:")
+            msg += [f"  {p.subject}/{p.stage}/{p.kind}: {'; '.join(o)}" for p, o in plan.partial]
+        print("\n".join(msg), file=sys.stderr)
     text = report.to_json(bd) if args.format == "json" else report.text_summary(bd)
     if args.output:
         with open(args.output, "w") as f:
@@ -113,7 +130,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.html:
+        page = report.html_report(bd, n_worst=max(0, args.images), catalog=ws.catalog,
+                                  store=ws.store)
         with open(args.html, "w") as f:
-            f.write(report.html_report(bd, n_worst=max(0, args.images)))
-        print(f"wrote {args.html}", file=sys.stderr)
+            f.write(page)
+        print(f"wrote {args.html} ({len(page.encode()) / 1e6:.1f} MB)", file=sys.stderr)
     return 1 if bd.failed else 0

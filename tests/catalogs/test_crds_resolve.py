@@ -139,3 +139,21 @@ def test_reference_files_validate_in_stdatamodels(cache):
             with dm.open(f, strict_validation=True) as m:
                 m.validate()
                 assert m.meta.reftype.lower() == f.name.split("_")[2]
+
+
+@pytest.mark.parametrize("order", ["early-first", "late-first"])
+def test_memoised_selection_honours_useafter_dates(cache, order):
+    """Resolution is memoised per selector with the date bucketed by the rmaps' UseAfter dates:
+    the same exposure before and after context 2's later dark gets the two darks, whichever
+    is asked first, and repeated asks give the same answer."""
+    prog, root = cache
+    base = dict(prog.exposures[0].uncal.meta)
+    early = dict(base, **{"observation.date": "2024-05-01"})
+    late = dict(base, **{"observation.date": "2024-07-01"})
+    asks = [early, late] if order == "early-first" else [late, early]
+    got = {}
+    for _ in range(2):
+        for m in asks:
+            d = os.path.basename(resolve(m, ["dark"], "jwst_0002.pmap", root)["dark"])
+            assert got.setdefault(m["observation.date"], d) == d
+    assert got["2024-05-01"] != got["2024-07-01"]

@@ -11,6 +11,7 @@ also used by tests/flows/test_diff_cli.py and tests/flows/test_report_chromium.p
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import types
 from typing import Any
@@ -377,13 +378,165 @@ def test_accepting_a_difference_is_a_provenance_event_and_passes_the_gate(tmp_pa
     bd = D.diff_builds(ws.catalog, ws.store, "base", "cand")
     assert bd.failed
     with pytest.raises(CatalogError, match="who and why"):
-        D.accept(ws.catalog, bd, "", "")
-    n = D.accept(ws.catalog, bd, "ana", "new NIRISS flat is better")
-    assert n == 2 and not bd.failed
+        D.accept(ws.catalog, bd, "", "", ["all"])
+    with pytest.raises(CatalogError, match="needs a scope"):
+        D.accept(ws.catalog, bd, "ana", "why", [""])
+    plan = D.accept(ws.catalog, bd, "ana", "new NIRISS flat is better",
+                    ["jwst_niriss_flat_0002.fits"])
+    assert len(plan.pairs) == 2 and not plan.partial and not bd.failed
+    assert plan.causes == ["reference flat (image2.flat_field): jwst_niriss_flat_0001.fits -> "
+                           "jwst_niriss_flat_0002.fits"]
     ev = ws.catalog.sql("SELECT build, event, who, why FROM build_events").to_pylist()
     assert len(ev) == 1 and ev[0]["build"] == "cand" and ev[0]["event"] == "diff_accepted"
     assert ev[0]["who"] == "ana" and "new NIRISS flat" in ev[0]["why"]
+    rows = ws.catalog.sql("SELECT detail_json FROM diffs WHERE metric = 'accepted'").column(0)
+    details = [json.loads(x) for x in rows.to_pylist()]
+    assert len(details) == 2
+    assert all(d["who"] == "ana" and d["scope"] == ["jwst_niriss_flat_0002.fits"]
+               and d["causes"] == plan.causes for d in details)
     again = D.diff_builds(ws.catalog, ws.store, "base", "cand")
     assert not again.failed
     acc = [p for p in again.pairs if p.status == "accepted"]
     assert len(acc) == 2 and all(p.accepted["who"] == "ana" for p in acc)
+
+
+@pytest.fixture(scope="module")
+def two_causes(tmp_path_factory):
+    """A candidate that changes the NIRCam dark and the NIRISS flat, and a third build that
+    also changes the photom scale (pairs with two causes)."""
+    from flows.workspace import Workspace
+
+    ws, _ = Workspace.init(tmp_path_factory.mktemp("twocauses") / "home")
+    raw = raw_inputs(ws)
+    refs = {"NIRCAM": {"dark": "jwst_nircam_dark_0002.fits"},
+            "NIRISS": {"flat": "jwst_niriss_flat_0002.fits"}}
+    run_build(ws, "base", BASE_BUILD, raw)
+    run_build(ws, "cand", variant(refs=refs), raw)
+    run_build(ws, "cand2", variant(refs=refs, params={"photom": {"scale": 1.01}}), raw)
+    return ws
+
+
+def test_accept_is_scoped_to_a_cause_and_the_gate_fails_for_the_rest(two_causes):
+    ws = two_causes
+    bd = D.diff_builds(ws.catalog, ws.store, "base", "cand")
+    nis = {(p.subject, p.kind) for p in bd.pairs if p.status == "over" and p.instrument == "NIRISS"}
+    nrc = {(p.subject, p.kind) for p in bd.pairs if p.status == "over" and p.instrument == "NIRCAM"}
+    assert nis and nrc
+    with pytest.raises(CatalogError, match=r"names no cause.*\[1\]"):
+        D.plan_accept(bd, ["jwst_miri_flat_0009.fits"])
+    plan = D.accept(ws.catalog, bd, "ana", "the new NIRISS flat", ["jwst_niriss_flat_0002.fits"])
+    assert {(p.subject, p.kind) for p in plan.pairs} == nis
+    assert bd.failed  # the NIRCam dark is not accepted
+    again = D.diff_builds(ws.catalog, ws.store, "base", "cand")
+    st = {(p.subject, p.kind): p.status for p in again.pairs}
+    assert {k for k, v in st.items() if v == "accepted"} == nis
+    assert {k for k, v in st.items() if v == "over"} == nrc and again.failed
+    # a step names its causes too; then the gate passes
+    plan = D.accept(ws.catalog, again, "ana", "new darks", ["detector1.dark_current"])
+    assert {(p.subject, p.kind) for p in plan.pairs} == nrc
+    assert not D.diff_builds(ws.catalog, ws.store, "base", "cand").failed
+
+
+def test_a_pair_with_a_cause_out_of_scope_is_not_accepted(two_causes):
+    ws = two_causes
+    bd = D.diff_builds(ws.catalog, ws.store, "base", "cand2")
+    for p in bd.pairs:  # as before any acceptance (the test above may have accepted stage 1)
+        if p.status == "accepted":
+            p.status, p.accepted = "over", None
+    plan = D.plan_accept(bd, ["jwst_nircam_dark_0002.fits"])
+    # NIRCam stage-1 products changed only for the dark; their stage-2 products also for photom
+    assert plan.pairs and all(p.stage == "detector1" for p in plan.pairs)
+    assert plan.partial and all(p.stage != "detector1" for p, _ in plan.partial)
+    assert all(others == ["parameter image2.photom.scale: 1.0 -> 1.01"]
+               for p, others in plan.partial if p.instrument == "NIRCAM" and p.stage == "image2")
+    both = D.plan_accept(bd, ["jwst_nircam_dark_0002.fits", "image2.photom"])
+    assert {id(p) for p in plan.pairs} < {id(p) for p in both.pairs}
+    assert len(D.plan_accept(bd, ["all"]).pairs) == sum(p.status == "over" for p in bd.pairs)
+
+
+def test_a_metadata_only_change_is_scored_and_measured():
+    """The report showed a catalog over tolerance with frac 0 and max |Δ| 0: its only change
+    was a measured keyword (source_catalog.bkg_rms), which the score ignored."""
+    from transforms.compare import compare_models
+
+    cols = {"sky_centroid_ra": np.zeros(0), "sky_centroid_dec": np.zeros(0),
+            "aper_total_flux": np.zeros(0)}
+    a = DataModel("catalog", cols, {"instrument.name": "NIRISS", "source_catalog.bkg_rms": 0.8103,
+                                    "date": "x"})
+    b = DataModel("catalog", cols, {"instrument.name": "NIRISS", "source_catalog.bkg_rms": 0.8099,
+                                    "date": "y"})
+    cfg = CompareConfig()
+    d = compare_models(a, b, cfg)
+    assert d.over and d.reasons == ("metadata differs: source_catalog.bkg_rms",)
+    n = D.meta_compared(a, b, cfg)
+    assert n == 2  # instrument.name and bkg_rms; date is not compared
+    p = D.PairResult("asn", "image3", "catalog", "sha256:a", "sha256:b", "over", "NIRISS", d,
+                     score=D._score(d, n))
+    assert p.score == pytest.approx(0.5)
+    assert p.max_abs == pytest.approx(4e-4)
+    assert p.what == "metadata source_catalog.bkg_rms"
+    from flows.report import text_summary
+
+    bd = D.BuildDiff("diff-x", "a", "b", None, cfg, [p], dt.datetime.now(dt.timezone.utc))
+    line = next(ln for ln in text_summary(bd).splitlines() if ln.strip().startswith("asn/"))
+    assert line.split()[1:5] == ["over", "0.5", "0.0004", "metadata"]
+
+
+def test_pictures_keep_sparse_changes_ratios_and_dq_changes():
+    rng = np.random.default_rng(3)
+    a = rng.normal(100, 5, (2, 300, 260)).astype(np.float32)
+    b = a.copy()
+    b[1, 17, 211] += 50.0  # one pixel of integration 1
+    qa = np.zeros(a.shape, np.uint32)
+    qb = qa.copy()
+    qb[1, 17, 211] = dqflags.JUMP_DET
+    qa[0, 5, 5] = dqflags.SATURATED  # lost in b
+    pic = D.pictures(DataModel("rateints", {"data": a, "dq": qa}, {}),
+                     DataModel("rateints", {"data": b, "dq": qb}, {}), max_size=64)
+    assert pic["plane"] == (1,) and pic["factor"] == 5 and pic["diff"].shape == (60, 52)
+    assert pic["n_changed"] == 1 and pic["changed_at"].tolist() == [[17, 211]]
+    assert np.nanmax(pic["diff"]) == pytest.approx(50.0)  # kept through the reduction
+    assert np.nanmax(pic["ratio"]) == pytest.approx((a[1, 17, 211] + 50) / a[1, 17, 211])
+    assert pic["dq"][17 // 5, 211 // 5] == 1 and pic["dq"][1, 1] == 2
+    assert pic["dq_changed"] == 2 and np.count_nonzero(pic["dq"]) == 2
+    # a flat change is multiplicative: the ratio is the flat, the difference follows the data
+    flat = np.linspace(0.9, 1.1, 260, dtype=np.float32)[None, :]
+    m = D.pictures(DataModel("cal", {"data": a[0]}, {}), DataModel("cal", {"data": a[0] * flat}, {}),
+                   max_size=130)
+    assert m["dq"] is None and m["factor"] == 3
+    assert np.allclose(m["ratio"][:, 0], flat[0, 1], rtol=1e-3)
+    assert np.allclose(m["ratio"][:, -1], flat[0, -2], rtol=2e-3)
+
+
+def test_source_points_give_magnitudes_and_offsets():
+    ra = 10.0 + np.arange(5) * 1e-3
+    dec = np.full(5, -5.0)
+    flux = np.array([1e-5, 2e-5, 4e-5, 8e-5, 1.6e-4])
+    a = DataModel("catalog", {"sky_centroid_ra": ra, "sky_centroid_dec": dec,
+                              "aper_total_flux": flux}, {})
+    shift = 10 / 3.6e6  # 10 mas north
+    b = DataModel("catalog", {"sky_centroid_ra": ra[:4], "sky_centroid_dec": dec[:4] + shift,
+                              "aper_total_flux": flux[:4] * 1.1}, {})
+    sp = D.source_points(a, b)
+    assert sp["mag_column"] == "AB mag from aper_total_flux"
+    assert np.allclose(sp["ddec_mas"], 10.0) and np.allclose(sp["dra_mas"], 0.0, atol=1e-6)
+    assert np.allclose(sp["mag_b"] - sp["mag_a"], -2.5 * np.log10(1.1))
+    assert np.allclose(sp["mag_a"], -2.5 * np.log10(flux[:4]) + 8.9)
+    assert len(sp["only_a"]["ra"]) == 1 and len(sp["only_b"]["ra"]) == 0
+
+
+def test_diff_keeps_pictures_of_over_pairs_and_the_recipes_side_by_side(world):
+    ws, _ = world
+    bd = D.diff_builds(ws.catalog, ws.store, "base", "newdark", n_images=2, thumb_size=8)
+    over = [p for p in bd.pairs if p.status == "over"]
+    assert all((p.sources if p.kind == "catalog" else p.thumbs) for p in over)
+    assert all(p.thumbs is None and p.sources is None for p in bd.pairs if p.status == "identical")
+    assert max(p.thumbs["diff"].shape for p in over if p.thumbs) <= (8, 8)
+    assert sum(1 for p in bd.pairs if p.images) == 1  # the two worst: a catalog and an i2d
+    rate = _by(bd)[("jw01_nrcb1", "detector1", "rate")]
+    dark = next(s for s in rate.steps if s["step"] == "dark_current")
+    assert not dark["same"] and dark["refs_a"] == {"dark": "jwst_nircam_dark_0001.fits"}
+    assert dark["refs_b"] == {"dark": "jwst_nircam_dark_0002.fits"}
+    assert [s["same"] for s in rate.steps] == [True, False, False, False]
+    none = D.diff_builds(ws.catalog, ws.store, "base", "newdark", n_images=0, thumbnails="none")
+    assert all(p.thumbs is None and p.images is None for p in none.pairs)

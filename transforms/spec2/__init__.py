@@ -1,73 +1,108 @@
-"""Stage 2 spectroscopy, front half (PROVISIONAL declaration until specpipe's arrives).
+"""Stage 2 spectroscopy (calwebb_spec2 for NIRSpec FS/MOS and MIRI LRS fixed slit):
+rate -> cal (2-D calibrated spectra), s2d (rectified), x1d (1-D spectra).
 
-The front half of calwebb_spec2 for NIRSpec FS/MOS and MIRI LRS fixed slit, in jwst 3.0's
-order: assign_wcs (2.0), msa_flagging, imprint_subtract, bkg_subtract, extract_2d, srctype,
-wavecorr, flat_field (2.0), pathloss, barshadow, photom (2.0). At integration the lead keeps
-specpipe's declaration of this package (the whole spec2 chain, back half included) and adds
-the imports of these step modules; ``run_members`` shows how the association's imprint and
-background members reach imprint_subtract and bkg_subtract (their ``apply`` takes the science
-exposure followed by the members).
+The step order is jwst 3.0's Spec2Pipeline order of the steps calops has, one list for both
+instruments (NIRSpec-only steps declare ``instruments=("NIRSPEC",)`` and drop out of MIRI
+plans; steps not registered yet are simply left out of plans):
+
+assign_wcs, msa_flagging, imprint_subtract, bkg_subtract, extract_2d, srctype, wavecorr,
+flat_field, pathloss, barshadow, photom, pixel_replace, resample_spec, extract_1d.
+
+(jwst subtracts the leakcal imprint before the background, runs extract_2d, srctype and
+wavecorr before flat_field for NIRSpec, and srctype before flat_field for MIRI: one order
+satisfies both.) The ``cal`` product is the result after photom, before pixel_replace, as
+jwst saves it; pixel_replace works on the copy that resample_spec rectifies into the ``s2d``;
+extract_1d extracts the ``x1d`` from the s2d (from the cal when resample_spec is skipped). A
+skipped step records ``cal_step.<name> = SKIPPED``.
+
+The association's imprint (leakcal) and background (nod) members reach imprint_subtract and
+bkg_subtract through ``run_members(rate, plan, {"imprint": [...], "background": [...]})``:
+those steps take the science exposure followed by the members; the members go through
+assign_wcs and msa_flagging as the science does. ``run`` (the stage's chain) has none: those
+two steps then record SKIPPED, as jwst without such members.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Sequence
 
 from transforms.model import DataModel
 from transforms.plans import OnStep, PlanError, check_plan
 from transforms.registry import PlannedStep, Stage, register_stage
-from transforms.spec2 import (assign_wcs_v2, barshadow, bkg_subtract, extract_2d,  # noqa: F401
-                              flat_field_v2, imprint_subtract, msa_flagging, pathloss,
-                              photom_v2, srctype, wavecorr)
+
 from transforms.spec2._common import Spec2Error
 
-__all__ = ["run", "run_members", "Spec2Error", "STAGE", "STEPS", "EXP_TYPES"]
+__all__ = ["EXP_TYPES", "STAGE", "STEPS", "Spec2Error", "run", "run_members"]
 
 STEPS = ("assign_wcs", "msa_flagging", "imprint_subtract", "bkg_subtract", "extract_2d",
-         "srctype", "wavecorr", "flat_field", "pathloss", "barshadow", "photom")
+         "srctype", "wavecorr", "flat_field", "pathloss", "barshadow", "photom",
+         "pixel_replace", "resample_spec", "extract_1d")
 EXP_TYPES = ("NRS_FIXEDSLIT", "NRS_MSASPEC", "MIR_LRS-FIXEDSLIT")
+_BACK_HALF = ("pixel_replace", "resample_spec", "extract_1d")
 _MEMBER_STEPS = {"imprint_subtract": "imprint", "bkg_subtract": "background"}
+_MEMBERS_FOLLOW = ("assign_wcs", "msa_flagging")
+
+
+def _load_steps() -> None:
+    """Import every step module of this package (the back half here, the front half added by
+    the instrument work beside it), so their registrations run."""
+    for mod in pkgutil.iter_modules(__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+
+
+def run(rate: DataModel, plan: Sequence[PlannedStep], on_step: OnStep | None = None
+        ) -> dict[str, DataModel]:
+    """Run the spec2 steps of ``plan`` on a rate; returns ``{"cal", ["s2d"], ["x1d"]}``."""
+    return run_members(rate, plan, None, on_step)
 
 
 def run_members(rate: DataModel, plan: Sequence[PlannedStep],
                 members: dict[str, Sequence[DataModel]] | None = None,
                 on_step: OnStep | None = None) -> dict[str, DataModel]:
-    """Run the spec2 front half on a rate; ``members`` maps "imprint"/"background" to the
-    association's member products at the same stage (calibrated up to the step's input: the
-    imprint and background members go through assign_wcs and msa_flagging as the science)."""
-    if rate.kind not in ("rate", "cal"):
+    """``run`` with the association's ``members`` ("imprint", "background": rate products of
+    the same window) for imprint_subtract and bkg_subtract."""
+    members = {k: list(v) for k, v in (members or {}).items()}
+    if rate.kind not in ("rate", "cal", "s2d"):
         raise Spec2Error(f"spec2 takes a rate product, got kind {rate.kind!r}")
     try:
         check_plan("spec2", plan, rate.meta)
     except PlanError as exc:
         raise Spec2Error(f"spec2 plan: {exc}") from None
-    members = {k: list(v) for k, v in (members or {}).items()}
     model = rate
+    out: dict[str, DataModel] = {}
     for p in plan:
         spec, params, refs, skip = p.spec, p.params, p.refs or {}, p.skip
-        role = _MEMBER_STEPS.get(spec.name)
-        if skip:
+        if spec.name in _BACK_HALF and "cal" not in out:
+            out["cal"] = model.replace(kind="cal") if model.kind == "rate" else model
+            model = out["cal"]
+        if spec.name == "extract_1d":
+            if not skip:
+                out["x1d"] = spec.apply(model, refs, params)
+        elif skip:
             model = model.replace(meta={f"cal_step.{spec.name}": "SKIPPED"})
-        elif role is not None:
-            model = spec.apply((model, *members.get(role, ())), refs, params)
+        elif spec.name in _MEMBER_STEPS:
+            model = spec.apply((model, *members.get(_MEMBER_STEPS[spec.name], ())), refs,
+                               params)
         else:
             model = spec.apply(model, refs, params)
-            if spec.name in ("assign_wcs", "msa_flagging"):
-                for k, ms in members.items():
-                    members[k] = [spec.apply(m, refs, params) for m in ms]
+            if spec.name in _MEMBERS_FOLLOW:
+                members = {k: [spec.apply(m, refs, params) for m in ms]
+                           for k, ms in members.items()}
+            if spec.name == "resample_spec":
+                out["s2d"] = model
         if on_step is not None:
-            on_step(spec.name, lambda m=model: m)
-    return {"cal": model.replace(kind="cal") if model.kind == "rate" else model}
+            on_step(spec.name, lambda m=out.get("x1d", model): m)
+    if "cal" not in out:
+        out["cal"] = model.replace(kind="cal") if model.kind == "rate" else model
+    return out
 
 
-def run(rate: DataModel, plan: Sequence[PlannedStep], on_step: OnStep | None = None
-        ) -> dict[str, DataModel]:
-    """The stage chain on one exposure (no association members: imprint and background
-    subtraction record SKIPPED)."""
-    return run_members(rate, plan, None, on_step)
-
+_load_steps()
 
 STAGE = register_stage(Stage(
     name="spec2", subject="exposure", reads=("detector1:rate", "exposure:pointing"),
-    outputs=("cal",), steps=STEPS, exp_types=EXP_TYPES, run=run,
-    doc="count rates -> calibrated 2-D spectra (calwebb_spec2 front half; provisional)"))
+    outputs=("cal", "s2d", "x1d"), steps=STEPS, exp_types=EXP_TYPES, run=run,
+    doc="count rates -> calibrated, rectified and extracted spectra (calwebb_spec2)"))
