@@ -1,9 +1,10 @@
 """Figures of docs/spectroscopy.md: the simulator's exposures and the spec2 front half against
 the truth. Run from the repository root:
 
-    PYTHONPATH=. python docs/figures/spectroscopy_figures.py [outdir]
+    PYTHONPATH=. python tests/benchmarks/fig_spec_front.py [outdir]
 
-(writes spec_fs.png, spec_mos.png, spec_lrs.png, spec_pathloss.png; ~1 minute on one core).
+(default outdir docs/figures/spectroscopy; writes front_fs.png, front_mos.png, front_lrs.png,
+front_pathloss.png; ~1 minute on one core).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def fs(out: Path) -> None:
     axs[2].legend()
     _ratio_panel(axs[3], lam, flux, src, 0.01)
     fig.tight_layout()
-    fig.savefig(out / "spec_fs.png", dpi=90)
+    fig.savefig(out / "front_fs.png", dpi=90)
     plt.close(fig)
 
 
@@ -112,7 +113,7 @@ def mos(out: Path) -> None:
     _ratio_panel(axs[1, 1], lam, flux, prog.source(sm["source_id"]), 0.01)
     axs[1, 1].set_title("slitlet 1 point source after imprint + 3-shutter nod subtraction")
     fig.tight_layout()
-    fig.savefig(out / "spec_mos.png", dpi=90)
+    fig.savefig(out / "front_mos.png", dpi=90)
     plt.close(fig)
 
 
@@ -137,7 +138,7 @@ def lrs(out: Path) -> None:
     axs[2].set_title("17-column box / truth\n(halo beyond the box and the other nod's; "
                      "at lines the data hold the LSF, the truth does not)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out / "spec_lrs.png", dpi=90)
+    fig.savefig(out / "front_lrs.png", dpi=90)
     plt.close(fig)
 
 
@@ -151,12 +152,12 @@ def pathloss(out: Path) -> None:
     ax.set_ylabel("slit transmission (path loss)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "spec_pathloss.png", dpi=90)
+    fig.savefig(out / "front_pathloss.png", dpi=90)
     plt.close(fig)
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/figures")
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/figures/spectroscopy")
     out.mkdir(parents=True, exist_ok=True)
     for f in (pathloss, fs, lrs, mos):
         f(out)

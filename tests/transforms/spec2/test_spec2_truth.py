@@ -247,3 +247,20 @@ def test_fs_uncal_through_detector1_and_spec2(tmp_path):
     src = prog.source(1)
     ok = H.continuum_mask(lam, src.spectrum, 0.01) & np.isfinite(flux)
     assert np.median(flux[ok] / src.spectrum.fnu(lam[ok])) == pytest.approx(1.0, abs=0.03)
+
+
+def test_whole_spec2_chain_to_x1d_on_the_simulated_fs_nod():
+    """The front half with the back half (resample_spec, extract_1d with the simulator's
+    extract1d reference: an 11-pixel box at the planned position): the x1d is the truth."""
+    from transforms import spec2, spectral
+
+    prog = H.fs_nod()
+    a, b = prog.exposures
+    out = spec2.run_members(a.model, H.plan_for(prog, a), {"background": [b.model]})
+    assert set(out) == {"cal", "s2d", "x1d"}
+    (sp,) = spectral.spectra(out["x1d"])
+    lam, flux = np.asarray(sp["wavelength"]), np.asarray(sp["flux"])  # Jy
+    src = prog.source(1)
+    ok = H.continuum_mask(lam, src.spectrum, 0.01) & np.isfinite(flux)
+    assert np.median(flux[ok] / (src.spectrum.fnu(lam[ok]) * 1e6)) == pytest.approx(1.0,
+                                                                                   abs=0.02)
