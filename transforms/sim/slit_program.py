@@ -144,7 +144,7 @@ class SpecExposure:
     model: DataModel  # rate (or uncal with level="uncal")
     truth: SpecTruth
     rate: DataModel | None = None  # the rate as well, for level="uncal"
-    stage1_refs: Mapping[str, DataModel] | None = None  # level="uncal", NIRSpec: detector1's
+    stage1_refs: Mapping[str, DataModel] | None = None  # level="uncal": detector1's references
 
 
 @dataclass(frozen=True)
@@ -767,8 +767,9 @@ def _uncal(spec: SpecProgramSpec, e: SpecExposureSpec, meta: Mapping[str, Any],
            ) -> tuple[DataModel, Mapping[str, DataModel] | None]:
     """The level-1b ramp of an exposure through the stage-1 detector simulator (electrons =
     DN/s x the pixel's gain; the light already holds the true flats, the D-flat's pixel part
-    being the detector's own pixel flat) and, for NIRSpec, the detector1 references
-    (``sim.nirspec.trad_refs``)."""
+    being the detector's own pixel flat) and its detector1 references (NIRSpec:
+    ``sim.nirspec.trad_refs``; MIRI: ``sim.references`` and ``sim.miri``'s dark, reset, rscd,
+    emicorr)."""
     props = rf.detector_properties(e.detector, seed, sub)
     rng = _seed(seed, "ramp", e.observation, e.visit, e.exposure, e.detector)
     refs = None
@@ -784,9 +785,18 @@ def _uncal(spec: SpecProgramSpec, e: SpecExposureSpec, meta: Mapping[str, Any],
         from transforms.sim.detector import Effects
 
         light_e = np.where(props.refpix, 0.0, light_dn * props.gain)
+        miri = sim_miri.MiriEffects()
         data, _ = sim_miri.synthesize(light_e.astype(np.float32), props, sub, tim, rng,
-                                      Effects(), sim_miri.MiriEffects(), readpatt=e.readpatt,
-                                      seed=seed)
+                                      Effects(), miri, readpatt=e.readpatt, seed=seed)
+        rp = ro.pattern("MIRI", e.readpatt).name
+        refs = {rt: fn(props, R.USEAFTER) for rt, fn in (
+            ("mask", rf.mask_ref), ("saturation", rf.saturation_ref),
+            ("linearity", rf.linearity_ref), ("gain", rf.gain_ref),
+            ("readnoise", rf.readnoise_ref))}
+        refs["dark"] = sim_miri.dark_ref(props, R.USEAFTER, tim, rp, e.ngroups, seed, miri)
+        refs["reset"] = sim_miri.reset_ref(props, R.USEAFTER, rp, e.ngroups, seed, miri)
+        refs["rscd"] = sim_miri.rscd_ref(R.USEAFTER, "MIRIMAGE")
+        refs["emicorr"] = sim_miri.emicorr_ref(R.USEAFTER)
     m = dict(meta)
     m["bunit_data"] = "DN"
     return DataModel("uncal", {"data": data}, m), refs
