@@ -73,19 +73,26 @@ class TemporaryServer:
             port = s.getsockname()[1]
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                "PREFECT__SERVER_FINAL": "1"}
+        log_dir = os.environ.get("PREFECT_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                 ".prefect")
+        os.makedirs(log_dir, exist_ok=True)
+        self.log = os.path.join(log_dir, "calops-server.log")  # never a pipe: it could fill up
+        log = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
              "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
              "--port", str(port), "--log-level", "error", "--lifespan", "on"],
-            env=env, preexec_fn=_die_with_parent, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+            env=env, preexec_fn=_die_with_parent, stdout=log, stderr=log)
+        log.close()
         self.url = f"http://127.0.0.1:{port}/api"
         end = time.monotonic() + self.timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                err = (self.proc.stderr.read() or b"").decode(errors="replace").strip()
+                with open(self.log, "rb") as f:
+                    lines = f.read().decode(errors="replace").strip().splitlines()
                 raise RuntimeError(f"the temporary Prefect server exited at start: "
-                                   f"{err.splitlines()[-1] if err else self.proc.returncode}")
+                                   f"{lines[-1] if lines else self.proc.returncode} "
+                                   f"(log: {self.log})")
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
                     break
