@@ -27,12 +27,18 @@ from typing import Any
 OBSERVATORY = "jwst"
 DATE_KEYS = ("META.OBSERVATION.DATE", "META.OBSERVATION.TIME")
 # Parameter keys whose spelling in the shipped spec differs from the data model path.
-PARKEY_ALIASES = {"META.EXPOSUIRE.NOUTPUTS": "exposure.noutputs"}
+PARKEY_ALIASES = {"META.EXPOSUIRE.NOUTPUTS": "exposure.noutputs",
+                  # the 2013 specs of the NIRSpec/MIRI spectroscopic WCS references (disperser,
+                  # msa, wavelengthrange, fore, fpa, ...) spell EXP_TYPE under INSTRUMENT
+                  "META.INSTRUMENT.EXP_TYPE": "exposure.type"}
 # Parameters the operational rmaps select on beyond the shipped spec (the specs are the rmaps'
 # 2013 starting points): NIRSpec masks, read noise and darks differ between the traditional and
 # the IRS2 readout (an IRS2 mask is 3200 rows; CRDS's certifier allows that for mask, saturation
 # and readnoise), so their rmaps match READPATT too.
 PARKEY_EXTRA = {("nirspec", r): ("META.EXPOSURE.READPATT",) for r in ("mask", "readnoise", "dark")}
+# NIRSpec AREA references differ between fixed slits (a row per slit) and the MSA (a row per
+# shutter), as the operational rmap selects them on EXP_TYPE.
+PARKEY_EXTRA[("nirspec", "area")] = ("META.EXPOSURE.TYPE",)
 
 
 class CrdsCacheError(ValueError):

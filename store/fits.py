@@ -739,6 +739,10 @@ def write_reference(model: DataModel, path: str | os.PathLike, overwrite: bool =
         from store import spec_products
 
         return spec_products.write_extract1d(model, path, overwrite)
+    from store import spec_references  # spectroscopic layouts (NIRSpec flats, pathloss, ...)
+
+    if spec_references.handles(model):
+        return spec_references.write(model, path, overwrite)
     reftype = _reftype(model)
     meta = dict(model.meta)
     meta.setdefault("reftype", reftype.upper())
@@ -764,6 +768,10 @@ def write_reference(model: DataModel, path: str | os.PathLike, overwrite: bool =
 def read_reference(path: str | os.PathLike) -> DataModel:
     """A JWST reference file as ``DataModel("ref.<reftype>")`` (FITS, or ASDF for distortion)."""
     where = os.fspath(path)
+    from store import spec_references  # spectroscopic layouts (NIRSpec flats, pathloss, ...)
+
+    if spec_references.is_spec_reference(where):
+        return spec_references.read(where)
     if where.endswith(".asdf"):
         return _read_emicorr(where) if _is_emicorr(where) else _read_distortion(where)
     if where.endswith(".json"):  # extract1d (JWST's JSON references)

@@ -143,6 +143,51 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         ('sha256:3dd80a820768c3a8523c46e24073cdbed7fc169ef372c19bcff19343371668a1',),
     "outlier_detection==2.0":
         ('sha256:fca1c3fc9dccfdb45512781f1d63025036cf21a51bf1477116c267e96103b3a1', 'sha256:c706e3c575ade5898acd76364fe16ac1586fc3ceddc02e6ecc8c4c94a92d0bcb', 'sha256:07c54502b7b1703538ea5a5a79889ffbf1115787ae64d0c970cbb6aebeadbf48'),
+    # --- spec2 front half: tests/transforms/spec2/test_spec2_front_golden.py (canonical ids;
+    # a tuple = the FS, MOS and LRS inputs the step applies to) ---
+    "assign_wcs==2.0": (
+        "sha256:98f7b18c3a5262ec9d548ce5aba33046a97ad42a344955721eb8b8ec87e72d4c",
+        "sha256:fd3c409e20c011b913e8d8517aa80e29769ba9ff9b0b2ec68a005ef57b5c26e9",
+        "sha256:5530c988456fbb204b0f3ca41bcb8e8ffa7320a28853e663334c1c4954e5ae64",
+    ),
+    "msa_flagging==1.0":
+        "sha256:c21cd09cf62df9d02d15ab0210f2d0398efab0be3e46ae86aded22eebdef11e8",
+    "imprint_subtract==1.0":
+        "sha256:5fcda42d538fb9ee603ef2a0bb162ed75ceddfd6b1ad3ecbee2e69d4f779dc38",
+    "bkg_subtract==1.0": (
+        "sha256:b5783c825a9284bdc1ee2b72f6646557efdad23650259cc696e7df0a29a1dca6",
+        "sha256:51475acffdffd420bc50c58ce86b1d0682b4b9fa523d4d756542a35f209bdd1b",
+    ),
+    "extract_2d==1.0": (
+        "sha256:85338ddcea95d0b245d516c5975877c29c2281c4f0ec8ed6e1d5a69a93c0c898",
+        "sha256:c28e0ce80f511aec64af8157385e0364201bef687d127fc23e764718269ddd9e",
+    ),
+    "srctype==1.0": (
+        "sha256:690b6c004f6b0644ab6913035c31cd5db6168f188984bbf3639b4435f9d8cda9",
+        "sha256:aa13ae72d7ae1c77c7889d6b7982c8f230bf7ed75049b1aea92a53de99d2b54a",
+        "sha256:245c59aff604a033bf51b6a48d1def107b1d762052676016c54494bef3d084fa",
+    ),
+    "wavecorr==1.0": (
+        "sha256:fe6ee6400bd1517abbb8a7552d97b26836a3e9f53e04569eddfdee886deaf91d",
+        "sha256:fa7d43ce73dca71ac8175543f9082d7a0123242ac8195aeaa9654e31b25f12a7",
+    ),
+    "flat_field==2.0": (
+        "sha256:44c5d7af28a4647611e5a95c8845635bcf3cb600a1cc399fe68bc1faf5da5fb4",
+        "sha256:f94212edd50546af3ce1ca8967aae488634ef5a00a87d543fc33014845e9110b",
+        "sha256:552e60b7f21980da8d4a718ae2d80928fccb06316d89fd70b3e2dad86716590e",
+    ),
+    "pathloss==1.0": (
+        "sha256:03aec0939185edb133925e348e2f076dd039919009f28724a37283bc9c30b820",
+        "sha256:e92060c03b7708f6dfc40d07d237d5bf49ceaae9796ccfb1d6a1de14cede8620",
+        "sha256:80315cb903eab16e1ef0663349deebe98ad9e42dff81c5fc40c16b05b3a71041",
+    ),
+    "barshadow==1.0":
+        "sha256:6b2bf57358bc95071b2d1c0fed13863fc1d2f6e1564a1f5ed681ecefbfcc91dc",
+    "photom==2.0": (
+        "sha256:2fc848f89bd4d032f692cd5c593c758ef11b9c7370f9808de88cb769f3617aef",
+        "sha256:9747452e870462fd57af51ee59ce2003a18494875c1bd65ea85351b3089a40b7",
+        "sha256:ea1ce3d75f99c4fcce2c0015ab263e6d0184ec0f48b6a4a7e0c2bc5c27c00771",
+    ),
 }
 
 

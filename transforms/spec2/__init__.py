@@ -14,6 +14,12 @@ satisfies both.) The ``cal`` product is the result after photom, before pixel_re
 jwst saves it; pixel_replace works on the copy that resample_spec rectifies into the ``s2d``;
 extract_1d extracts the ``x1d`` from the s2d (from the cal when resample_spec is skipped). A
 skipped step records ``cal_step.<name> = SKIPPED``.
+
+The association's imprint (leakcal) and background (nod) members reach imprint_subtract and
+bkg_subtract through ``run_members(rate, plan, {"imprint": [...], "background": [...]})``:
+those steps take the science exposure followed by the members; the members go through
+assign_wcs and msa_flagging as the science does. ``run`` (the stage's chain) has none: those
+two steps then record SKIPPED, as jwst without such members.
 """
 
 from __future__ import annotations
@@ -26,17 +32,17 @@ from transforms.model import DataModel
 from transforms.plans import OnStep, PlanError, check_plan
 from transforms.registry import PlannedStep, Stage, register_stage
 
-__all__ = ["EXP_TYPES", "STAGE", "STEPS", "Spec2Error", "run"]
+from transforms.spec2._common import Spec2Error
+
+__all__ = ["EXP_TYPES", "STAGE", "STEPS", "Spec2Error", "run", "run_members"]
 
 STEPS = ("assign_wcs", "msa_flagging", "imprint_subtract", "bkg_subtract", "extract_2d",
          "srctype", "wavecorr", "flat_field", "pathloss", "barshadow", "photom",
          "pixel_replace", "resample_spec", "extract_1d")
 EXP_TYPES = ("NRS_FIXEDSLIT", "NRS_MSASPEC", "MIR_LRS-FIXEDSLIT")
 _BACK_HALF = ("pixel_replace", "resample_spec", "extract_1d")
-
-
-class Spec2Error(ValueError):
-    """A spec2 plan or input that cannot run."""
+_MEMBER_STEPS = {"imprint_subtract": "imprint", "bkg_subtract": "background"}
+_MEMBERS_FOLLOW = ("assign_wcs", "msa_flagging")
 
 
 def _load_steps() -> None:
@@ -50,6 +56,15 @@ def _load_steps() -> None:
 def run(rate: DataModel, plan: Sequence[PlannedStep], on_step: OnStep | None = None
         ) -> dict[str, DataModel]:
     """Run the spec2 steps of ``plan`` on a rate; returns ``{"cal", ["s2d"], ["x1d"]}``."""
+    return run_members(rate, plan, None, on_step)
+
+
+def run_members(rate: DataModel, plan: Sequence[PlannedStep],
+                members: dict[str, Sequence[DataModel]] | None = None,
+                on_step: OnStep | None = None) -> dict[str, DataModel]:
+    """``run`` with the association's ``members`` ("imprint", "background": rate products of
+    the same window) for imprint_subtract and bkg_subtract."""
+    members = {k: list(v) for k, v in (members or {}).items()}
     if rate.kind not in ("rate", "cal", "s2d"):
         raise Spec2Error(f"spec2 takes a rate product, got kind {rate.kind!r}")
     try:
@@ -68,8 +83,14 @@ def run(rate: DataModel, plan: Sequence[PlannedStep], on_step: OnStep | None = N
                 out["x1d"] = spec.apply(model, refs, params)
         elif skip:
             model = model.replace(meta={f"cal_step.{spec.name}": "SKIPPED"})
+        elif spec.name in _MEMBER_STEPS:
+            model = spec.apply((model, *members.get(_MEMBER_STEPS[spec.name], ())), refs,
+                               params)
         else:
             model = spec.apply(model, refs, params)
+            if spec.name in _MEMBERS_FOLLOW:
+                members = {k: [spec.apply(m, refs, params) for m in ms]
+                           for k, ms in members.items()}
             if spec.name == "resample_spec":
                 out["s2d"] = model
         if on_step is not None:
