@@ -302,10 +302,26 @@ def read_association(path: str) -> dict[str, Any]:
     return asn
 
 
-def subjects_of(stage: registry.Stage | None, files: Sequence[str]) -> list[Subject]:
-    """The subjects the inputs make: an association JSON gives one per product (its science
-    members), other files one exposure each, or (for an association stage) associations
-    formed by the stage's own rule (JWST's)."""
+def first_input(files: Sequence[str]) -> str:
+    """The first data file of the inputs (an association's first science member)."""
+    f = files[0]
+    if not f.endswith(".json"):
+        return f
+    for p in read_association(f)["products"]:
+        for m in p["members"]:
+            if str(m.get("exptype", "science")).lower() == "science":
+                mp = Path(str(m["expname"]))
+                return str(mp if mp.is_absolute() else Path(f).parent / mp)
+    raise FileLevelError(f"{f}: no science member")
+
+
+def subjects_of(stage: registry.Stage | None, files: Sequence[str],
+                assoc: bool | None = None) -> list[Subject]:
+    """The subjects the inputs make: for an association stage (``assoc``), an association
+    JSON gives one per product (its science members) and other files are associated by the
+    stage's own rule (JWST's); otherwise every file (every science member) is one exposure."""
+    if assoc is None:
+        assoc = stage is not None and stage.subject == "association"
     asn_files = [f for f in files if f.endswith(".json")]
     plain = [f for f in files if not f.endswith(".json")]
     out: list[Subject] = []
@@ -325,13 +341,13 @@ def subjects_of(stage: registry.Stage | None, files: Sequence[str]) -> list[Subj
                     raise FileLevelError(f"{f}: member {m['expname']} is not at {mp}")
                 paths.append(str(mp))
             name = str(p.get("name") or exposure_stem(paths[0]))
-            if stage is None or stage.subject == "association":
+            if assoc:
                 out.append(Subject(name, paths, [read_input(x) for x in paths],
                                    {**asn, "products": [p]}))
             else:  # a stage-2 association: each science member is its own exposure
                 out += [Subject(exposure_stem(x), [x], [read_input(x)], None) for x in paths]
     models = [(f, read_input(f)) for f in plain]
-    if stage is not None and stage.subject == "association" and models:
+    if assoc and stage is not None and models:
         metas = [{**m.meta, "filename": exposure_stem(f)} for f, m in models]
         asns = stage.associate([x for x in metas if stage.calibrates(x)])
         if not asns:
@@ -1130,7 +1146,7 @@ def run_step(step_text: str, opts: Options, command: str = "calops step") -> tup
         raise FileLevelError(f"give the input file(s) of {name}")
     files = expand(opts.files)
     asn_in = any(f.endswith(".json") for f in files)
-    probe = read_input(subjects_of(None, files[:1])[0].files[0]) if asn_in else read_input(files[0])
+    probe = read_input(first_input(files))
     _, stage = _planned_step(s.build, name, probe.meta)
     st = registry.stage(stage)
     assoc_st = next((x for x in registry.stages().values() if x.subject == "association"
@@ -1141,7 +1157,7 @@ def run_step(step_text: str, opts: Options, command: str = "calops step") -> tup
         assoc = asn_in or not (len(files) == 1 and probe.kind in ("i2d", "s2d", "s3d", "x1d"))
     else:
         assoc = False
-    subjects = subjects_of(st if assoc else None, files)
+    subjects = subjects_of(st, files, assoc)
     outdir = Path(opts.outdir).expanduser()
     written: list[Path] = []
     rec = Recorder(s)
