@@ -42,7 +42,6 @@ import dataclasses
 import glob
 import json
 import os
-import sys
 import tomllib
 import typing
 from collections.abc import Mapping, Sequence

@@ -183,7 +183,7 @@ def test_step_habits(staged, sim_dir, tmp_path):
 
 def _pars_cache(sim_program, root: Path) -> None:
     """The simulated context 1 plus pars-jumpstep and pars-detector1pipeline references."""
-    from catalogs.crds_cache import CacheRef, ContextSpec, contexts_from_program, write_cache
+    from catalogs.crds_cache import CacheRef, contexts_from_program, write_cache
     from store.steppars import StepPars
 
     c1 = contexts_from_program(sim_program)[0]
