@@ -5,9 +5,10 @@
 - **Build.** Without ``--home``, a ``file-level`` pseudo build: every step at the registry's
   newest version with JWST's defaults (``CO_BUILD = "file-level"`` in the files). With
   ``--home``, the workspace's operations build (or ``--build``).
-- **References** come from CRDS: the cache named by ``--crds``, else ``$CRDS_PATH``, else the
-  workspace's; the context from ``--context``, else ``$CRDS_CONTEXT``, else the build's pin,
-  else the cache's operational context (``server_config``), else its newest. Any reference type
+- **References** come from CRDS: the cache named by ``--crds``, else the workspace's (with
+  ``--home``), else ``$CRDS_PATH``; the context from ``--context``, else the build's pin (in a
+  workspace, the newest for a 'latest' build, as the runner), else ``$CRDS_CONTEXT``, else the
+  cache's operational context (``server_config``), else its newest. Any reference type
   can be overridden (``--override-flat my_flat.fits``, ``--override_flat=...``,
   ``--steps.flat_field.override_flat=...``), or set to ``N/A``. As in jwst, a step whose
   reference is N/A is skipped.
@@ -387,8 +388,11 @@ def pseudo_build() -> buildlib.Build:
 
 
 def crds_setup(opts: Options, build: buildlib.Build, ws: Any = None) -> tuple[str, str]:
-    """(cache path, context) for a file-level run."""
-    path = opts.crds or os.environ.get("CRDS_PATH") or (ws.crds_path if ws is not None else None)
+    """(cache path, context) for a file-level run: ``--crds``, else the workspace's cache with
+    ``--home``, else ``$CRDS_PATH``; ``--context``, else the build's pin, else (in a workspace)
+    the newest context as the runner picks it, else ``$CRDS_CONTEXT``, the cache's operational
+    context (``config/jwst/server_config``) or its newest."""
+    path = opts.crds or (ws.crds_path if ws is not None else os.environ.get("CRDS_PATH"))
     if not path:
         raise FileLevelError("no CRDS cache: give --crds PATH or set CRDS_PATH (a real JWST "
                              "cache or one `calops simulate` wrote)")
@@ -398,9 +402,13 @@ def crds_setup(opts: Options, build: buildlib.Build, ws: Any = None) -> tuple[st
     if not have:
         raise FileLevelError(f"{root} is not a CRDS cache with JWST contexts (no "
                              f"mappings/jwst/*.pmap)")
-    ctx = opts.context or os.environ.get("CRDS_CONTEXT")
+    ctx = opts.context
     if not ctx and build.fixed_context:
         ctx = build.crds_context
+    if not ctx and ws is not None:
+        ctx = buildlib.resolve_context(build, have)
+    if not ctx:
+        ctx = os.environ.get("CRDS_CONTEXT")
     if not ctx:
         cfg = root / "config" / "jwst" / "server_config"
         try:

@@ -296,3 +296,55 @@ def test_parse_args_takes_jwst_spellings():
     assert filelevel.stage_name("jwst.pipeline.Image3Pipeline") == "image3"
     assert filelevel.pars_reftype("dq_init") == "pars-dqinitstep"
     assert filelevel.pipeline_pars_reftype("detector1") == "pars-detector1pipeline"
+
+
+def test_home_records_stage2_and_stage3_from_files(staged, sim_dir, tmp_path):
+    """A rate file and an association of cal files, recorded with their inputs: every product
+    is realised by the recipe its header names, and its inputs are products of the catalog."""
+    ws = _workspace(tmp_path / "home", sim_dir, ingest=False)
+    _calops("stage", "image2", staged / "d1" / f"{NRC[0]}_rate.fits", "--home", ws.root,
+            "-o", tmp_path / "i2")
+    h = fits.getheader(tmp_path / "i2" / f"{NRC[0]}_cal.fits")
+    assert h["CO_BUILD"] == "11.1.1" and h["CRDS_CTX"] == "jwst_0001.pmap"
+    assert ws.catalog.realisations(h["CO_RKEY"]) == [h["CO_PID"]]
+    kinds = ws.catalog.sql("SELECT kind FROM products ORDER BY kind").column(0).to_pylist()
+    assert {"rate", "pointing", "cal", "i2d"} <= set(kinds)
+    asn = {"asn_type": "image3", "products": [{"name": "jw01234-o001_t001_nircam_clear-f150w",
+           "members": [{"expname": str(staged / "i2" / f"{e}_cal.fits"), "exptype": "science"}
+                       for e in NRC]}]}
+    (tmp_path / "a_asn.json").write_text(json.dumps(asn))
+    _calops("stage", "image3", tmp_path / "a_asn.json", "--home", ws.root, "-o", tmp_path / "i3")
+    h3 = fits.getheader(tmp_path / "i3" / "jw01234-o001_t001_nircam_clear-f150w_i2d.fits")
+    assert ws.catalog.realisations(h3["CO_RKEY"]) == [h3["CO_PID"]]
+    assert ws.catalog.association_members("jw01234-o001_t001_nircam_clear-f150w") == list(NRC)
+    runs = ws.catalog.sql("SELECT status FROM latest_runs").column(0).to_pylist()
+    assert runs == ["ok", "ok"]
+
+
+def test_spec3_from_an_association_names_files_per_source(sim_dir, tmp_path):
+    """A spectroscopic stage 3 from an asn JSON: the product-name template jwst's spec3
+    associations carry is filled per source, as `calops export` does."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transforms" / "spec"))
+    from test_spec_validation import _fs_exposure
+
+    from store import fits as F
+
+    rng = np.random.default_rng(11)
+    names = []
+    for i, slit in enumerate(("S200A1", "S200A2")):
+        names.append(f"jw01234003001_01101_0000{i + 1}_nrs1_cal.fits")
+        F.write_product(_fs_exposure(slit, i, rng), tmp_path / names[-1])
+    asn = {"asn_type": "spec3", "products": [{
+        "name": "jw01234-o003_{source_id}_nirspec_f100lp-g140h-{slit_name}",
+        "members": [{"expname": n, "exptype": "science"} for n in names]}]}
+    (tmp_path / "spec3_asn.json").write_text(json.dumps(asn))
+    _calops("stage", "spec3", tmp_path / "spec3_asn.json", "--crds", sim_dir / "crds",
+            "-o", tmp_path / "out")
+    got = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert "jw01234-o003_s00001_nirspec_f100lp-g140h-s200a1-s200a2_x1d.fits" in got
+    assert "jw01234-o003_s00021_nirspec_f100lp-g140h-s200a1_s2d.fits" in got
+    assert len(got) == 9
+    h = fits.getheader(tmp_path / "out" / got[0])
+    assert h["CO_BUILD"] == "file-level" and h["S_COMB1D"] in ("COMPLETE", "SKIPPED")
