@@ -228,6 +228,14 @@ def expand(patterns: Sequence[str]) -> list[str]:
     return out
 
 
+# jwst's product suffixes that name a file's kind, not its exposure (jwst.lib.suffix has them all;
+# a step's own suffix ends in "step")
+KNOWN_SUFFIXES = frozenset({
+    "uncal", "ramp", "rate", "rateints", "trapsfilled", "cal", "calints", "crf", "crfints",
+    "i2d", "s2d", "s3d", "x1d", "x1dints", "c1d", "cat", "segm", "asn", "bsub", "bsubints",
+    "psfstack", "psfalign", "psfsub", "ami", "amiavg", "aminorm", "whtlt", "phot", "pool"})
+
+
 def exposure_stem(path: str) -> str:
     """A file's name without directory, extension and its jwst suffix (``_uncal``, ``_rate``,
     ``_flatfieldstep``...): what jwst names its outputs after."""
@@ -237,7 +245,10 @@ def exposure_stem(path: str) -> str:
             base = base[: -len(ext)]
             break
     stem, sep, suffix = base.rpartition("_")
-    return stem if sep and suffix.isalnum() and not suffix.isdigit() and "_" in stem else base
+    if not sep or not (suffix in KNOWN_SUFFIXES or suffix.endswith(("step", "pipeline"))):
+        return base
+    head, sep2, index = stem.rpartition("_")  # jwst's <name>_<index>_<suffix> (_0_rampfitstep)
+    return head if sep2 and index.isdigit() and len(index) < 3 else stem
 
 
 def _header_meta(path: str, prefixes: tuple[str, ...]) -> dict[str, Any]:
@@ -1099,8 +1110,9 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
             products = dict(st.run(data_in, loaded_plan(recipe), None))
         except CalopsError:
             raise
-        except (ValueError, KeyError) as exc:
-            raise FileLevelError(f"{st.name} failed for {subject}: {exc}") from exc
+        except Exception as exc:  # a science error in this input: one line, as the runner's
+            raise FileLevelError(f"{st.name} failed for {subject}: {type(exc).__name__}: "
+                                 f"{exc}") from exc
         pids = {n: _pid(products[n]) for n in outputs if products.get(n) is not None}
     note = note_text(opts.overrides, sources, planned, notes, pars_used, s.command)
     extra = {"sdp_version": first.get("data_processing_software_version"),
@@ -1215,8 +1227,9 @@ def _run_step_subject(s: Setup, name: str, subj: Subject, assoc: bool, opts: Opt
             results = {suffix: p.spec.apply(data_in, p_loaded.refs, p.params)}
     except CalopsError:
         raise
-    except (ValueError, KeyError) as exc:
-        raise FileLevelError(f"{name} failed on {subj.name}: {exc}") from exc
+    except Exception as exc:  # a science error in this input: one line, as the runner's
+        raise FileLevelError(f"{name} failed on {subj.name}: {type(exc).__name__}: "
+                             f"{exc}") from exc
     note = note_text(opts.overrides, sources, planned, notes, pars_used, s.command)
     # (output, file stem, model, suffix, name after the stem rather than the exposure)
     files_out: list[tuple[str, str, DataModel, str, bool]] = []
