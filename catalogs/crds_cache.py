@@ -10,7 +10,10 @@ Each rmap uses the parameter keys of the real JWST rmap spec shipped in ``crds/j
 (plus the ``META.OBSERVATION.DATE/TIME`` UseAfter keys when the spec has none: operational
 JWST rmaps select on dates). A reftype whose only reference is ``N/A`` with no match keys is
 written as ``'N/A'`` in the imap, as real contexts do for reftypes an instrument does not use
-(MIRI's superbias). Mappings carry a correct ``sha1sum``. Mapping serials: a mapping
+(MIRI's superbias); so is every other JWST reference type the context has no references of
+(``jwst_reftypes``: specwcs, wavelengthrange, fflat, pars-* ...), so that jwst's reference
+prefetch and ``crds bestrefs`` get N/A where a real context answers N/A (docs/crds.md). The
+spec's ``rmap_relevance`` is kept (N/A for the modes a type does not apply to). Mappings carry a correct ``sha1sum``. Mapping serials: a mapping
 keeps its name while its content is unchanged; a changed one gets the next serial, so context
 2 shares every unchanged rmap/imap with context 1, as real CRDS contexts do.
 """
@@ -26,11 +29,24 @@ from typing import Any
 
 OBSERVATORY = "jwst"
 DATE_KEYS = ("META.OBSERVATION.DATE", "META.OBSERVATION.TIME")
-# Parameter keys whose spelling in the shipped spec differs from the data model path.
-PARKEY_ALIASES = {"META.EXPOSUIRE.NOUTPUTS": "exposure.noutputs",
-                  # the 2013 specs of the NIRSpec/MIRI spectroscopic WCS references (disperser,
-                  # msa, wavelengthrange, fore, fpa, ...) spell EXP_TYPE under INSTRUMENT
-                  "META.INSTRUMENT.EXP_TYPE": "exposure.type"}
+# Parameter keys misspelt in the shipped spec, and the key the rmaps calops writes use instead.
+# The NIRCam dark spec (derived from jwst_nircam_dark_0024.rmap) selects on
+# ``META.EXPOSUIRE.NOUTPUTS``: no data model has that path, so jwst
+# (``model.get_crds_parameters()``) and ``crds bestrefs`` (which reads the FITS header through
+# the same paths) always send it as UNDEFINED, and an rmap can only match it with N/A. calops's
+# darks differ by the number of outputs (a real need: SUBGRISM darks come with 1 and 4), so
+# the generated rmaps spell the key as the data model does (``NOUTPUTS``), which jwst and crds
+# bestrefs both supply. A real cache that keeps the misspelt key is read as jwst reads it.
+PARKEY_FIXES = {"META.EXPOSUIRE.NOUTPUTS": "META.EXPOSURE.NOUTPUTS"}
+# Parameter keys whose spelling differs from the data model path: the 2013 specs of the
+# NIRSpec/MIRI spectroscopic WCS references (disperser, msa, wavelengthrange, fore, fpa, ...)
+# spell EXP_TYPE under INSTRUMENT.
+PARKEY_ALIASES: dict[str, str] = {"META.INSTRUMENT.EXP_TYPE": "exposure.type"}
+# Header fields of the shipped specs that the generated rmaps keep: ``rmap_relevance`` makes
+# CRDS answer N/A for modes a reference type does not apply to (MIRI specwcs for MIR_IMAGE).
+SPEC_HEADER_KEEP = ("rmap_relevance",)
+# Pseudo reference types of the specs that are never asked for.
+_NOT_REFTYPES = frozenset({"all"})
 # Parameters the operational rmaps select on beyond the shipped spec (the specs are the rmaps'
 # 2013 starting points): NIRSpec masks, read noise and darks differ between the traditional and
 # the IRS2 readout (an IRS2 mask is 3200 rows; CRDS's certifier allows that for mask, saturation
@@ -81,13 +97,27 @@ def spec_for(instrument: str, reftype: str) -> dict[str, Any]:
         spec = dict(defs[instrument.lower()][reftype.lower()])
     except KeyError:
         raise CrdsCacheError(f"CRDS has no JWST rmap spec for {instrument} {reftype}") from None
-    parkey = tuple(tuple(t) for t in spec["parkey"])
+    parkey = tuple(tuple(PARKEY_FIXES.get(k, k) for k in t) for t in spec["parkey"])
     extra = PARKEY_EXTRA.get((instrument.lower(), reftype.lower()), ())
     parkey = (parkey[0] + tuple(k for k in extra if k not in parkey[0]),) + parkey[1:]
     if len(parkey) == 1:
         parkey = parkey + (DATE_KEYS,)
     spec["parkey"] = parkey
     return spec
+
+
+def jwst_reftypes(instrument: str | None = None) -> tuple[str, ...]:
+    """Every reference type a JWST context answers for (the union over the instruments of the
+    shipped specs, ``pars-*`` step parameter types included): what jwst's steps may ask for any
+    instrument (the Detector1Pipeline's reference prefetch asks NIRCam for ``emicorr`` and
+    ``rscd``). Real imaps list them all, N/A where an instrument has none."""
+    from crds.core import reftypes
+
+    defs = reftypes.get_types_object(OBSERVATORY).unified_defs
+    insts = [i for i in defs if i not in ("all", "system")]
+    if instrument is not None and instrument.lower() not in insts:
+        raise CrdsCacheError(f"CRDS knows no JWST instrument {instrument!r}")
+    return tuple(sorted({r for i in insts for r in defs[i] if r not in _NOT_REFTYPES}))
 
 
 def sha1_of_mapping(text: str) -> str:
@@ -152,6 +182,7 @@ def rmap_text(name: str, instrument: str, reftype: str, refs: Sequence[CacheRef]
         "suffix": spec.get("suffix", reftype),
         "text_descr": spec.get("text_descr", reftype),
     }
+    header.update({k: spec[k] for k in SPEC_HEADER_KEEP if spec.get(k)})
     return _render(header, "".join(sel))
 
 
@@ -238,7 +269,9 @@ def write_cache(root: str | os.PathLike, contexts: Sequence[ContextSpec],
             models.setdefault(r.filename, r)
         imaps = {}
         for inst in sorted(by_inst):
-            rmaps = {}
+            # every JWST reference type, N/A unless this context has references of it (as a
+            # real context answers, so jwst's prefetch and `crds bestrefs` run unchanged)
+            rmaps = dict.fromkeys(jwst_reftypes(inst), "N/A")
             for rt in sorted(by_inst[inst]):
                 refs = by_inst[inst][rt]
                 if all(r.filename.upper() == "N/A" and not r.match for r in refs):
@@ -282,10 +315,15 @@ def contexts_from_program(program: Any) -> list[ContextSpec]:
 
 
 def write_reference_file(model: Any, path: str | os.PathLike) -> Path:
-    """``store.fits.write_reference``, with the optics a distortion file needs built from the
+    """``store.fits.write_reference`` (``store.steppars.write_step_pars`` for a pars-* type's
+    ``StepPars``), with the optics a distortion file needs built from the
     model's ``distortion.*`` meta by transforms (store knows bytes, not optics)."""
     from store.fits import write_reference
+    from store.steppars import StepPars, write_step_pars
     from transforms.wcs import distortion_model
+
+    if isinstance(model, StepPars):  # a pars-<step> reference: jwst's ASDF step parameters
+        return write_step_pars(model, path)
 
     astro = None
     if model.kind == "ref.distortion" and "asdf_model" not in model.arrays:

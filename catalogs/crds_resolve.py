@@ -255,6 +255,16 @@ def resolve(meta: Mapping[str, Any], reftypes: Iterable[str], context: str,
     return out
 
 
+def _names(imap: Any, reftype: str, have: set[str]) -> set[str]:
+    """The files an imap's rmap of ``reftype`` names (none where the imap says N/A)."""
+    if reftype not in have:
+        return set()
+    try:
+        return set(imap.get_rmap(reftype).reference_names())
+    except Exception:  # N/A (or OMIT) at the instrument level: no rmap, no files
+        return set()
+
+
 def context_diff(ctx_a: str, ctx_b: str, crds_path: str | os.PathLike) -> list[dict[str, str]]:
     """Reference files that differ between two contexts: one row per change.
 
@@ -270,8 +280,7 @@ def context_diff(ctx_a: str, ctx_b: str, crds_path: str | os.PathLike) -> list[d
             ta = set(ia.selections) if ia else set()
             tb = set(ib.selections) if ib else set()
             for rt in sorted(ta | tb):
-                fa = set(ia.get_rmap(rt).reference_names()) if rt in ta else set()
-                fb = set(ib.get_rmap(rt).reference_names()) if rt in tb else set()
+                fa, fb = _names(ia, rt, ta), _names(ib, rt, tb)
                 for f in sorted(fa - fb):
                     rows.append({"instrument": inst, "reftype": rt, "change": "deleted",
                                  "old": f, "new": ""})

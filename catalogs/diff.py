@@ -767,6 +767,7 @@ def source_points(a: Any, b: Any, config: cmp.CompareConfig = cmp.CompareConfig(
     and the sources of only one catalog (``only_a``, ``only_b``: ra, dec, mag). None without
     sky positions."""
     rc, dc = config.ra_col, config.dec_col
+    a, b = cmp.sky_radec(a, config), cmp.sky_radec(b, config)  # jwst's one sky_centroid too
     if not {rc, dc} <= set(a.arrays) or not {rc, dc} <= set(b.arrays):
         return None
     ra_a, de_a = np.asarray(a[rc], np.float64), np.asarray(a[dc], np.float64)

@@ -635,8 +635,11 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     if where.endswith(".ecsv"):
         from astropy.table import Table
 
-        node = Table.read(where, format="ascii.ecsv").meta.get("calops", {})
-        return dict(node.get("provenance", {}))
+        meta = Table.read(where, format="ascii.ecsv").meta
+        by_kw = {kw.keyword: key for key, kw in product_table().items()}
+        prov = {by_kw[k]: v for k, v in meta.items() if k in by_kw}
+        old = dict(meta.get("calops", {}).get("provenance", {}))  # files before keywords
+        return {**old, **prov}
     with _open(path) as hdul:
         meta = _get_meta(hdul, product_table(), where, None)
     keep = PROVENANCE_ONLY | {"data_processing_software_version", "ephemeris.type"}
@@ -654,19 +657,46 @@ def read_wcs(path: str | os.PathLike) -> Any:
                           f"({exc})") from None
 
 
+# catalog-level keys jwst's source_catalog writes into the ECSV meta (copied from the model)
+JWST_CATALOG_META = ("aperture_params", "abvega_offset")
+
+
+def _sky_column(name: str, a: np.ndarray) -> bool:
+    """A (n, 2) [ra, dec] array that is written as one SkyCoord column (jwst's sky_centroid)."""
+    return (name == "sky_centroid" or name.startswith("sky_bbox_")) and a.ndim == 2 \
+        and a.shape[1] == 2
+
+
 def _write_catalog(model: DataModel, path: str | os.PathLike,
                    provenance: Mapping[str, Any] | None, overwrite: bool) -> Path:
+    """ECSV as jwst writes its catalogs: a sky position is one SkyCoord column, provenance is
+    at the top of the meta under its FITS keyword names (CAL_VER, CRDS_CTX, CO_PID...), next to
+    jwst's aperture_params/abvega_offset; calops's exact dtypes and meta sit under 'calops'."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
     from astropy.table import Table
 
     if not os.fspath(path).endswith(".ecsv"):
         raise BadModel(f"a catalog is written as ECSV (…_cat.ecsv), not {os.fspath(path)}")
     lengths = {len(a) for a in model.arrays.values()}
-    if len(lengths) > 1 or any(a.ndim != 1 for a in model.arrays.values()):
-        raise BadModel("catalog arrays must be 1-D columns of one length")
+    if len(lengths) > 1 or any(a.ndim != 1 and not _sky_column(n, a)
+                               for n, a in model.arrays.items()):
+        raise BadModel("catalog arrays must be 1-D columns of one length (or (n, 2) sky "
+                       "positions named sky_centroid / sky_bbox_*)")
     prov = _provenance_meta(provenance)
-    t = Table([np.asarray(a) for a in model.arrays.values()], names=list(model.arrays))
+    cols = [SkyCoord(np.asarray(a[:, 0], np.float64) * u.deg,
+                     np.asarray(a[:, 1], np.float64) * u.deg, frame="icrs")
+            if _sky_column(n, a) else np.asarray(a) for n, a in model.arrays.items()]
+    t = Table(cols, names=list(model.arrays))
+    table = product_table()
+    for key, value in prov.items():
+        if value is not None:
+            t.meta[table[key].keyword] = asdf_ext.plain(value)
+    for key in JWST_CATALOG_META:
+        if model.meta.get(key) is not None:
+            t.meta[key] = asdf_ext.plain(model.meta[key])
     t.meta["calops"] = {"format": asdf_ext.CALOPS_FORMAT, "kind": "catalog",
-                        "meta": asdf_ext.plain(dict(model.meta)), "provenance": asdf_ext.plain(prov),
+                        "meta": asdf_ext.plain(dict(model.meta)),
                         "dtypes": {k: v.dtype.str for k, v in model.arrays.items()}}
     p = Path(path)
     if p.exists() and not overwrite:
@@ -695,6 +725,10 @@ def _read_catalog(path: str) -> DataModel:
     arrays = {}
     for name in t.colnames:
         col = t[name]
+        if hasattr(col, "ra") and hasattr(col, "dec"):  # a SkyCoord column -> (n, 2) degrees
+            arrays[name] = np.column_stack([np.asarray(col.ra.deg, np.float64),
+                                            np.asarray(col.dec.deg, np.float64)])
+            continue
         if hasattr(col, "mask"):  # ECSV reads empty cells back as masked
             kind = col.dtype.kind
             col = col.filled("" if kind in "US" else np.nan if kind == "f" else 0)

@@ -11,7 +11,8 @@ steps read, the ones that name files, and provenance. Conventions that differ fr
   step's registration declares (``transforms.registry``; ``dark_current`` -> ``S_DARK``, the
   schema's ``cal_step.dark_sub``), so a step and its keyword are declared in one place.
 - ``calops.product_id`` / ``calops.recipe_key`` / ``calops.build`` are calops's own provenance
-  keywords (``CO_PID`` / ``CO_RKEY`` / ``CO_BUILD``, plain 8-character names, long values use
+  keywords (``CO_PID`` / ``CO_RKEY`` / ``CO_BUILD``; ``CO_NOTE`` says how a file-level run
+  was customised: overrides, parameters and where they came from; plain 8-character names, long values use
   FITS CONTINUE cards). ``CAL_VER`` is the build's pipeline version, as in JWST products.
 """
 
@@ -174,6 +175,7 @@ _BASE: tuple[Keyword, ...] = (
     _k("calops.product_id", "CO_PID", P, str, None),
     _k("calops.recipe_key", "CO_RKEY", P, str, None),
     _k("calops.build", "CO_BUILD", P, str, None),
+    _k("calops.note", "CO_NOTE", P, str, None),  # how a file-level run was customised
 )
 
 # ref_file.<reftype> -> R_* keyword (schema path ref_file.<reftype>.name).
@@ -288,13 +290,14 @@ PROVENANCE_ALIASES: dict[str, str] = {
     "eph_type": "ephemeris.type",
     "product_id": "calops.product_id",
     "recipe_key": "calops.recipe_key",
+    "note": "calops.note",
 }
 
 # Keys that describe how a file was made, not its science content: read_product reports them
 # through read_provenance() and leaves them out of the model's meta (so identity is unchanged).
 PROVENANCE_ONLY: frozenset[str] = frozenset({
     "calibration_software_version", "ref_file.crds.context_used", "ref_file.crds.sw_version",
-    "calops.product_id", "calops.recipe_key", "calops.build",
+    "calops.product_id", "calops.recipe_key", "calops.build", "calops.note",
 })
 
 

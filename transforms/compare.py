@@ -408,8 +408,21 @@ def match_sources(ra_a: np.ndarray, dec_a: np.ndarray, ra_b: np.ndarray, dec_b: 
     return idx_a[keep], ib[keep], sep[keep]
 
 
+def sky_radec(m: DataModel, config: CompareConfig = CompareConfig()) -> DataModel:
+    """A catalog whose sky positions are jwst's one ``sky_centroid`` column ((n, 2) degrees,
+    source_catalog 1.1) seen with ``config.ra_col``/``dec_col`` columns instead, so catalogs
+    of either layout match on the sky."""
+    sc = m.arrays.get("sky_centroid")
+    if sc is None or np.ndim(sc) != 2 or config.ra_col in m.arrays:
+        return m
+    arrays = {k: v for k, v in m.arrays.items() if k != "sky_centroid"}
+    arrays[config.ra_col], arrays[config.dec_col] = sc[:, 0], sc[:, 1]
+    return DataModel(m.kind, arrays, m.meta)
+
+
 def compare_catalogs(a: DataModel, b: DataModel, config: CompareConfig = CompareConfig()) -> CatalogDiff:
     """Match sources on the sky and compare every other column of the matched pairs."""
+    a, b = sky_radec(a, config), sky_radec(b, config)
     def nrows(m: DataModel) -> int:
         return len(next(iter(m.arrays.values()))) if m.arrays else 0
 

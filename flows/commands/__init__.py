@@ -33,14 +33,25 @@ def render(value: Any) -> str:
     return str(value)
 
 
+def is_id(text: str) -> bool:
+    """A product id or recipe key (``sha256:<64 hex>``, ``b3:...``): never cut in a table, so
+    an id can be copied from ``calops sql`` into ``calops lineage``."""
+    from store.identity import is_id as _is_id
+
+    return ":" in text and _is_id(text)
+
+
 def format_table(table: pa.Table, max_width: int = 40) -> str:
-    """Aligned columns, cells longer than ``max_width`` cut with an ellipsis, a row count."""
+    """Aligned columns, cells longer than ``max_width`` cut with an ellipsis (never a product
+    id or recipe key), a row count."""
     names = table.column_names
     rows = [[render(v) for v in r.values()] for r in table.to_pylist()]
 
     def cut(s: str) -> str:
         s = s.replace("\n", "\\n")
-        return s if max_width <= 0 or len(s) <= max_width else s[: max_width - 1] + "…"
+        if max_width <= 0 or len(s) <= max_width or is_id(s):
+            return s  # product ids and recipe keys stay whole: they are copied into commands
+        return s[: max_width - 1] + "…"
 
     rows = [[cut(c) for c in r] for r in rows]
     heads = [cut(n) for n in names]

@@ -70,3 +70,30 @@ def test_one_photom_per_detector_with_every_filter(cache):
     assert sorted(photoms[0].model["phot_table.filter"]) == ["F150W", "F200W"]
     flat = (root / "mappings" / "jwst" / "jwst_nircam_flat_0001.rmap").read_text()
     assert "('NRCA1', 'F150W', 'CLEAR')" in flat and "('NRCA1', 'F200W', 'CLEAR')" in flat
+
+
+def test_every_jwst_reference_type_is_answered(cache):
+    """A generated context answers every reference type JWST's does (jwst's prefetch asks the
+    reftypes of every step, e.g. wavelengthrange, emicorr and pars-* for NIRCam imaging): a
+    file where calops has one, N/A elsewhere (never 'unknown reference type')."""
+    from catalogs.crds_cache import jwst_reftypes
+    from catalogs.crds_resolve import NOT_APPLICABLE, resolve
+
+    prog, root, _ = cache
+    every = jwst_reftypes()
+    assert {"wavelengthrange", "specwcs", "fflat", "filteroffset", "pars-jumpstep",
+            "pars-detector1pipeline", "emicorr", "rscd"} <= set(every)
+    for e in prog.exposures:
+        got = resolve(e.uncal.meta, every, "jwst_0002.pmap", root)
+        have = set(prog.expected[1][e.truth.name])
+        assert {r for r, p in got.items() if p != NOT_APPLICABLE} == have, e.truth.name
+    imap = (root / "mappings" / "jwst" / "jwst_nircam_0002.imap").read_text()
+    assert "'wavelengthrange' : 'N/A'" in imap
+
+
+def test_dark_rmaps_select_on_noutputs_as_jwst_sends_it(cache):
+    """The spec's misspelt META.EXPOSUIRE.NOUTPUTS (no data model has it, so jwst and
+    `crds bestrefs` always send it UNDEFINED) is written as META.EXPOSURE.NOUTPUTS."""
+    _, root, _ = cache
+    text = (root / "mappings" / "jwst" / "jwst_nircam_dark_0001.rmap").read_text()
+    assert "META.EXPOSURE.NOUTPUTS" in text and "EXPOSUIRE" not in text

@@ -116,7 +116,7 @@ def test_matches_crds_getreferences(cache):
         want = prog.expected[1][e.truth.name]
         keys = ["META.INSTRUMENT.NAME", "META.INSTRUMENT.DETECTOR", "META.INSTRUMENT.FILTER",
                 "META.INSTRUMENT.PUPIL", "META.INSTRUMENT.CHANNEL", "META.EXPOSURE.TYPE",
-                "META.EXPOSURE.READPATT", "META.SUBARRAY.NAME", "META.EXPOSUIRE.NOUTPUTS",
+                "META.EXPOSURE.READPATT", "META.SUBARRAY.NAME", "META.EXPOSURE.NOUTPUTS",
                 "META.OBSERVATION.DATE", "META.OBSERVATION.TIME"]
         header = crds_header(e.uncal.meta, keys)
         with crds_environment(root):

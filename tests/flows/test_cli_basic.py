@@ -89,7 +89,9 @@ def test_sql_table_output(filled, capsys):
     lines = out.splitlines()
     assert lines[0].split() == ["product_id", "kind"] and set(lines[1]) <= {"-", " "}
     assert lines[2].split()[1] == "uncal" and lines[-1] == "(2 rows)"
-    assert "…" in lines[2]  # 71-character ids are cut at the default width
+    assert "…" not in lines[2] and lines[2].split()[0] == uncal  # ids are never cut: copyable
+    code, out, _ = run(capsys, "sql", "SELECT 'x' || repeat('y', 60) AS long")
+    assert "…" in out.splitlines()[2]  # other long cells are cut at the default width
     code, out, _ = run(capsys, "sql", "--max-width", "0", "SELECT product_id FROM products")
     assert uncal in out and rate in out
 

@@ -102,7 +102,7 @@ def test_required_and_provenance_keys_have_keywords():
     assert keys["calops.recipe_key"].keyword == "CO_RKEY"
     # only calops's own provenance keywords are outside the stdatamodels schema
     assert {e.key for e in kw.KEYWORDS if e.schema_path is None} == {
-        "calops.product_id", "calops.recipe_key", "calops.build"}
+        "calops.product_id", "calops.recipe_key", "calops.build", "calops.note"}
 
 
 def test_the_keywords_the_brief_names_are_present():

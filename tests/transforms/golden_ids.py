@@ -128,6 +128,9 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
     ),
     "source_catalog==1.0":
         "sha256:58d885c5ad89318a808a5ede56a65cf5765154c41e0d498e4d63379e4c610317",
+    # --- image3: test_source_catalog_v11_golden.py (1.0's measurements, jwst's layout) ---
+    "source_catalog==1.1":
+        "sha256:dc89caeff64096eecb86451921009fe4beb48e1ffc304917637c5b17cc16ec5e",
     # --- spectroscopy: spec/test_spec_golden.py ---
     "pixel_replace==1.0":
         'sha256:7bc987c025523ba03d0f9ddfc15d3010d37f2ce7b08688ce975d8f3f08d4edc6',

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from transforms.associations import IMAGING_EXP_TYPES, image3_associations
-from transforms.image3 import outlier_detection, skymatch, source_catalog, tweakreg  # noqa: F401
+from transforms.image3 import (  # noqa: F401  (imported for registration)
+    outlier_detection, skymatch, source_catalog, source_catalog_v11, tweakreg)
 from transforms.model import DataModel
 from transforms.plans import OnStep, PlanError, check_plan
 from transforms.registry import PlannedStep, Stage, register_stage

@@ -58,7 +58,7 @@ def test_products_and_step_status(result, program):
 
 def test_mosaic_sources_within_20_mas_of_truth(result, program):
     cat = result["catalog"]
-    ra, dec = cat["sky_centroid_ra"], cat["sky_centroid_dec"]
+    ra, dec = cat["sky_centroid"][:, 0], cat["sky_centroid"][:, 1]  # source_catalog 1.1
     d = np.hypot((ra[:, None] - program.ra[None]) * np.cos(np.radians(dec[:, None])),
                  dec[:, None] - program.dec[None]).min(axis=1) * 3600
     bright = (cat["aper_total_flux"] > 200 * PIX_SR * 1e6) & (cat["nn_dist"] > 20)
@@ -66,7 +66,7 @@ def test_mosaic_sources_within_20_mas_of_truth(result, program):
     assert np.all(d[bright] * 1000 < 20.0), np.sort(d[bright])[-5:]
     # without tweakreg the header pointing errors (up to 0.5") would show
     raw = run(program.cals, plan(skip=("tweakreg", "outlier_detection")))["catalog"]
-    rr, rd = raw["sky_centroid_ra"], raw["sky_centroid_dec"]
+    rr, rd = raw["sky_centroid"][:, 0], raw["sky_centroid"][:, 1]
     d0 = np.hypot((rr[:, None] - program.ra[None]) * np.cos(np.radians(rd[:, None])),
                   rd[:, None] - program.dec[None]).min(axis=1) * 3600
     assert np.median(d0) * 1000 > 50.0
@@ -74,7 +74,7 @@ def test_mosaic_sources_within_20_mas_of_truth(result, program):
 
 def test_bright_isolated_star_fluxes_within_2_percent(result, program):
     cat = result["catalog"]
-    ra, dec = cat["sky_centroid_ra"], cat["sky_centroid_dec"]
+    ra, dec = cat["sky_centroid"][:, 0], cat["sky_centroid"][:, 1]  # source_catalog 1.1
     dd = np.hypot((ra[:, None] - program.ra[None]) * np.cos(np.radians(dec[:, None])),
                   dec[:, None] - program.dec[None]) * 3600
     j = dd.argmin(axis=1)

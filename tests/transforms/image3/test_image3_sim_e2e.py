@@ -63,7 +63,7 @@ def test_sim_program_alignment_and_mosaic_positions():
     assert np.sqrt(np.mean(np.sum(rel ** 2, axis=-1))) * 1000 <= 10.0
     assert np.sqrt(np.mean(np.sum(after ** 2, axis=-1))) * 1000 <= 20.0
     cat = out["catalog"]
-    cr, cd = cat["sky_centroid_ra"], cat["sky_centroid_dec"]
+    cr, cd = cat["sky_centroid"][:, 0], cat["sky_centroid"][:, 1]  # source_catalog 1.1
     sep = np.hypot((cr[:, None] - ra[None]) * np.cos(np.radians(cd[:, None])),
                    cd[:, None] - dec[None]).min(axis=1) * 3600
     assert cr.size >= 10
