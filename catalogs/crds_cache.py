@@ -43,8 +43,10 @@ PARKEY_FIXES = {"META.EXPOSUIRE.NOUTPUTS": "META.EXPOSURE.NOUTPUTS"}
 # spell EXP_TYPE under INSTRUMENT.
 PARKEY_ALIASES: dict[str, str] = {"META.INSTRUMENT.EXP_TYPE": "exposure.type"}
 # Header fields of the shipped specs that the generated rmaps keep: ``rmap_relevance`` makes
-# CRDS answer N/A for modes a reference type does not apply to (MIRI specwcs for MIR_IMAGE).
-SPEC_HEADER_KEEP = ("rmap_relevance",)
+# CRDS answer N/A for modes a reference type does not apply to (MIRI specwcs for MIR_IMAGE);
+# ``extra_keys`` names the parameters it reads that are not match keys (CRDS rewrites only
+# required parameters in the expression, so without them the rmap does not load).
+SPEC_HEADER_KEEP = ("rmap_relevance", "extra_keys")
 # Pseudo reference types of the specs that are never asked for.
 _NOT_REFTYPES = frozenset({"all"})
 # Parameters the operational rmaps select on beyond the shipped spec (the specs are the rmaps'
