@@ -1,11 +1,12 @@
 """`calops demo`: the quarterly-build story on simulated data, in one command.
 
-A fresh workspace; a small dithered NIRCam + NIRISS program with its truth and a generated CRDS
-cache (context 2 brings new darks and flats); the program processed under the operations build;
-the candidate build run beside it (reusing what it can); one exposure reissued with a definitive
-ephemeris and reprocessed incrementally; a regression diff of operations against candidate with
-an HTML report; and the provenance questions operators ask, answered from the catalog. Every
-number printed comes from this run.
+A fresh workspace; `calops simulate`'s default program (dithered NIRCam, NIRISS and MIRI
+imaging, a NIRSpec fixed-slit and a MIRI LRS exposure: stage 1 on every instrument) with its
+truth and a generated CRDS cache (context 2 brings new darks and flats); the program processed
+under the operations build; the candidate build run beside it (reusing what it can); one exposure
+reissued with a definitive ephemeris and reprocessed incrementally; a regression diff of
+operations against candidate with an HTML report; and the provenance questions operators ask,
+answered from the catalog. Every number printed comes from this run.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _fresh(out: Path) -> Path:
 
 def _stage_counts(results: list[dict]) -> str:
     rows = []
-    for stage in ("detector1", "image2", "image3"):
+    for stage in ("detector1", "image2", "image3", "spec2", "spec3"):
         rs = [r for r in results if r["stage"] == stage]
         if rs:
             c = Counter("failed" if r["status"] != "ok" else ("hit" if r["hit"] else "miss")
@@ -87,26 +88,29 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     home = out / "home"
     prefect_env.configure(str(home))
 
-    from catalogs.crds_cache import contexts_from_program, write_cache
+    from catalogs.crds_cache import merged_program_contexts, write_cache
     from flows.ingest import ingest_file
     from flows.workspace import Workspace
     from store.fits import write_uncal
-    from transforms.sim.program import reissue, simulate_program
+    from transforms.sim.all_program import simulate_all
+    from transforms.sim.program import reissue
 
     t_start = time.perf_counter()
     _section("1. A fresh workspace and a simulated program")
     ws, _ = Workspace.init(home)
-    prog = simulate_program("small", seed)
+    prog = simulate_all(seed=seed)  # `calops simulate`'s default: all four instruments
     sim = out / "sim"
     (sim / "uncal").mkdir(parents=True)
-    files = [write_uncal(e.uncal, sim / "uncal" / e.truth.name) for e in prog.exposures]
-    write_cache(ws.crds_path, contexts_from_program(prog))
-    (sim / "sources.json").write_text(json.dumps([s.as_dict() for s in prog.sources], indent=1))
-    insts = Counter(e.uncal.get("instrument.name") for e in prog.exposures)
+    files = [write_uncal(e.uncal, sim / "uncal" / e.name) for e in prog.exposures]
+    write_cache(ws.crds_path, merged_program_contexts(prog)[0])
+    sources = [dict(s.as_dict(), program=p.spec.name) for p in prog.imaging for s in p.sources]
+    (sim / "sources.json").write_text(json.dumps(sources, indent=1))
+    modes = Counter((e.uncal.get("instrument.name"), e.uncal.get("exposure.type"))
+                    for e in prog.exposures)
     _say(f"  workspace   {home}")
-    _say(f"  program     {prog.spec.program_id}: {len(files)} exposures "
-         f"({', '.join(f'{n} {i}' for i, n in sorted(insts.items()))}), "
-         f"{len(prog.sources)} sources with known positions and fluxes")
+    _say(f"  program     {prog.imaging[0].spec.program_id}: {len(files)} exposures "
+         f"({', '.join(f'{n} {i} {t}' for (i, t), n in sorted(modes.items()))}), "
+         f"{len(sources)} sources with known positions and fluxes")
     _say(f"  CRDS cache  {ws.crds_path}: contexts {', '.join(sorted(ws.crds_contexts()))} "
          "(context 2: new darks and flats)")
     rid = uuid.uuid4().hex[:8]
@@ -157,7 +161,7 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     _say(f"  HTML report: {html}")
 
     _section("7. A reissued exposure: definitive ephemeris, new SDP version")
-    e0 = prog.exposures[0]
+    e0 = prog.imaging[0].exposures[0]
     re = reissue(e0, "ephemeris")
     (sim / "reissue").mkdir()
     path = write_uncal(re.uncal, sim / "reissue" / e0.truth.name)
