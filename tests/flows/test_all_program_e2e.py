@@ -35,7 +35,7 @@ def test_default_program_has_all_four_instruments_and_resolves_in_one_cache(sim)
     kinds = {(m["instrument.name"], m["exposure.type"]) for m in metas.values()}
     assert kinds == {("NIRCAM", "NRC_IMAGE"), ("NIRISS", "NIS_IMAGE"), ("MIRI", "MIR_IMAGE"),
                      ("NIRSPEC", "NRS_FIXEDSLIT"), ("MIRI", "MIR_LRS-FIXEDSLIT")}
-    assert len(uncals) == 12
+    assert len(uncals) == 11
     ctxs = sorted(p.name for p in (sim / "crds" / "mappings" / "jwst").glob("jwst_000?.pmap"))
     assert ctxs == ["jwst_0001.pmap", "jwst_0002.pmap"]
     expected = json.loads((sim / "truth" / "expected_references.json").read_text())
@@ -66,7 +66,7 @@ def test_detector1_gives_a_rate_for_every_exposure_with_every_step_keyword(sim):
     for f in sorted((sim / "uncal").glob("*.fits")):
         ingest_file(ws, f, "ingest")
     exps = ws.catalog.current_exposure_ids()
-    assert len(exps) == 12
+    assert len(exps) == 11
     subjects = stages.subjects(ws, "detector1", exps)
     assert sorted(subjects) == sorted(exps)
     # the S_* keyword of every registered detector1 step, by its cal_step name

@@ -3,11 +3,15 @@
 ``all_program()`` composes sub-programs that exist on their own, unchanged:
 
 - ``small_program`` — NIRCam and NIRISS imaging (observations 1, 2; 7 exposures);
-- ``miri_program`` — MIRI imaging (observation 3; 3 exposures);
+- ``miri_program`` — MIRI imaging, its SUB256 dither pair (observation 3; 2 exposures of 10
+  groups x 2 integrations);
 - ``fs_program`` — one NIRSpec fixed-slit exposure (S200A1 in SUBS200A1, 64x2048, NRS readout,
   ``FS_NGROUPS`` groups, no nod), observation 4;
 - ``lrs_program`` — one MIRI LRS fixed-slit exposure (FULL 1024x1032 as the mode requires,
   FASTR1, ``LRS_NGROUPS`` groups, no nod), observation 5.
+
+The spectroscopic parts and the MIRI imaging subset are kept small so that ``calops demo``, which
+runs this program, stays about as fast as it was with NIRCam + NIRISS alone.
 
 The spectroscopic parts are simulated at level ``uncal`` so stage 1 runs on them; their
 detector1 references (``SpecExposure.stage1_refs``) become ``RefFile`` entries whose CRDS
@@ -45,7 +49,8 @@ from transforms.sim.program import (
 FS_OBSERVATION = 4
 LRS_OBSERVATION = 5
 FS_NGROUPS = 5
-LRS_NGROUPS = 5
+LRS_NGROUPS = 4
+MIRI_IMAGING_EXPOSURES = 2  # miri_program's SUB256 dither pair (not its BRIGHTSKY exposure)
 
 # The parameters of the real JWST rmaps (crds/jwst/specs) a spectroscopic exposure's detector1
 # reference is selected on: every one the exposure has a value for.
@@ -111,7 +116,9 @@ def all_program(fs_ngroups: int = FS_NGROUPS, lrs_ngroups: int = LRS_NGROUPS,
     (e.g. ``pointing_error_arcsec``)."""
     fs = renumber(SPG.fs_program(nod=None, ngroups=fs_ngroups), FS_OBSERVATION)
     lrs = renumber(SPG.lrs_program(nod=False, ngroups=lrs_ngroups), LRS_OBSERVATION)
-    return AllSpec("all", (small_program(**overrides), miri_program(**overrides)), (fs, lrs))
+    miri = miri_program(**overrides)
+    miri = replace(miri, exposures=miri.exposures[:MIRI_IMAGING_EXPOSURES])
+    return AllSpec("all", (small_program(**overrides), miri), (fs, lrs))
 
 
 def same_content(a: Any, b: Any, ignore_meta: tuple[str, ...] = ()) -> bool:
