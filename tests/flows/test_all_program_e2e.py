@@ -11,7 +11,8 @@ import shutil
 
 import pytest
 
-pytestmark = pytest.mark.slow  # simulate (~15 s) + detector1 on 12 exposures (~25 s) on 2 cores
+# ~22 s on the shared 2-core machine (simulate ~16 s, detector1 on 11 exposures ~5 s): the
+# lead's brief asks for this check in the normal run (under ~60 s), so it is not marked slow.
 
 MIRI_KEYS = ("S_MIREMI", "S_RSCD", "S_FRSTFR", "S_LASTFR", "S_RESET")
 NIRSPEC_KEYS = ("S_PCTFRM",)
