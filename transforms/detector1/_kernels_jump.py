@@ -1,9 +1,9 @@
 """numba kernels for two-point-difference jump detection, in place on the group DQ.
 
-Pass 1 (``detect_kernel``, parallel over rows) tests each pixel's first differences, pooled over
-integrations, and flags the largest outlier while it exceeds the threshold for the current
-number of usable differences, then repeats without it (stcal's iterative clipping). The test
-statistic is deliberately not stcal's (see docs/detector1-ramp-jump.md):
+Pass 1 (``detect_kernel``, rows spread over threads) tests each pixel's first differences,
+pooled over integrations, and flags the largest outlier while it exceeds the threshold for the
+current number of usable differences, then repeats without it (stcal's iterative clipping). The
+test statistic is deliberately not stcal's (see docs/detector1-ramp-jump.md):
 
     t_k = (d_k - mean of the other differences) / (sigma * sqrt(1 + 1/(n-1)))
 
@@ -17,11 +17,15 @@ over columns): a pixel whose largest deviation stays under the threshold with th
 variance alone cannot be flagged (the loop's variance is never smaller), so only the others
 (about 1-2% of a typical full frame) run the loop; results are identical.
 
-Pass 2 (``neighbours_kernel``, parallel over rows) flags the four neighbours of jumps whose
+Pass 2 (``post_kernel``, rows spread over threads) flags the four neighbours of jumps whose
 significance lies between the neighbour thresholds, flags groups after large jumps, and removes
 JUMP_DET where DO_NOT_USE or SATURATED is set (as stcal does). Sources of neighbour flags are
 kept in a separate array, so no thread reads a row another thread writes: results are
 bit-identical for any thread count.
+
+Rows go to Python threads through ``_kernels_threads.for_rows`` (the kernels release the GIL)
+instead of numba's ``prange``, which compiles slowly; the row kernels keep the semantics they had
+inside the parallel loop (numpy's error model: a division by zero gives inf or NaN).
 """
 
 from __future__ import annotations
@@ -29,37 +33,24 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from transforms.detector1._kernels_common import copy_row, median
+from transforms.detector1._kernels_threads import for_rows
 from transforms.dq import DO_NOT_USE, JUMP_DET, SATURATED
 
 _BAD = DO_NOT_USE | SATURATED
 _CLEAR_JUMP = np.uint8(0xFF ^ JUMP_DET)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _median(vals, n, buf):
-    """Median of the finite vals[:n]: rank counting (branch-free) for short ramps, else numpy's
-    median of a copy in buf (vals keeps its order)."""
-    if n <= 24:
-        h = n >> 1
-        lo = 0.0
-        hi = 0.0
-        for k in range(n):
-            v = vals[k]
-            r = 0
-            for j in range(n):
-                r += (vals[j] < v) | ((vals[j] == v) & (j < k))
-            if r == h:
-                hi = v
-            if r == h - 1:
-                lo = v
-        return hi if n & 1 else 0.5 * (lo + hi)
-    buf[:n] = vals[:n]
-    return np.median(buf[:n])  # quickselect on a copy: many-integration data stay O(n)
+    """Median of the finite vals[:n] (vals keeps its order; ``buf`` is no longer needed, kept
+    for callers of this name): ``_kernels_common.median``."""
+    return median(vals, n)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _screen_row(y, drow, qrow, gain2d, rn2d, nframes, thr4, thr3, thr2, need):
     """Pixels of row ``y`` whose per-pixel loop cannot flag anything, found all at once (the
     loops run over columns, so the compiler vectorises them): ``need[x] = False`` for a bad
@@ -118,7 +109,7 @@ def _screen_row(y, drow, qrow, gain2d, rn2d, nframes, thr4, thr3, thr2, need):
             need[x] = False
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _detect_row(y, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max,
                 src, ncr):
     nints, ngroups, _, nx = data.shape
@@ -126,14 +117,10 @@ def _detect_row(y, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, n
     vals = np.empty(max(nd, 1), np.float64)
     at_i = np.empty(max(nd, 1), np.int64)
     at_g = np.empty(max(nd, 1), np.int64)
-    buf = np.empty(max(nd, 1), np.float64)
     count = 0
     drow = np.empty((nints, ngroups, nx), np.float32)
     qrow = np.empty((nints, ngroups, nx), np.uint8)
-    for i in range(nints):
-        for g in range(ngroups):
-            drow[i, g, :] = data[i, g, y, :]
-            qrow[i, g, :] = gdq[i, g, y, :]
+    copy_row(data, gdq, y, drow, qrow)
     need = np.ones(nx, np.bool_)
     if 2 <= nd <= 64:  # row buffers stay small
         _screen_row(y, drow, qrow, gain2d, rn2d, nframes, thr4, thr3, thr2, need)
@@ -161,7 +148,7 @@ def _detect_row(y, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, n
             for k in range(n):
                 s += vals[k]
             mean = s / n
-            med = _median(vals, n, buf)
+            med = median(vals, n)
             var = rn_var + (med / gain if med > 0.0 else 0.0)
             if not (var > 0.0):
                 break
@@ -191,20 +178,25 @@ def _detect_row(y, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, n
     ncr[y] = count
 
 
-@njit(nogil=True, cache=True, parallel=True)
-def detect_kernel(data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max, src, ncr):
-    """Pass 1: flag primary jumps in ``gdq``; mark neighbour-flag sources in ``src``."""
-    for y in prange(data.shape[2]):
+@njit(nogil=True, cache=True, error_model="numpy")
+def _detect_rows(y0, y1, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max,
+                 src, ncr):
+    for y in range(y0, y1):
         _detect_row(y, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max,
                     src, ncr)
 
 
-@njit(nogil=True, cache=True)
+def detect_kernel(data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max, src, ncr):
+    """Pass 1: flag primary jumps in ``gdq``; mark neighbour-flag sources in ``src``."""
+    for_rows(_detect_rows, data.shape[2], data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2,
+             nb_min, nb_max, src, ncr)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def _post_row(y, data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
     nints, ngroups, ny, nx = data.shape
     nd = nints * (ngroups - 1)
     vals = np.empty(max(nd, 1), np.float64)
-    buf = np.empty(max(nd, 1), np.float64)
     flag = np.zeros(ngroups, np.bool_)
     after = n1 > 0 or n2 > 0
     if use_src:
@@ -229,7 +221,7 @@ def _post_row(y, data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
                         vals[n] = v
                         n += 1
             if n > 0:
-                med = _median(vals, n, buf)
+                med = median(vals, n)
                 jmax1 = min(n1, ngroups - 2)
                 jmax2 = min(n2, ngroups - 2)
                 for i in range(nints):
@@ -258,11 +250,15 @@ def _post_row(y, data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
                     gdq[i, g, y, x] = q & _CLEAR_JUMP
 
 
-@njit(nogil=True, cache=True, parallel=True)
+@njit(nogil=True, cache=True, error_model="numpy")
+def _post_rows(y0, y1, data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
+    for y in range(y0, y1):
+        _post_row(y, data, gdq, gain2d, src, use_src, e1, n1, e2, n2)
+
+
 def post_kernel(data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
     """Pass 2: neighbour flags, after-jump flags, and JUMP_DET removed where DNU/SAT is set."""
-    for y in prange(data.shape[2]):
-        _post_row(y, data, gdq, gain2d, src, use_src, e1, n1, e2, n2)
+    for_rows(_post_rows, data.shape[2], data, gdq, gain2d, src, use_src, e1, n1, e2, n2)
 
 
 @njit(nogil=True, cache=True)

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from transforms import dq as DQ
+from transforms.detector1._kernels_threads import for_rows
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -200,21 +201,26 @@ def _fullframe_plane(plane, pdq, odd_even, use_side, smooth, side_gain, siglimit
                     row[c] = row[c] - s
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _fullframe(stack, pdq, odd_even, use_side, smooth, side_gain, siglimit, transpose):
-    """_fullframe_plane on every plane of an (n, ny, nx) stack, in parallel over planes."""
-    for k in prange(stack.shape[0]):
+@njit(nogil=True, cache=True, error_model="numpy")
+def _fullframe_rows(row0, row1, stack, pdq, odd_even, use_side, smooth, side_gain, siglimit,
+                    transpose):
+    for k in range(row0, row1):
         if transpose:
             _fullframe_plane(stack[k].T, pdq.T, odd_even, use_side, smooth, side_gain, siglimit)
         else:
             _fullframe_plane(stack[k], pdq, odd_even, use_side, smooth, side_gain, siglimit)
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _subarray(stack, rows, cols, parity, odd_even, siglimit, transpose):
-    """Subtract the clipped mean of the listed reference pixels, per column parity."""
+def _fullframe(stack, pdq, odd_even, use_side, smooth, side_gain, siglimit, transpose):
+    """_fullframe_plane on every plane of an (n, ny, nx) stack, in parallel over planes."""
+    for_rows(_fullframe_rows, stack.shape[0], stack, pdq, odd_even, use_side, smooth, side_gain,
+             siglimit, transpose)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _subarray_rows(row0, row1, stack, rows, cols, parity, odd_even, siglimit, transpose):
     n = rows.size
-    for k in prange(stack.shape[0]):
+    for k in range(row0, row1):
         plane = stack[k].T if transpose else stack[k]
         buf = np.empty(max(n, 1), dtype=np.float64)
         sig = np.full(2, np.nan)
@@ -235,6 +241,12 @@ def _subarray(stack, rows, cols, parity, odd_even, siglimit, transpose):
                 s = sig[c % 2]
                 if s == s:
                     plane[r, c] -= s
+
+
+def _subarray(stack, rows, cols, parity, odd_even, siglimit, transpose):
+    """Subtract the clipped mean of the listed reference pixels, per column parity."""
+    for_rows(_subarray_rows, stack.shape[0], stack, rows, cols, parity, odd_even, siglimit,
+             transpose)
 
 
 def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],

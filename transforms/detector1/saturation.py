@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from transforms import dq as DQ
+from transforms.detector1._kernels_threads import for_rows
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -43,11 +44,10 @@ class SaturationParams:
     use_readpatt: bool = True
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _flag_threshold(data, gdq, thresh, sat, floor_dnu):
-    """Per pixel: SATURATED from the first group at/above threshold on; AD floor at <= 0."""
+@njit(nogil=True, cache=True, error_model="numpy")
+def _flag_threshold_rows(row0, row1, data, gdq, thresh, sat, floor_dnu):
     ng, ny, nx = data.shape
-    for y in prange(ny):
+    for y in range(row0, row1):
         reached = np.zeros(nx, dtype=np.bool_)
         for g in range(ng):
             for x in range(nx):
@@ -60,6 +60,11 @@ def _flag_threshold(data, gdq, thresh, sat, floor_dnu):
                 if v <= 0:
                     f |= floor_dnu
                 gdq[g, y, x] = f
+
+
+def _flag_threshold(data, gdq, thresh, sat, floor_dnu):
+    """Per pixel: SATURATED from the first group at/above threshold on; AD floor at <= 0."""
+    for_rows(_flag_threshold_rows, data.shape[1], data, gdq, thresh, sat, floor_dnu)
 
 
 @njit(nogil=True, cache=True)
