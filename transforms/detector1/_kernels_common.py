@@ -54,12 +54,74 @@ def median_rank(vals, n):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
+def _partition(a, low, high):
+    """numpy's (and numba's) quickselect partition of a[low:high + 1] about the median of
+    three, the same swaps in the same order: the element it selects is numba's."""
+    mid = (low + high) >> 1
+    if a[mid] < a[low]:
+        a[low], a[mid] = a[mid], a[low]
+    if a[high] < a[mid]:
+        a[high], a[mid] = a[mid], a[high]
+    if a[mid] < a[low]:
+        a[low], a[mid] = a[mid], a[low]
+    pivot = a[mid]
+    a[high], a[mid] = a[mid], a[high]
+    i = low
+    j = high - 1
+    while True:
+        while i < high and a[i] < pivot:
+            i += 1
+        while j >= low and pivot < a[j]:
+            j -= 1
+        if i >= j:
+            break
+        a[i], a[j] = a[j], a[i]
+        i += 1
+        j -= 1
+    a[i], a[high] = a[high], a[i]
+    return i
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def median_select(vals, n):
+    """Median of the n finite values vals[:n] (n >= 1, which keep their order) by quickselect
+    on a copy: the same result as ``np.median(vals[:n])``, without compiling numba's generic
+    implementation of it."""
+    a = np.empty(n, np.float64)
+    for k in range(n):
+        a[k] = vals[k]
+    half = n >> 1
+    low = np.int64(0)  # int64, not literal 0: numba would compile the callee twice
+    high = n - 1
+    if n & 1:
+        k = half
+    else:
+        k = half - 1
+    while True:  # a[k] in place (and, for an even count, the smallest above it next)
+        if high <= low:
+            break
+        i = _partition(a, low, high)
+        if i == k:
+            break
+        if i < k:
+            low = i + 1
+        else:
+            high = i - 1
+    if n & 1:
+        return a[k]
+    b = a[k + 1]
+    for j in range(k + 2, n):
+        if a[j] < b:
+            b = a[j]
+    return (a[k] + b) / 2
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def median(vals, n):
     """Median of the n finite values vals[:n], which keep their order: rank counting for short
-    runs, numpy's median (quickselect on a copy) for long ones, so many-integration data stay
-    O(n)."""
+    runs, quickselect for long ones, so many-integration data stay O(n)."""
     if n > SHORT:
-        return np.median(vals[:n])
+        return median_select(vals, n)
     return median_rank(vals, n)
 
 
@@ -67,7 +129,7 @@ def median(vals, n):
 def nan_last_median(vals, n):
     """Median of the finite entries among vals[:n] (moved to the front, in place), stcal-style:
     the mean of the two middle values for an even count, NaN when there is none."""
-    m = 0
+    m = np.int64(0)  # int64, not literal 0: numba would compile the callee twice
     for k in range(n):
         v = vals[k]
         if not math.isnan(v):

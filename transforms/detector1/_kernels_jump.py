@@ -63,7 +63,7 @@ def _screen_row(y, drow, qrow, gain2d, rn2d, nframes, thr4, thr3, thr2, need):
     nints, ngroups, nx = drow.shape
     nd = nints * (ngroups - 1)
     ok = np.empty(nx, np.bool_)
-    rn_var = np.empty(nx)
+    rn_var = np.empty(nx, np.float64)
     for x in range(nx):
         gn = float(gain2d[y, x])
         rn = float(rn2d[y, x])
@@ -71,7 +71,7 @@ def _screen_row(y, drow, qrow, gain2d, rn2d, nframes, thr4, thr3, thr2, need):
         need[x] = good
         ok[x] = good
         rn_var[x] = rn * rn / nframes
-    dif = np.empty((nd, nx))
+    dif = np.empty((nd, nx), np.float64)
     for i in range(nints):
         for g in range(ngroups):
             for x in range(nx):
@@ -84,12 +84,12 @@ def _screen_row(y, drow, qrow, gain2d, rn2d, nframes, thr4, thr3, thr2, need):
                 dif[k, x] = v
                 if not math.isfinite(v):
                     ok[x] = False
-    mean = np.zeros(nx)
+    mean = np.zeros(nx, np.float64)
     for k in range(nd):
         for x in range(nx):
             mean[x] += dif[k, x]
     bdev = np.full(nx, -1.0)
-    bval = np.empty(nx)
+    bval = np.empty(nx, np.float64)
     for x in range(nx):
         mean[x] = mean[x] / nd
         bval[x] = dif[0, x]
@@ -110,80 +110,74 @@ def _screen_row(y, drow, qrow, gain2d, rn2d, nframes, thr4, thr3, thr2, need):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _detect_row(y, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max,
-                src, ncr):
+def _detect_rows(y0, y1, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max,
+                 src, ncr):
+    """Pass 1 on rows y0..y1-1: the screen first, then the iterative clipping per pixel."""
     nints, ngroups, _, nx = data.shape
     nd = nints * (ngroups - 1)
     vals = np.empty(max(nd, 1), np.float64)
     at_i = np.empty(max(nd, 1), np.int64)
     at_g = np.empty(max(nd, 1), np.int64)
-    count = 0
     drow = np.empty((nints, ngroups, nx), np.float32)
     qrow = np.empty((nints, ngroups, nx), np.uint8)
-    copy_row(data, gdq, y, drow, qrow)
-    need = np.ones(nx, np.bool_)
-    if 2 <= nd <= 64:  # row buffers stay small
-        _screen_row(y, drow, qrow, gain2d, rn2d, nframes, thr4, thr3, thr2, need)
-    for x in range(nx):
-        if not need[x]:
-            continue
-        gain = float(gain2d[y, x])
-        rn = float(rn2d[y, x])
-        if not (gain > 0.0) or not (rn >= 0.0) or math.isinf(gain) or math.isinf(rn):
-            continue
-        rn_var = rn * rn / nframes
-        n = 0
-        for i in range(nints):
-            for g in range(1, ngroups):
-                if (qrow[i, g, x] & _BAD) or (qrow[i, g - 1, x] & _BAD):
-                    continue
-                v = float(drow[i, g, x]) - float(drow[i, g - 1, x])
-                if math.isfinite(v):
-                    vals[n] = v
-                    at_i[n] = i
-                    at_g[n] = g
-                    n += 1
-        while n >= 2:
-            s = 0.0
-            for k in range(n):
-                s += vals[k]
-            mean = s / n
-            med = median(vals, n)
-            var = rn_var + (med / gain if med > 0.0 else 0.0)
-            if not (var > 0.0):
-                break
-            best = 0
-            bdev = -1.0
-            for k in range(n):
-                dev = abs(vals[k] - mean)
-                if n == 2:
-                    dev = vals[k] - mean  # a tie: blame the larger difference (CRs add charge)
-                if dev > bdev:
-                    bdev = dev
-                    best = k
-            t = abs(vals[best] - mean) * math.sqrt(n / (n - 1.0)) / math.sqrt(var)
-            thr = thr4 if n >= 4 else (thr3 if n == 3 else thr2)
-            if not (t > thr):
-                break
-            i = at_i[best]
-            g = at_g[best]
-            gdq[i, g, y, x] |= JUMP_DET
-            count += 1
-            if t > nb_min and t < nb_max:
-                src[i, g, y, x] = 1
-            n -= 1
-            vals[best] = vals[n]
-            at_i[best] = at_i[n]
-            at_g[best] = at_g[n]
-    ncr[y] = count
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def _detect_rows(y0, y1, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max,
-                 src, ncr):
+    need = np.ones(nx, np.bool_)  # stays True unless _screen_row runs (on every row)
     for y in range(y0, y1):
-        _detect_row(y, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max,
-                    src, ncr)
+        count = 0
+        copy_row(data, gdq, y, drow, qrow)
+        if 2 <= nd <= 64:  # row buffers stay small
+            _screen_row(y, drow, qrow, gain2d, rn2d, nframes, thr4, thr3, thr2, need)
+        for x in range(nx):
+            if not need[x]:
+                continue
+            gain = float(gain2d[y, x])
+            rn = float(rn2d[y, x])
+            if not (gain > 0.0) or not (rn >= 0.0) or math.isinf(gain) or math.isinf(rn):
+                continue
+            rn_var = rn * rn / nframes
+            n = np.int64(0)  # int64, not literal 0: numba would compile the callee twice
+            for i in range(nints):
+                for g in range(1, ngroups):
+                    if (qrow[i, g, x] & _BAD) or (qrow[i, g - 1, x] & _BAD):
+                        continue
+                    v = float(drow[i, g, x]) - float(drow[i, g - 1, x])
+                    if math.isfinite(v):
+                        vals[n] = v
+                        at_i[n] = i
+                        at_g[n] = g
+                        n += 1
+            while n >= 2:
+                s = 0.0
+                for k in range(n):
+                    s += vals[k]
+                mean = s / n
+                med = median(vals, n)
+                var = rn_var + (med / gain if med > 0.0 else 0.0)
+                if not (var > 0.0):
+                    break
+                best = 0
+                bdev = -1.0
+                for k in range(n):
+                    dev = abs(vals[k] - mean)
+                    if n == 2:
+                        dev = vals[k] - mean  # a tie: blame the larger difference (CRs add charge)
+                    if dev > bdev:
+                        bdev = dev
+                        best = k
+                t = abs(vals[best] - mean) * math.sqrt(n / (n - 1.0)) / math.sqrt(var)
+                thr = thr4 if n >= 4 else (thr3 if n == 3 else thr2)
+                if not (t > thr):
+                    break
+                i = at_i[best]
+                g = at_g[best]
+                gdq[i, g, y, x] |= JUMP_DET
+                count += 1
+                if t > nb_min and t < nb_max:
+                    src[i, g, y, x] = 1
+                n -= 1
+                vals[best] = vals[n]
+                at_i[best] = at_i[n]
+                at_g[best] = at_g[n]
+        ncr[y] = count
 
 
 def detect_kernel(data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max, src, ncr):
@@ -193,67 +187,64 @@ def detect_kernel(data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _post_row(y, data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
+def _post_rows(y0, y1, data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
+    """Pass 2 on rows y0..y1-1 (each row writes only its own group DQ)."""
     nints, ngroups, ny, nx = data.shape
     nd = nints * (ngroups - 1)
     vals = np.empty(max(nd, 1), np.float64)
     flag = np.zeros(ngroups, np.bool_)
     after = n1 > 0 or n2 > 0
-    if use_src:
+    for y in range(y0, y1):
+        if use_src:
+            for i in range(nints):
+                for g in range(ngroups):
+                    for x in range(nx):
+                        hit = ((y > 0 and src[i, g, y - 1, x])
+                               or (y < ny - 1 and src[i, g, y + 1, x])
+                               or (x > 0 and src[i, g, y, x - 1])
+                               or (x < nx - 1 and src[i, g, y, x + 1]))
+                        if hit and not (gdq[i, g, y, x] & _BAD):
+                            gdq[i, g, y, x] |= JUMP_DET
+        for x in range(nx):
+            if after:
+                gain = float(gain2d[y, x])
+                n = np.int64(0)  # int64, not literal 0: numba would compile the callee twice
+                for i in range(nints):
+                    for g in range(1, ngroups):
+                        if (gdq[i, g, y, x] & _BAD) or (gdq[i, g - 1, y, x] & _BAD):
+                            continue
+                        v = float(data[i, g, y, x]) - float(data[i, g - 1, y, x])
+                        if math.isfinite(v):
+                            vals[n] = v
+                            n += 1
+                if n > 0:
+                    med = median(vals, n)
+                    jmax1 = min(n1, ngroups - 2)
+                    jmax2 = min(n2, ngroups - 2)
+                    for i in range(nints):
+                        for g in range(ngroups):
+                            flag[g] = False
+                        for g in range(1, ngroups):
+                            if not (gdq[i, g, y, x] & JUMP_DET):
+                                continue
+                            if (gdq[i, g, y, x] & _BAD) or (gdq[i, g - 1, y, x] & _BAD):
+                                continue
+                            e = (float(data[i, g, y, x]) - float(data[i, g - 1, y, x]) - med) * gain
+                            if n1 > 0 and e >= e1:
+                                for j in range(g, min(g + jmax1, ngroups - 1) + 1):
+                                    flag[j] = True
+                            if n2 > 0 and e >= e2:
+                                for j in range(g, min(g + jmax2, ngroups - 1) + 1):
+                                    flag[j] = True
+                        for g in range(ngroups):
+                            if flag[g] and not (gdq[i, g, y, x] & _BAD):
+                                gdq[i, g, y, x] |= JUMP_DET
         for i in range(nints):
             for g in range(ngroups):
                 for x in range(nx):
-                    hit = ((y > 0 and src[i, g, y - 1, x]) or (y < ny - 1 and src[i, g, y + 1, x])
-                           or (x > 0 and src[i, g, y, x - 1])
-                           or (x < nx - 1 and src[i, g, y, x + 1]))
-                    if hit and not (gdq[i, g, y, x] & _BAD):
-                        gdq[i, g, y, x] |= JUMP_DET
-    for x in range(nx):
-        if after:
-            gain = float(gain2d[y, x])
-            n = 0
-            for i in range(nints):
-                for g in range(1, ngroups):
-                    if (gdq[i, g, y, x] & _BAD) or (gdq[i, g - 1, y, x] & _BAD):
-                        continue
-                    v = float(data[i, g, y, x]) - float(data[i, g - 1, y, x])
-                    if math.isfinite(v):
-                        vals[n] = v
-                        n += 1
-            if n > 0:
-                med = median(vals, n)
-                jmax1 = min(n1, ngroups - 2)
-                jmax2 = min(n2, ngroups - 2)
-                for i in range(nints):
-                    for g in range(ngroups):
-                        flag[g] = False
-                    for g in range(1, ngroups):
-                        if not (gdq[i, g, y, x] & JUMP_DET):
-                            continue
-                        if (gdq[i, g, y, x] & _BAD) or (gdq[i, g - 1, y, x] & _BAD):
-                            continue
-                        e = (float(data[i, g, y, x]) - float(data[i, g - 1, y, x]) - med) * gain
-                        if n1 > 0 and e >= e1:
-                            for j in range(g, min(g + jmax1, ngroups - 1) + 1):
-                                flag[j] = True
-                        if n2 > 0 and e >= e2:
-                            for j in range(g, min(g + jmax2, ngroups - 1) + 1):
-                                flag[j] = True
-                    for g in range(ngroups):
-                        if flag[g] and not (gdq[i, g, y, x] & _BAD):
-                            gdq[i, g, y, x] |= JUMP_DET
-    for i in range(nints):
-        for g in range(ngroups):
-            for x in range(nx):
-                q = gdq[i, g, y, x]
-                if (q & JUMP_DET) and (q & _BAD):
-                    gdq[i, g, y, x] = q & _CLEAR_JUMP
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def _post_rows(y0, y1, data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
-    for y in range(y0, y1):
-        _post_row(y, data, gdq, gain2d, src, use_src, e1, n1, e2, n2)
+                    q = gdq[i, g, y, x]
+                    if (q & JUMP_DET) and (q & _BAD):
+                        gdq[i, g, y, x] = q & _CLEAR_JUMP
 
 
 def post_kernel(data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
@@ -261,7 +252,7 @@ def post_kernel(data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
     for_rows(_post_rows, data.shape[2], data, gdq, gain2d, src, use_src, e1, n1, e2, n2)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _all_flagged(plane, bit):
     for v in plane.ravel():
         if not (v & bit):

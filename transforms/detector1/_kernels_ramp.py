@@ -9,11 +9,11 @@ one-group ramps, the zero frame and suppress_one_group behave as in stcal. Arith
 per pixel, outputs float32. CHARGELOSS groups get stcal's read-noise recomputation
 (``_chargeloss_rnoise``).
 
-The work is split into small kernels with one job each, called per row by ``_fit_row``:
+The work is split into small kernels with one job each, called per row by ``_fit_rows``:
 ``_fast_row`` (unflagged pixels, vectorised over columns), ``_fit_clean_pixel`` (an unflagged
 pixel the fast path did not take), and for the others ``_gather`` (groups, one-group
 suppression, zero frame), ``_median_rate`` (the rate VAR_POISSON uses), ``_fit_integrations``
--> ``_fit_segments`` -> ``_segment_fit`` (segments of each integration, per-segment OLS),
+(each integration's segments found by ``segments``, fitted by ``_segment_fit`` and combined),
 ``_exposure`` (integrations combined, DQ) and ``_chargeloss_rnoise``. Segment finding and the
 medians are shared with the jump kernels (``_kernels_common``).
 """
@@ -210,17 +210,17 @@ def _fast_row(y, drow, fastm, gain2d, rn2d, pdq, dark2d, nframes, group_time, wt
     ln = ngroups
     inv_tg = 1.0 / group_time
     h = nd >> 1
-    gain = np.empty(nx)
-    rn_e = np.empty(nx)
-    mp = np.zeros(nx)
+    gain = np.empty(nx, np.float64)
+    rn_e = np.empty(nx, np.float64)
+    mp = np.zeros(nx, np.float64)
     s32 = np.float32(math.sqrt(2.0 * nframes))
     for x in range(nx):
         gain[x] = float(gain2d[y, x])
         rn_e[x] = float(np.float32(rn2d[y, x]) * np.float32(gain2d[y, x]) / s32)
-    dif = np.empty((nd, nx))
+    dif = np.empty((nd, nx), np.float64)
     rank = np.empty(nx, np.int64)
-    lo = np.empty(nx)
-    hi = np.empty(nx)
+    lo = np.empty(nx, np.float64)
+    hi = np.empty(nx, np.float64)
     for i in range(nints):
         for k in range(nd):
             for x in range(nx):
@@ -238,20 +238,20 @@ def _fast_row(y, drow, fastm, gain2d, rn2d, pdq, dark2d, nframes, group_time, wt
                     lo[x] = dif[k, x]
         for x in range(nx):
             mp[x] += hi[x] if nd & 1 else 0.5 * (lo[x] + hi[x])
-    vp = np.empty(nx)
-    vr = np.empty(nx)
+    vp = np.empty(nx, np.float64)
+    vr = np.empty(nx, np.float64)
     for x in range(nx):
         mrate = mp[x] / nints
         dc = float(dark2d[y, x])
         mpois = (mrate + dc) if mrate > 0.0 else dc
         vp[x] = mpois / (group_time * gain[x] * (ln - 1.0))
         vr[x] = 12.0 * (rn_e[x] / group_time) ** 2 / ((ln * ln * ln - ln) * gain[x] * gain[x])
-    sy = np.empty(nx)
-    sxy = np.empty(nx)
+    sy = np.empty(nx, np.float64)
+    sxy = np.empty(nx, np.float64)
     pidx = np.empty(nx, np.int64)
-    r_ip = np.zeros(nx)
-    r_ir = np.zeros(nx)
-    r_num = np.zeros(nx)
+    r_ip = np.zeros(nx, np.float64)
+    r_ir = np.zeros(nx, np.float64)
+    r_num = np.zeros(nx, np.float64)
     for i in range(nints):
         for x in range(nx):
             d0 = float(drow[i, 0, x])
@@ -523,36 +523,13 @@ def _segment_fit(di, s0, ln, timing, group_time, mpois, rn_e, gain, wtab):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _fit_segments(qi, di, is0, iszf, suppress1g, frame_time, group_time, one_group_time, mpois,
-                  rn_e, gain, wtab, seg_s, seg_e):
-    """One integration's segments fitted and summed: (segments, inverse Poisson variance,
-    inverse read-noise variance, inverse total variance, slopes over read-noise variance)."""
-    nseg = segments(qi, qi.shape[0], seg_s, seg_e)
-    inv_r = 0.0
-    inv_p = 0.0
-    inv_e = 0.0
-    num = 0.0
-    for k in range(nseg):
-        s0 = seg_s[k]
-        ln = seg_e[k] - s0
-        timing = _seg_timing(ln, is0, iszf, suppress1g, frame_time, group_time, one_group_time)
-        slope, vp, vr = _segment_fit(di, s0, ln, timing, group_time, mpois, rn_e, gain, wtab)
-        inv_r += 1.0 / vr
-        if vp > 0.0:
-            inv_p += 1.0 / vp
-        inv_e += 1.0 / (vp + vr)
-        num += slope / vr
-    return nseg, inv_p, inv_r, inv_e, num
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
 def _fit_integrations(y, x, dq, d, is0, iszf, cnt_sat, cnt_dnu_sat, idq, suppress1g,
                       frame_time, group_time, one_group_time, mpois, rn_e, gain, wtab, seg_s,
                       seg_e, vr_int, i_slope, i_dq, i_vp, i_vr, i_err):
     """Every integration of a gathered pixel: its DQ (saturated at the first group, or no
-    usable group: DO_NOT_USE), slope and variances written to the rateints; returns the
-    exposure's sums and counts (inv_p, inv_r, num, DO_NOT_USE ints, SATURATED ints, any
-    saturation)."""
+    usable group: DO_NOT_USE), its segments fitted and combined by inverse variance, slope and
+    variances written to the rateints; returns the exposure's sums and counts (inv_p, inv_r,
+    num, DO_NOT_USE ints, SATURATED ints, any saturation)."""
     nints, ngroups = d.shape
     invalid = DO_NOT_USE | SATURATED
     r_inv_p = 0.0
@@ -574,9 +551,23 @@ def _fit_integrations(y, x, dq, d, is0, iszf, cnt_sat, cnt_dnu_sat, idq, suppres
             if cnt_sat[i] == ngroups:
                 q_out |= np.uint32(SATURATED)
         else:
-            nseg, inv_p, inv_r, inv_e, num = _fit_segments(
-                dq[i], d[i], is0[i], iszf[i], suppress1g, frame_time, group_time,
-                one_group_time, mpois, rn_e, gain, wtab, seg_s, seg_e)
+            nseg = segments(dq[i], ngroups, seg_s, seg_e)
+            inv_r = 0.0
+            inv_p = 0.0
+            inv_e = 0.0
+            num = 0.0
+            for k in range(nseg):  # segments combined by inverse variance
+                s0 = seg_s[k]
+                ln = seg_e[k] - s0
+                timing = _seg_timing(ln, is0[i], iszf[i], suppress1g, frame_time, group_time,
+                                     one_group_time)
+                slope, vp, vr = _segment_fit(d[i], s0, ln, timing, group_time, mpois, rn_e,
+                                             gain, wtab)
+                inv_r += 1.0 / vr
+                if vp > 0.0:
+                    inv_p += 1.0 / vp
+                inv_e += 1.0 / (vp + vr)
+                num += slope / vr
             if nseg > 0:
                 vp_out, vr_out = _int_var_out(inv_p, inv_r)
                 if q_out & invalid:
@@ -633,11 +624,14 @@ def _exposure(rate_dq, r_inv_p, r_inv_r, r_num, dnu_cnt, sat_cnt, set_sat, nints
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _fit_row(y, data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, suppress1g,
-             frame_time, group_time, nframes, g_lo, g_hi, wtab,
-             r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err):
-    """Every pixel of row ``y``: unflagged pixels all at once (``_fast_row``), the others one
-    by one (gather, median rate, segments per integration, exposure, CHARGELOSS pass)."""
+def _fit_rows(y0, y1, data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, suppress1g,
+              frame_time, group_time, nframes, g_lo, g_hi, wtab,
+              r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err):
+    """Every pixel of rows y0..y1-1, row by row: unflagged pixels all at once (``_fast_row``),
+    the others one by one (gather, median rate, segments per integration, exposure,
+    CHARGELOSS pass). Scratch buffers are allocated once and fully rewritten for each pixel.
+    The kernels it calls are one level deep (two at most): numba optimises a kernel's callees
+    again at every level above them, so a shallow tree compiles faster."""
     nints, ngroups = data.shape[0], data.shape[1]
     nx = data.shape[3]
     one_group_time = (nframes + 1.0) * frame_time / 2.0
@@ -657,64 +651,56 @@ def _fit_row(y, data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, suppress1g
     vr_int = np.zeros(nints, np.float64)
     drow = np.empty((nints, ngroups, nx), np.float32)
     qrow = np.empty((nints, ngroups, nx), np.uint8)
-    copy_row(data, gdq, y, drow, qrow)
     window = g_lo == 0 and g_hi == ngroups - 1
-    fastm = np.zeros(nx, np.bool_)
-    if ngroups >= 3 and window and ngroups - 1 <= SHORT:
-        _fast_mask(y, drow, qrow, gain2d, pdq, fastm)
-        _fast_row(y, drow, fastm, gain2d, rn2d, pdq, dark2d, nframes, group_time, wtab, wsum,
-                  r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err)
-    for x in range(nx):
-        if fastm[x]:
-            continue
-        gain = float(gain2d[y, x])
-        pix = np.uint32(pdq[y, x])
-        if not (gain > 0.0):
-            pix |= np.uint32(DO_NOT_USE | NO_GAIN_VALUE)
-        rn_e = float(np.float32(rn2d[y, x]) * np.float32(gain2d[y, x])
-                     / np.float32(math.sqrt(2.0 * nframes)))
-        dc = float(dark2d[y, x])
-        rate_dq = pix
-        fast = ngroups >= 3 and window and gain > 0.0 and (pix & invalid) == 0 \
-            and _unflagged(drow, qrow, x)
-        if fast:
-            r_inv_p, r_inv_r, r_num = _fit_clean_pixel(
-                y, x, drow, gain, rn_e, dc, pix, group_time, wtab, wsum, scratch, vr_int,
-                i_slope, i_dq, i_vp, i_vr, i_err)
-            dnu_cnt = 0
-            sat_cnt = 0
-            set_sat = False
-        else:
-            rate_dq |= _gather(y, x, drow, qrow, zframe, has_zf, suppress1g, g_lo, g_hi, pix,
-                               dq, d, is0, iszf, cnt_sat, cnt_dnu_sat, idq)
-            mrate = _median_rate(dq, d, is0, iszf, frame_time, group_time, one_group_time,
-                                 scratch)
-            mpois = (mrate + dc) if mrate > 0.0 else dc
-            r_inv_p, r_inv_r, r_num, dnu_cnt, sat_cnt, set_sat = _fit_integrations(
-                y, x, dq, d, is0, iszf, cnt_sat, cnt_dnu_sat, idq, suppress1g, frame_time,
-                group_time, one_group_time, mpois, rn_e, gain, wtab, seg_s, seg_e, vr_int,
-                i_slope, i_dq, i_vp, i_vr, i_err)
-        slope, rate_dq, vp, vr, err = _exposure(rate_dq, r_inv_p, r_inv_r, r_num, dnu_cnt,
-                                                sat_cnt, set_sat, nints)
-        r_slope[y, x] = slope
-        r_dq[y, x] = rate_dq
-        r_vp[y, x] = vp
-        r_vr[y, x] = vr
-        if not fast:
-            _chargeloss_rnoise(y, x, qrow, g_lo, g_hi, suppress1g, is0, iszf, rn_e, gain,
-                               group_time, frame_time, one_group_time, vr_int, cq, seg_s, seg_e,
-                               i_vr, r_vr)
-        r_err[y, x] = err
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def _fit_rows(y0, y1, data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, suppress1g,
-              frame_time, group_time, nframes, g_lo, g_hi, wtab,
-              r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err):
+    use_fast_row = ngroups >= 3 and window and ngroups - 1 <= SHORT
+    fastm = np.zeros(nx, np.bool_)  # stays False unless _fast_mask runs (on every row)
     for y in range(y0, y1):
-        _fit_row(y, data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, suppress1g,
-                 frame_time, group_time, nframes, g_lo, g_hi, wtab,
-                 r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err)
+        copy_row(data, gdq, y, drow, qrow)
+        if use_fast_row:
+            _fast_mask(y, drow, qrow, gain2d, pdq, fastm)
+            _fast_row(y, drow, fastm, gain2d, rn2d, pdq, dark2d, nframes, group_time, wtab, wsum,
+                      r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err)
+        for x in range(nx):
+            if fastm[x]:
+                continue
+            gain = float(gain2d[y, x])
+            pix = np.uint32(pdq[y, x])
+            if not (gain > 0.0):
+                pix |= np.uint32(DO_NOT_USE | NO_GAIN_VALUE)
+            rn_e = float(np.float32(rn2d[y, x]) * np.float32(gain2d[y, x])
+                         / np.float32(math.sqrt(2.0 * nframes)))
+            dc = float(dark2d[y, x])
+            rate_dq = pix
+            fast = ngroups >= 3 and window and gain > 0.0 and (pix & invalid) == 0 \
+                and _unflagged(drow, qrow, x)
+            if fast:
+                r_inv_p, r_inv_r, r_num = _fit_clean_pixel(
+                    y, x, drow, gain, rn_e, dc, pix, group_time, wtab, wsum, scratch, vr_int,
+                    i_slope, i_dq, i_vp, i_vr, i_err)
+                dnu_cnt = 0
+                sat_cnt = 0
+                set_sat = False
+            else:
+                rate_dq |= _gather(y, x, drow, qrow, zframe, has_zf, suppress1g, g_lo, g_hi, pix,
+                                   dq, d, is0, iszf, cnt_sat, cnt_dnu_sat, idq)
+                mrate = _median_rate(dq, d, is0, iszf, frame_time, group_time, one_group_time,
+                                     scratch)
+                mpois = (mrate + dc) if mrate > 0.0 else dc
+                r_inv_p, r_inv_r, r_num, dnu_cnt, sat_cnt, set_sat = _fit_integrations(
+                    y, x, dq, d, is0, iszf, cnt_sat, cnt_dnu_sat, idq, suppress1g, frame_time,
+                    group_time, one_group_time, mpois, rn_e, gain, wtab, seg_s, seg_e, vr_int,
+                    i_slope, i_dq, i_vp, i_vr, i_err)
+            slope, rate_dq, vp, vr, err = _exposure(rate_dq, r_inv_p, r_inv_r, r_num, dnu_cnt,
+                                                    sat_cnt, set_sat, nints)
+            r_slope[y, x] = slope
+            r_dq[y, x] = rate_dq
+            r_vp[y, x] = vp
+            r_vr[y, x] = vr
+            if not fast:
+                _chargeloss_rnoise(y, x, qrow, g_lo, g_hi, suppress1g, is0, iszf, rn_e, gain,
+                                   group_time, frame_time, one_group_time, vr_int, cq, seg_s,
+                                   seg_e, i_vr, r_vr)
+            r_err[y, x] = err
 
 
 def fit_ramps_kernel(data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, suppress1g,

@@ -83,7 +83,7 @@ def _check(params: CleanFlickerNoiseParams) -> None:
         raise ValueError(f"clean_flicker_noise: n_sigma must be > 0, got {params.n_sigma}")
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _small_median(buf, m):
     """Median of buf[:m] (m >= 1) by insertion sort: fast for the few group differences."""
     for i in range(1, m):

@@ -41,7 +41,7 @@ class DarkCurrentParams:
     average_dark_current: float | None = None
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _dark_value(frames, start, nframes, y, x):
     """Mean of frames[start:start+nframes] at (y, x), extrapolating past the end linearly;
     NaN frames count as 0."""

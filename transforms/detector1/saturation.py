@@ -67,7 +67,7 @@ def _flag_threshold(data, gdq, thresh, sat, floor_dnu):
     for_rows(_flag_threshold_rows, data.shape[1], data, gdq, thresh, sat, floor_dnu)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _grow_into(plane, srcbit, dstbit, n, pos, cnt):
     """plane |= dstbit wherever a (2n+1)^2 box around the pixel holds srcbit (clipped at edges).
 
@@ -102,7 +102,7 @@ def _grow_into(plane, srcbit, dstbit, n, pos, cnt):
                     row[xx] |= dstbit
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _partial_saturation(plane, thisdq, nextdq, thresh, dilution, nosat, sat, dnu, out):
     """out = DNU where the group average reached the diluted threshold before saturating."""
     ny, nx = plane.shape
@@ -114,7 +114,7 @@ def _partial_saturation(plane, thisdq, nextdq, thresh, dilution, nosat, sat, dnu
             out[y, x] = dnu if hit else 0
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _group2_check(d0, d1, dq1, dq2, thresh, bias, mean0, last2, nframes1, sat, dnu):
     """Flag group 2 DO_NOT_USE when group 3 saturated and group 2 saturated part-way through."""
     ny, nx = d0.shape
@@ -129,7 +129,7 @@ def _group2_check(d0, d1, dq1, dq2, thresh, bias, mean0, last2, nframes1, sat, d
                 dq1[y, x] |= dnu
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _thresholds(raw, rdq, nocheck_bit, limit, thresh, sdq, nocheck):
     """One pass over the reference: NaN -> NO_SAT_CHECK; unchecked thresholds -> limit."""
     ny, nx = raw.shape
