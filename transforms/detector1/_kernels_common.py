@@ -5,6 +5,11 @@ buffers; the median of short or long runs of finite values; the median of the fi
 of a scratch array (NaN left out); the segments of a ramp (runs of good groups, split at jumps).
 Explicit loops instead of slice assignments keep numba from compiling its shape-mismatch error
 messages (seconds of compile time for nothing).
+
+Switches typed None or True (``long``, and the kernels' ``cl``/``after``): numba prunes an
+``if x is None`` branch when the argument's type is None, so code a run cannot reach (medians
+of runs longer than SHORT, the CHARGELOSS pass, after-jump flagging) is compiled only by the
+runs that need it, and cached apart.
 """
 
 from __future__ import annotations
@@ -117,18 +122,24 @@ def median_select(vals, n):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def median(vals, n):
+def median(vals, n, long):
     """Median of the n finite values vals[:n], which keep their order: rank counting for short
-    runs, quickselect for long ones, so many-integration data stay O(n)."""
+    runs, quickselect for long ones, so many-integration data stay O(n). ``long`` is None when
+    the caller knows no run is longer than SHORT: numba then prunes the quickselect branch on
+    the argument's type and never compiles it (rank counting gives the same value for any n,
+    only more slowly); pass True otherwise."""
+    if long is None:
+        return median_rank(vals, n)
     if n > SHORT:
         return median_select(vals, n)
     return median_rank(vals, n)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def nan_last_median(vals, n):
+def nan_last_median(vals, n, long):
     """Median of the finite entries among vals[:n] (moved to the front, in place), stcal-style:
-    the mean of the two middle values for an even count, NaN when there is none."""
+    the mean of the two middle values for an even count, NaN when there is none. ``long`` as
+    for ``median``."""
     m = np.int64(0)  # int64, not literal 0: numba would compile the callee twice
     for k in range(n):
         v = vals[k]
@@ -137,7 +148,7 @@ def nan_last_median(vals, n):
             m += 1
     if m == 0:
         return math.nan
-    return median(vals, m)
+    return median(vals, m, long)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")

@@ -35,7 +35,7 @@ import math
 import numpy as np
 from numba import njit
 
-from transforms.detector1._kernels_common import copy_row, median
+from transforms.detector1._kernels_common import SHORT, copy_row, median
 from transforms.detector1._kernels_threads import for_rows
 from transforms.dq import DO_NOT_USE, JUMP_DET, SATURATED
 
@@ -47,7 +47,7 @@ _CLEAR_JUMP = np.uint8(0xFF ^ JUMP_DET)
 def _median(vals, n, buf):
     """Median of the finite vals[:n] (vals keeps its order; ``buf`` is no longer needed, kept
     for callers of this name): ``_kernels_common.median``."""
-    return median(vals, n)
+    return median(vals, n, True)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -111,8 +111,9 @@ def _screen_row(y, drow, qrow, gain2d, rn2d, nframes, thr4, thr3, thr2, need):
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _detect_rows(y0, y1, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max,
-                 src, ncr):
-    """Pass 1 on rows y0..y1-1: the screen first, then the iterative clipping per pixel."""
+                 src, ncr, long):
+    """Pass 1 on rows y0..y1-1: the screen first, then the iterative clipping per pixel.
+    ``long``: None when no pixel has more than SHORT differences (see _kernels_common)."""
     nints, ngroups, _, nx = data.shape
     nd = nints * (ngroups - 1)
     vals = np.empty(max(nd, 1), np.float64)
@@ -150,7 +151,7 @@ def _detect_rows(y0, y1, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_
                 for k in range(n):
                     s += vals[k]
                 mean = s / n
-                med = median(vals, n)
+                med = median(vals, n, long)
                 var = rn_var + (med / gain if med > 0.0 else 0.0)
                 if not (var > 0.0):
                     break
@@ -182,18 +183,20 @@ def _detect_rows(y0, y1, data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_
 
 def detect_kernel(data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2, nb_min, nb_max, src, ncr):
     """Pass 1: flag primary jumps in ``gdq``; mark neighbour-flag sources in ``src``."""
+    nints, ngroups = data.shape[:2]
+    long = True if nints * (ngroups - 1) > SHORT else None
     for_rows(_detect_rows, data.shape[2], data, gdq, gain2d, rn2d, nframes, thr4, thr3, thr2,
-             nb_min, nb_max, src, ncr)
+             nb_min, nb_max, src, ncr, long)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _post_rows(y0, y1, data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
-    """Pass 2 on rows y0..y1-1 (each row writes only its own group DQ)."""
+def _post_rows(y0, y1, data, gdq, gain2d, src, use_src, e1, n1, e2, n2, long, after):
+    """Pass 2 on rows y0..y1-1 (each row writes only its own group DQ). ``after``: None when
+    no after-jump flagging is asked for (n1 and n2 zero), ``long`` as in _detect_rows."""
     nints, ngroups, ny, nx = data.shape
     nd = nints * (ngroups - 1)
     vals = np.empty(max(nd, 1), np.float64)
     flag = np.zeros(ngroups, np.bool_)
-    after = n1 > 0 or n2 > 0
     for y in range(y0, y1):
         if use_src:
             for i in range(nints):
@@ -205,8 +208,8 @@ def _post_rows(y0, y1, data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
                                or (x < nx - 1 and src[i, g, y, x + 1]))
                         if hit and not (gdq[i, g, y, x] & _BAD):
                             gdq[i, g, y, x] |= JUMP_DET
-        for x in range(nx):
-            if after:
+        if after is not None:
+            for x in range(nx):
                 gain = float(gain2d[y, x])
                 n = np.int64(0)  # int64, not literal 0: numba would compile the callee twice
                 for i in range(nints):
@@ -218,7 +221,7 @@ def _post_rows(y0, y1, data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
                             vals[n] = v
                             n += 1
                 if n > 0:
-                    med = median(vals, n)
+                    med = median(vals, n, long)
                     jmax1 = min(n1, ngroups - 2)
                     jmax2 = min(n2, ngroups - 2)
                     for i in range(nints):
@@ -249,7 +252,11 @@ def _post_rows(y0, y1, data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
 
 def post_kernel(data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
     """Pass 2: neighbour flags, after-jump flags, and JUMP_DET removed where DNU/SAT is set."""
-    for_rows(_post_rows, data.shape[2], data, gdq, gain2d, src, use_src, e1, n1, e2, n2)
+    nints, ngroups = data.shape[:2]
+    long = True if nints * (ngroups - 1) > SHORT else None
+    after = True if (n1 > 0 or n2 > 0) else None
+    for_rows(_post_rows, data.shape[2], data, gdq, gain2d, src, use_src, e1, n1, e2, n2, long,
+             after)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")

@@ -340,7 +340,7 @@ def _clean_slope(drow, i, x, ln, rn_e, gain, group_time, wtab, wsum):
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _fit_clean_pixel(y, x, drow, gain, rn_e, dc, pix, group_time, wtab, wsum, scratch, vr_int,
-                     i_slope, i_dq, i_vp, i_vr, i_err):
+                     i_slope, i_dq, i_vp, i_vr, i_err, long):
     """A pixel with no flag anywhere (that ``_fast_row`` did not take): one full-length segment
     per integration. Writes the rateints values; returns the exposure's sums (inverse
     Poisson variance, inverse read-noise variance, weighted slopes)."""
@@ -350,7 +350,7 @@ def _fit_clean_pixel(y, x, drow, gain, rn_e, dc, pix, group_time, wtab, wsum, sc
     for i in range(nints):
         for k in range(ngroups - 1):
             scratch[k] = (float(drow[i, k + 1, x]) - float(drow[i, k, x])) * inv_tg
-        acc += median(scratch, ngroups - 1)
+        acc += median(scratch, ngroups - 1, long)
     mrate = acc / nints
     mpois = (mrate + dc) if mrate > 0.0 else dc
     ln = ngroups
@@ -445,7 +445,7 @@ def _gather(y, x, drow, qrow, zframe, has_zf, suppress1g, g_lo, g_hi, pix, dq, d
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _median_rate(dq, d, is0, iszf, frame_time, group_time, one_group_time, scratch):
+def _median_rate(dq, d, is0, iszf, frame_time, group_time, one_group_time, scratch, long):
     """The pixel's rate for VAR_POISSON: the mean over integrations of the median first
     difference of usable groups (a one-group or zero-frame ramp: its single read's rate)."""
     nints, ngroups = d.shape
@@ -476,7 +476,7 @@ def _median_rate(dq, d, is0, iszf, frame_time, group_time, one_group_time, scrat
                     all_nan = False
             if all_nan and not math.isnan(loc0):
                 scratch[0] = loc0
-            mr = nan_last_median(scratch, ngroups - 1)
+            mr = nan_last_median(scratch, ngroups - 1, long)
         if math.isnan(mr):
             mr = 0.0
         acc += mr
@@ -626,12 +626,16 @@ def _exposure(rate_dq, r_inv_p, r_inv_r, r_num, dnu_cnt, sat_cnt, set_sat, nints
 @njit(nogil=True, cache=True, error_model="numpy")
 def _fit_rows(y0, y1, data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, suppress1g,
               frame_time, group_time, nframes, g_lo, g_hi, wtab,
-              r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err):
+              r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err, long, cl):
     """Every pixel of rows y0..y1-1, row by row: unflagged pixels all at once (``_fast_row``),
     the others one by one (gather, median rate, segments per integration, exposure,
     CHARGELOSS pass). Scratch buffers are allocated once and fully rewritten for each pixel.
     The kernels it calls are one level deep (two at most): numba optimises a kernel's callees
-    again at every level above them, so a shallow tree compiles faster."""
+    again at every level above them, so a shallow tree compiles faster.
+
+    Switches (None or True, see _kernels_common): ``long`` for ramps of more than SHORT + 1
+    groups (long medians; unflagged pixels one by one, as ``_fast_row`` takes at most that),
+    ``cl`` when some group has CHARGELOSS (the read-noise recomputation)."""
     nints, ngroups = data.shape[0], data.shape[1]
     nx = data.shape[3]
     one_group_time = (nframes + 1.0) * frame_time / 2.0
@@ -671,20 +675,25 @@ def _fit_rows(y0, y1, data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, supp
                          / np.float32(math.sqrt(2.0 * nframes)))
             dc = float(dark2d[y, x])
             rate_dq = pix
-            fast = ngroups >= 3 and window and gain > 0.0 and (pix & invalid) == 0 \
-                and _unflagged(drow, qrow, x)
-            if fast:
-                r_inv_p, r_inv_r, r_num = _fit_clean_pixel(
-                    y, x, drow, gain, rn_e, dc, pix, group_time, wtab, wsum, scratch, vr_int,
-                    i_slope, i_dq, i_vp, i_vr, i_err)
-                dnu_cnt = 0
-                sat_cnt = 0
-                set_sat = False
-            else:
+            fast = False
+            r_inv_p = 0.0
+            r_inv_r = 0.0
+            r_num = 0.0
+            dnu_cnt = np.int64(0)
+            sat_cnt = np.int64(0)
+            set_sat = False
+            if long is not None:  # unflagged pixel of a ramp too long for _fast_row
+                fast = ngroups >= 3 and window and gain > 0.0 and (pix & invalid) == 0 \
+                    and _unflagged(drow, qrow, x)
+                if fast:
+                    r_inv_p, r_inv_r, r_num = _fit_clean_pixel(
+                        y, x, drow, gain, rn_e, dc, pix, group_time, wtab, wsum, scratch,
+                        vr_int, i_slope, i_dq, i_vp, i_vr, i_err, long)
+            if not fast:
                 rate_dq |= _gather(y, x, drow, qrow, zframe, has_zf, suppress1g, g_lo, g_hi, pix,
                                    dq, d, is0, iszf, cnt_sat, cnt_dnu_sat, idq)
                 mrate = _median_rate(dq, d, is0, iszf, frame_time, group_time, one_group_time,
-                                     scratch)
+                                     scratch, long)
                 mpois = (mrate + dc) if mrate > 0.0 else dc
                 r_inv_p, r_inv_r, r_num, dnu_cnt, sat_cnt, set_sat = _fit_integrations(
                     y, x, dq, d, is0, iszf, cnt_sat, cnt_dnu_sat, idq, suppress1g, frame_time,
@@ -696,10 +705,11 @@ def _fit_rows(y0, y1, data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, supp
             r_dq[y, x] = rate_dq
             r_vp[y, x] = vp
             r_vr[y, x] = vr
-            if not fast:
-                _chargeloss_rnoise(y, x, qrow, g_lo, g_hi, suppress1g, is0, iszf, rn_e, gain,
-                                   group_time, frame_time, one_group_time, vr_int, cq, seg_s,
-                                   seg_e, i_vr, r_vr)
+            if cl is not None:
+                if not fast:
+                    _chargeloss_rnoise(y, x, qrow, g_lo, g_hi, suppress1g, is0, iszf, rn_e,
+                                       gain, group_time, frame_time, one_group_time, vr_int, cq,
+                                       seg_s, seg_e, i_vr, r_vr)
             r_err[y, x] = err
 
 
@@ -708,10 +718,18 @@ def fit_ramps_kernel(data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, suppr
                      r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err):
     """Fit all pixels; outputs are written into the preallocated rate/rateints arrays. Rows are
     spread over ``current_threads()`` threads (``_kernels_threads.for_rows``)."""
+    long = True if data.shape[1] - 1 > SHORT else None
+    cl = True if has_flag(gdq, CHARGELOSS) else None
     for_rows(_fit_rows, data.shape[2], data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf,
              suppress1g, frame_time, group_time, nframes, g_lo, g_hi, wtab,
-             r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err)
+             r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err, long, cl)
 
 
-_median_finite = median  # the names these helpers had here
-_nan_last_median = nan_last_median
+def has_flag(gdq: np.ndarray, bit: int) -> bool:
+    """Whether any group of the 4-D group DQ has ``bit`` (one plane at a time: small
+    temporaries)."""
+    for i in range(gdq.shape[0]):
+        for g in range(gdq.shape[1]):
+            if np.bitwise_and(gdq[i, g], bit).any():
+                return True
+    return False
