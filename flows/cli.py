@@ -61,6 +61,9 @@ def one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 1 problems found, 2 error)."""
+    from flows import jit
+
+    jit.configure(sys.argv[1:] if argv is None else argv)  # before the commands import numba
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

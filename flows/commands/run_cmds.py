@@ -119,9 +119,10 @@ def cmd_reprocess(args: Any) -> int:
 
 def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[str] | None,
              command: str) -> int:
-    from flows import prefect_env
+    from flows import jit, prefect_env
 
     prefect_env.configure(str(ws.root))
+    jit.announce()  # "compiling kernels, first run only" when the JIT will run
     from flows import flows
 
     build = _build_name(ws, args.build)
