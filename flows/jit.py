@@ -338,21 +338,25 @@ def warm_resample() -> list[str]:
 
 
 def warm_compare() -> list[str]:
-    """The diff kernels on the array types products hold (writable and read-only)."""
+    """The diff kernels for the arrays products hold: read-only arrays read back from the store
+    (float32 science, int32 context, uint32/uint8 DQ), and the writable float64 and boolean
+    columns of source catalogs."""
     import numpy as np
 
     from transforms import compare
 
-    for dtype in (np.float32, np.float64, np.uint32, np.uint8, np.int32, np.uint16):
-        a = np.arange(12, dtype=dtype).reshape(3, 4)
+    def pair(dtype: Any, writable: bool) -> tuple[np.ndarray, np.ndarray]:
+        a = np.arange(12).reshape(3, 4).astype(dtype)
         b = a.copy()
-        for x, y in ((a, b), (a.view(), b.view())):
-            if x is not a:
-                x.flags.writeable = False
-                y.flags.writeable = False
-            compare.compare_arrays(x, y)
-            if dtype in (np.uint32, np.uint8, np.uint16):
-                compare.compare_dq(x, y)
+        a.flags.writeable = b.flags.writeable = writable
+        return a, b
+
+    for dtype, writable in ((np.float32, False), (np.float64, False), (np.float64, True),
+                            (np.int32, False), (np.bool_, True), (np.bool_, False),
+                            (np.uint8, False)):
+        compare.compare_arrays(*pair(dtype, writable))
+    for dtype in (np.uint32, np.uint8):
+        compare.compare_dq(*pair(dtype, False))
     return []
 
 

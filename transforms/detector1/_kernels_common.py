@@ -6,10 +6,9 @@ of a scratch array (NaN left out); the segments of a ramp (runs of good groups, 
 Explicit loops instead of slice assignments keep numba from compiling its shape-mismatch error
 messages (seconds of compile time for nothing).
 
-Switches typed None or True (``long``, and the kernels' ``cl``/``after``): numba prunes an
-``if x is None`` branch when the argument's type is None, so code a run cannot reach (medians
-of runs longer than SHORT, the CHARGELOSS pass, after-jump flagging) is compiled only by the
-runs that need it, and cached apart.
+Switches typed None or True (``long``, and jump's ``after``): numba prunes an ``if x is None``
+branch when the argument's type is None, so code a run cannot reach (medians of runs longer
+than SHORT, after-jump flagging) is compiled only by the runs that need it, and cached apart.
 """
 
 from __future__ import annotations

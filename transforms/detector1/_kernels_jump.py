@@ -88,10 +88,11 @@ def _screen_row(y, drow, qrow, gain2d, rn2d, nframes, thr4, thr3, thr2, need):
     for k in range(nd):
         for x in range(nx):
             mean[x] += dif[k, x]
-    bdev = np.full(nx, -1.0)
+    bdev = np.empty(nx, np.float64)
     bval = np.empty(nx, np.float64)
     for x in range(nx):
         mean[x] = mean[x] / nd
+        bdev[x] = -1.0
         bval[x] = dif[0, x]
     for k in range(nd):
         for x in range(nx):
@@ -261,12 +262,15 @@ def post_kernel(data, gdq, gain2d, src, use_src, e1, n1, e2, n2):
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _all_flagged(plane, bit):
-    for v in plane.ravel():
-        if not (v & bit):
-            return False  # usually the first pixel: no full pass over the image
+    ny, nx = plane.shape
+    for y in range(ny):
+        for x in range(nx):
+            if not (plane[y, x] & bit):
+                return False  # usually the first pixel: no full pass over the image
     return True
 
 
 def all_flagged(plane: np.ndarray, bit: int) -> bool:
     """Whether every pixel of a group DQ plane has ``bit`` (stops at the first that has not)."""
-    return bool(_all_flagged(np.ascontiguousarray(plane, dtype=np.uint8), np.uint8(bit)))
+    flat = np.ascontiguousarray(plane, dtype=np.uint8).reshape(1, -1)  # any shape: one 2-D kernel
+    return bool(_all_flagged(flat, np.uint8(bit)))

@@ -626,16 +626,17 @@ def _exposure(rate_dq, r_inv_p, r_inv_r, r_num, dnu_cnt, sat_cnt, set_sat, nints
 @njit(nogil=True, cache=True, error_model="numpy")
 def _fit_rows(y0, y1, data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, suppress1g,
               frame_time, group_time, nframes, g_lo, g_hi, wtab,
-              r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err, long, cl):
+              r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err, long):
     """Every pixel of rows y0..y1-1, row by row: unflagged pixels all at once (``_fast_row``),
     the others one by one (gather, median rate, segments per integration, exposure,
     CHARGELOSS pass). Scratch buffers are allocated once and fully rewritten for each pixel.
     The kernels it calls are one level deep (two at most): numba optimises a kernel's callees
     again at every level above them, so a shallow tree compiles faster.
 
-    Switches (None or True, see _kernels_common): ``long`` for ramps of more than SHORT + 1
-    groups (long medians; unflagged pixels one by one, as ``_fast_row`` takes at most that),
-    ``cl`` when some group has CHARGELOSS (the read-noise recomputation)."""
+    ``long`` (None or True, see _kernels_common): True for ramps of more than SHORT + 1 groups
+    (long medians; unflagged pixels one by one, as ``_fast_row`` takes at most that). The
+    CHARGELOSS pass has no such switch: operations builds run charge_migration, so most runs
+    need it, and a second variant of this kernel would cost more than it saves."""
     nints, ngroups = data.shape[0], data.shape[1]
     nx = data.shape[3]
     one_group_time = (nframes + 1.0) * frame_time / 2.0
@@ -647,12 +648,12 @@ def _fit_rows(y0, y1, data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, supp
     seg_s = np.empty(ngroups, np.int64)
     seg_e = np.empty(ngroups, np.int64)
     cq = np.empty(ngroups, np.uint8)
-    is0 = np.zeros(nints, np.bool_)
-    iszf = np.zeros(nints, np.bool_)
-    cnt_sat = np.zeros(nints, np.int64)
-    cnt_dnu_sat = np.zeros(nints, np.int64)
-    idq = np.zeros(nints, np.uint32)
-    vr_int = np.zeros(nints, np.float64)
+    is0 = np.empty(nints, np.bool_)  # these per-integration values are set for each pixel
+    iszf = np.empty(nints, np.bool_)  # (by _gather, _fit_integrations or _fit_clean_pixel)
+    cnt_sat = np.empty(nints, np.int64)  # before they are read
+    cnt_dnu_sat = np.empty(nints, np.int64)
+    idq = np.empty(nints, np.uint32)
+    vr_int = np.empty(nints, np.float64)
     drow = np.empty((nints, ngroups, nx), np.float32)
     qrow = np.empty((nints, ngroups, nx), np.uint8)
     window = g_lo == 0 and g_hi == ngroups - 1
@@ -705,11 +706,10 @@ def _fit_rows(y0, y1, data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, supp
             r_dq[y, x] = rate_dq
             r_vp[y, x] = vp
             r_vr[y, x] = vr
-            if cl is not None:
-                if not fast:
-                    _chargeloss_rnoise(y, x, qrow, g_lo, g_hi, suppress1g, is0, iszf, rn_e,
-                                       gain, group_time, frame_time, one_group_time, vr_int, cq,
-                                       seg_s, seg_e, i_vr, r_vr)
+            if not fast:
+                _chargeloss_rnoise(y, x, qrow, g_lo, g_hi, suppress1g, is0, iszf, rn_e, gain,
+                                   group_time, frame_time, one_group_time, vr_int, cq, seg_s,
+                                   seg_e, i_vr, r_vr)
             r_err[y, x] = err
 
 
@@ -719,17 +719,6 @@ def fit_ramps_kernel(data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf, suppr
     """Fit all pixels; outputs are written into the preallocated rate/rateints arrays. Rows are
     spread over ``current_threads()`` threads (``_kernels_threads.for_rows``)."""
     long = True if data.shape[1] - 1 > SHORT else None
-    cl = True if has_flag(gdq, CHARGELOSS) else None
     for_rows(_fit_rows, data.shape[2], data, gdq, pdq, gain2d, rn2d, dark2d, zframe, has_zf,
              suppress1g, frame_time, group_time, nframes, g_lo, g_hi, wtab,
-             r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err, long, cl)
-
-
-def has_flag(gdq: np.ndarray, bit: int) -> bool:
-    """Whether any group of the 4-D group DQ has ``bit`` (one plane at a time: small
-    temporaries)."""
-    for i in range(gdq.shape[0]):
-        for g in range(gdq.shape[1]):
-            if np.bitwise_and(gdq[i, g], bit).any():
-                return True
-    return False
+             r_slope, r_dq, r_vp, r_vr, r_err, i_slope, i_dq, i_vp, i_vr, i_err, long)

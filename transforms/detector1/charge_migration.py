@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from transforms import dq as DQ
-from transforms.detector1._kernels_threads import for_rows
+from transforms.detector1._kernels_threads import for_rows, readonly
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -76,7 +76,7 @@ def _flag_from_rows(row0, row1, gdq, first, flag):
 
 def _flag_from(gdq, first, flag):
     """Flag groups >= min(first of the pixel and its 4 neighbours)."""
-    for_rows(_flag_from_rows, gdq.shape[1], gdq, first, flag)
+    for_rows(_flag_from_rows, gdq.shape[1], gdq, readonly(first, first.dtype), flag)
 
 
 def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from transforms.detector1._kernels_threads import for_rows
+from transforms.detector1._kernels_threads import for_rows, readonly
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -87,7 +87,8 @@ def _subtract_dark(stack, frames, direct, step, nframes):
     rows: the dark frame itself when ``direct`` and it exists, else the mean of
     frames[g*step : g*step+nframes] rounded to float32 (as a float32 image of it would be).
     NaN dark values count as 0 (the science value is left as it is)."""
-    for_rows(_subtract_dark_rows, stack.shape[1], stack, frames, direct, step, nframes)
+    for_rows(_subtract_dark_rows, stack.shape[1], stack, readonly(frames, frames.dtype), direct,
+             step, nframes)
 
 
 def readout(meta: Mapping[str, Any]) -> tuple[int, int]:

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from transforms import dq as DQ
-from transforms.detector1._kernels_threads import for_rows
+from transforms.detector1._kernels_threads import for_rows, readonly
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -59,7 +59,8 @@ def _correct(data, gdq, coeffs, skip, sat):
     for JWST references, as stcal), for groups not SATURATED of pixels not skipped. One row at
     a time, the loops run over columns so the compiler vectorises them (same operations, in the
     same order, for every pixel)."""
-    for_rows(_correct_rows, data.shape[1], data, gdq, coeffs, skip, sat)
+    for_rows(_correct_rows, data.shape[1], data, gdq, readonly(coeffs, coeffs.dtype),
+             readonly(skip, np.bool_), sat)
 
 
 def prepare(lin: DataModel, meta: Mapping[str, Any],

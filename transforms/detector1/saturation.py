@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from transforms import dq as DQ
-from transforms.detector1._kernels_threads import for_rows
+from transforms.detector1._kernels_threads import for_rows, readonly
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -64,7 +64,8 @@ def _flag_threshold_rows(row0, row1, data, gdq, thresh, sat, floor_dnu):
 
 def _flag_threshold(data, gdq, thresh, sat, floor_dnu):
     """Per pixel: SATURATED from the first group at/above threshold on; AD floor at <= 0."""
-    for_rows(_flag_threshold_rows, data.shape[1], data, gdq, thresh, sat, floor_dnu)
+    for_rows(_flag_threshold_rows, data.shape[1], data, gdq, readonly(thresh, thresh.dtype), sat,
+             floor_dnu)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")

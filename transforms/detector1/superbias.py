@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from transforms.detector1._kernels_threads import for_rows
+from transforms.detector1._kernels_threads import for_rows, readonly
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -41,7 +41,7 @@ def _subtract_rows(row0, row1, data, bias):
 
 def _subtract(data, bias):
     """data[..., y, x] -= bias[y, x] for a (n, ny, nx) stack, NaN bias counted as 0."""
-    for_rows(_subtract_rows, data.shape[1], data, bias)
+    for_rows(_subtract_rows, data.shape[1], data, readonly(bias, bias.dtype))
 
 
 def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
