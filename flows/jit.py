@@ -206,9 +206,10 @@ class Compiles:
         event.unregister("numba:compile", self._listener)
 
 
-def _nircam_exposure(size: int, ngroups: int, nints: int, *, zeroframe: bool = False,
-                     seed: int = 1) -> tuple[Any, dict[str, Any]]:
-    """A small simulated-looking NIRCam window exposure (numpy only) and its references."""
+def _nircam_exposure(size: int, ngroups: int, nints: int, *, nframes: int = 1, groupgap: int = 0,
+                     zeroframe: bool = False, seed: int = 1) -> tuple[Any, dict[str, Any]]:
+    """A small simulated-looking NIRCam window exposure (numpy only) and its references;
+    ``nframes``/``groupgap`` as the readout pattern averages and drops frames."""
     import numpy as np
 
     from transforms.model import DataModel
@@ -217,12 +218,13 @@ def _nircam_exposure(size: int, ngroups: int, nints: int, *, zeroframe: bool = F
 
     ua = "2022-01-01T00:00:00"
     sub = readout.custom_subarray(1, 1, size, size, 1, f"SUB{size}")
-    tframe = readout.frame_time("NIRCAM", sub)  # RAPID: one frame per group, any count here
+    tframe = readout.frame_time("NIRCAM", sub)  # any number of groups here
+    tgroup = (nframes + groupgap) * tframe
     props = R.detector_properties("NRCA1", seed, sub)
     refs = {
         "mask": R.mask_ref(props, ua), "saturation": R.saturation_ref(props, ua),
         "superbias": R.superbias_ref(props, ua), "linearity": R.linearity_ref(props, ua),
-        "dark": R.dark_ref(props, ua, tframe, ngroups + 5, "NRC_IMAGE"),
+        "dark": R.dark_ref(props, ua, tframe, ngroups * (nframes + groupgap) + 5, "NRC_IMAGE"),
         "gain": R.gain_ref(props, ua), "readnoise": R.readnoise_ref(props, ua),
         "flat": R.flat_ref(props, ua, "F200W", "CLEAR"),
     }
@@ -237,11 +239,12 @@ def _nircam_exposure(size: int, ngroups: int, nints: int, *, zeroframe: bool = F
     if zeroframe:
         arrays["zeroframe"] = arrays["data"][:, 0].astype(np.uint16)
     meta = {"instrument.name": "NIRCAM", "instrument.detector": "NRCA1",
-            "exposure.type": "NRC_IMAGE", "exposure.readpatt": "RAPID",
-            "exposure.nframes": 1, "exposure.groupgap": 0,
+            "exposure.type": "NRC_IMAGE",
+            "exposure.readpatt": {1: "RAPID", 2: "BRIGHT2"}.get(nframes, "MEDIUM8"),
+            "exposure.nframes": nframes, "exposure.groupgap": groupgap,
             "exposure.ngroups": ngroups, "exposure.nints": nints,
-            "exposure.frame_time": tframe, "exposure.group_time": tframe,
-            "exposure.frame_divisor": 1, "exposure.noutputs": sub.noutputs,
+            "exposure.frame_time": tframe, "exposure.group_time": tgroup,
+            "exposure.frame_divisor": nframes, "exposure.noutputs": sub.noutputs,
             "subarray.name": sub.name, "subarray.xstart": sub.xstart,
             "subarray.ystart": sub.ystart, "subarray.xsize": sub.xsize,
             "subarray.ysize": sub.ysize, "subarray.fastaxis": -1, "subarray.slowaxis": 2}
@@ -284,15 +287,17 @@ def _detector1_plans(refs: dict[str, Any], meta: dict[str, Any]) -> tuple[list[A
 
 def warm_detector1() -> list[str]:
     """Every detector1 step (all versions; skipped-by-default steps and optional paths too) on
-    small exposures: a subarray with several integrations, one with a zero frame, a ramp
-    longer than the fast paths take, and full-frame reference pixels."""
+    small exposures: several integrations (large enough for dq_init's kernel), a zero frame, a
+    grouped readout (frames averaged), a ramp longer than the fast paths take, and full-frame
+    reference pixels."""
     import numpy as np
 
     from transforms.detector1 import refpix, run
 
     notes: list[str] = []
-    for size, ngroups, nints, zf in ((16, 6, 2, False), (16, 3, 1, True), (8, 30, 1, False)):
-        uncal, refs = _nircam_exposure(size, ngroups, nints, zeroframe=zf)
+    for size, ngroups, nints, nframes, zf in ((64, 8, 2, 1, False), (16, 3, 1, 1, True),
+                                              (16, 5, 1, 2, False), (8, 30, 1, 1, False)):
+        uncal, refs = _nircam_exposure(size, ngroups, nints, nframes=nframes, zeroframe=zf)
         plans, missing = _detector1_plans(refs, dict(uncal.meta))
         notes += [m for m in missing if m not in notes]
         for plan in plans:
