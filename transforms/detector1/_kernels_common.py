@@ -160,8 +160,8 @@ def segments(q, n, seg_s, seg_e):
     in_seg = False
     start = 0
     maxlen = 0
-    for g in range(n):
-        if (q[g] & NOT_PERS) == 0:
+    for g in range(n + 1):  # g == n closes the last run
+        if g < n and (q[g] & NOT_PERS) == 0:
             if not in_seg:
                 start = g
                 if g > 0 and (q[g - 1] & NOT_PERS) == JUMP_DET:
@@ -173,11 +173,6 @@ def segments(q, n, seg_s, seg_e):
             maxlen = max(maxlen, g - start)
             nseg += 1
             in_seg = False
-    if in_seg:
-        seg_s[nseg] = start
-        seg_e[nseg] = n
-        maxlen = max(maxlen, n - start)
-        nseg += 1
     if nseg >= 2:
         if maxlen < 2:
             nseg = 1
