@@ -83,6 +83,7 @@ REFERENCE_MODEL: dict[str, str] = {
     "rscd": "RSCDModel",  # MIRI
     "reset": "ResetModel",  # MIRI
     "emicorr": "EmiModel",  # MIRI (ASDF)
+    "ipc": "IPCModel",  # 2-D (kh, kw) or 4-D (kh, kw, ny, nx) deconvolution kernel
 }
 _PHOTOM_MODEL = {"NIRCAM": "NrcImgPhotomModel", "NIRISS": "NisImgPhotomModel",
                  "FGS": "FgsImgPhotomModel", "MIRI": "MirImgPhotomModel"}

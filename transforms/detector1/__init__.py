@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (imported for registration)
     dq_init,
     gain_scale,
     group_scale,
+    ipc,
     jump,
     linearity,
     ramp_fit,

@@ -521,6 +521,9 @@ def _references(spec: ProgramSpec, seed: int, props: dict[str, rf.DetectorProps]
                        ("readnoise", rf.readnoise_ref)):
             c1[rt] = add((rt, det), rt, inst, fn(p, USEAFTER_1),
                          {"instrument.detector": det, "instrument.filter": na})
+        if rf.ipc_kernel(det) is not None:  # the kernel the simulator's IPC is undone with
+            c1["ipc"] = add(("ipc", det), "ipc", inst, rf.ipc_ref(p, USEAFTER_1),
+                            {"instrument.detector": det})
         c1["superbias"] = add(("superbias", det), "superbias", inst,
                               rf.superbias_ref(p, USEAFTER_1, "N/A"),
                               {"instrument.detector": det, "exposure.readpatt": na,

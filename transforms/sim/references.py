@@ -79,6 +79,16 @@ DETECTORS: dict[str, DetectorSpec] = {
         ("MIRIFUSHORT", 0.13, -502.65, -318.74, 8.26, "MIRIFU_CHANNEL1A"))},
 }
 
+# Interpixel capacitance of the simulated near-IR detectors: the fraction of a pixel's signal
+# that appears in each horizontal (alpha_x) and vertical (alpha_y) neighbour and in each
+# diagonal one (beta). Typical H2RG values (NIRCam/NIRISS ~0.5-0.7% nearest-neighbour coupling,
+# slightly anisotropic, ~0.05% diagonal); a detector missing here has no simulated IPC.
+IPC_COUPLING: dict[str, tuple[float, float, float]] = {
+    "NRCA1": (0.0055, 0.0062, 0.0005),
+    "NRCA5": (0.0060, 0.0068, 0.0006),
+    "NIS": (0.0058, 0.0064, 0.0005),
+}
+
 # Conversion DN/s -> MJy/sr and pixel solid angle per (instrument, filter), JWST-like values.
 PHOTOM: dict[tuple[str, str], dict[str, float]] = {
     ("NIRCAM", "F150W"): {"photmjsr": 0.2556, "pivot": 1.501},
@@ -426,3 +436,53 @@ def pixel_area_map(dist: DataModel, window: Subarray) -> np.ndarray:
     yy, xx = np.meshgrid(np.arange(rows.start, rows.stop), np.arange(cols.start, cols.stop),
                          indexing="ij")
     return interp((yy, xx)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Interpixel capacitance
+# --------------------------------------------------------------------------------------------
+
+def ipc_kernel(detector: str) -> np.ndarray | None:
+    """The forward IPC kernel (3x3, rows = y, sums to 1) the simulator convolves the collected
+    charge with, or None for a detector without simulated IPC (``IPC_COUPLING``)."""
+    c = IPC_COUPLING.get(detector_spec(detector).detector)
+    if c is None:
+        return None
+    ax, ay, b = c
+    k = np.array([[b, ay, b], [ax, 0.0, ax], [b, ay, b]], np.float64)
+    k[1, 1] = 1.0 - k.sum()
+    return k
+
+
+def ipc_deconvolution_kernel(forward: np.ndarray, size: int = 3) -> np.ndarray:
+    """The ``size`` x ``size`` deconvolution kernel of a forward IPC kernel, as JWST's IPC
+    references hold it: the central cells of the exact inverse (computed on a 64x64 periodic
+    grid by FFT), renormalised to sum to 1 so that a uniform image is unchanged. Truncation
+    leaves an O(alpha**2) residual: +1.9e-4 of a point source's peak pixel and -4e-5 two pixels
+    away for 0.6% coupling (the real 3x3 references have the same limitation)."""
+    from numpy import fft
+
+    n = 64
+    grid = np.zeros((n, n))
+    kh, kw = forward.shape
+    grid[:kh, :kw] = forward
+    grid = np.roll(grid, (-(kh // 2), -(kw // 2)), axis=(0, 1))  # centre at (0, 0)
+    inv = np.real(fft.ifft2(1.0 / fft.fft2(grid)))
+    h = size // 2
+    core = np.roll(inv, (h, h), axis=(0, 1))[:size, :size].copy()
+    core[h, h] += 1.0 - core.sum()
+    return core
+
+
+def ipc_ref(props: DetectorProps, useafter: str) -> DataModel:
+    """IPC: the 3x3 deconvolution kernel of the detector's simulated coupling (float32), as
+    JWST's NIRCam/NIRISS IPC references (a kernel that the ipc step convolves each group with)."""
+    k = ipc_kernel(props.spec.detector)
+    if k is None:
+        raise ReferenceError(f"{props.spec.detector} has no simulated IPC (IPC_COUPLING)")
+    data = ipc_deconvolution_kernel(k).astype(np.float32)
+    meta = _ref_meta("ipc", props, useafter, "IPC deconvolution kernel (simulated)")
+    for key in ("subarray.name", "subarray.xstart", "subarray.ystart", "subarray.xsize",
+                "subarray.ysize"):
+        meta.pop(key)  # a 3x3 kernel applies to every window
+    return DataModel("ref.ipc", {"data": data}, meta)
