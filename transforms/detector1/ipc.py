@@ -108,4 +108,6 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
           optional_reftypes=("ipc",), inplace=apply_inplace)
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: IPCParams) -> DataModel:
     """Correct interpixel capacitance: convolve each group with the IPC reference kernel."""
+    if (refs or {}).get("ipc") is None:  # nothing to do: no copy
+        return model.replace(meta={f"cal_step.{NAME}": "SKIPPED"})
     return apply_by_copy(model, refs, params, NAME, apply_inplace)

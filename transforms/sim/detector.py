@@ -4,9 +4,10 @@ Per integration, charge accumulates frame by frame (Poisson, or its expectation 
 noiseless) from the light and the dark current; cosmic rays (tracks through the absorber with
 charge diffusion, ``CR_PHYSICS``) and snowballs add charge from the frame they hit onward;
 frames are averaged into groups (``nframes``) and ``groupgap`` frames are dropped. Each group
-then goes through the detector chain: NIRISS charge migration, interpixel capacitance (the
-collected charge convolved with ``references.ipc_kernel``), the inverse of the linearity
-polynomial (so the linearity step recovers the truth), the full well, bias
+then goes through the detector chain: NIRISS charge migration, the inverse of the linearity
+polynomial (so the linearity step recovers the truth), the full well, interpixel capacitance
+(the pixels' raw signals, as node voltages couple, convolved with ``references.ipc_kernel``:
+what jwst's ipc step, which runs on the raw ramp, undoes), bias
 (superbias + per-output even/odd column offsets + a slow drift), read noise (per frame, so
 averaged over ``nframes``), 1/f noise along the fast-read direction of each output, the 16-bit
 ADC. Every random draw comes from the generator passed in.
@@ -21,7 +22,8 @@ import numpy as np
 from numba import njit, prange
 
 from transforms.sim.readout import Subarray, Timing, amplifier_columns
-from transforms.sim.references import SATURATION_FRACTION, DetectorProps, ipc_kernel
+from transforms.sim.references import (SATURATION_FRACTION, TRAP_FAMILIES, DetectorProps,
+                                       ipc_kernel, persat)
 
 ADC_MAX = 65535
 
@@ -51,7 +53,8 @@ class Effects:
     snowballs: bool = True
     snowball_rate: float = 1.2e-8  # per pixel per second
     charge_migration: bool | None = None  # None: on for detectors that have it (NIRISS)
-    ipc: bool = True  # interpixel capacitance on the collected charge (detectors in IPC_COUPLING)
+    ipc: bool = True  # interpixel capacitance of the raw signal (detectors in IPC_COUPLING)
+    persistence: bool = True  # charge traps (when synthesize is given the trap density)
 
     @classmethod
     def noiseless(cls, **overrides) -> "Effects":
@@ -393,7 +396,7 @@ def event_jumps(deposits, kinds, tim: Timing, nint: int) -> np.ndarray:
 
 
 def ipc_forward(image: np.ndarray, kernel: np.ndarray, sci: np.ndarray) -> np.ndarray:
-    """The image a detector with IPC ``kernel`` (3x3, rows y) reports for collected charge
+    """The image a detector with IPC ``kernel`` (3x3, rows y) reports for pixel signals
     ``image``: each pixel's signal is shared with its neighbours; outside the window counts as
     zero and reference pixels (no photodiode) stay zero."""
     ny, nx = image.shape
@@ -424,14 +427,61 @@ def _migrate(charge: np.ndarray, threshold_e: np.ndarray, fraction: float) -> tu
     return out, n
 
 
+class Traps:
+    """Charge traps of a window (``references.TRAP_FAMILIES``): filled charge per family, e-.
+
+    ``release(dt)`` empties them as they decay for ``dt`` seconds and returns the charge freed
+    per pixel; ``fill(raw, dt)`` fills them toward ``density * capture0 * min(raw / persat, 1)``
+    where the signal is high (>= 10% of PERSAT). Only pixels that ever held charge are touched.
+    """
+
+    def __init__(self, density: np.ndarray, persat_dn: np.ndarray, filled: np.ndarray | None):
+        self.fam = np.array(TRAP_FAMILIES, np.float64)  # (nfam, 4)
+        self.density = np.asarray(density, np.float64)
+        self.persat = np.asarray(persat_dn, np.float64)
+        shape = (len(self.fam),) + self.density.shape
+        self.n = np.zeros(shape) if filled is None else np.array(filled, np.float64, copy=True)
+        if self.n.shape != shape:
+            raise SimulationError(f"traps {self.n.shape} do not match the window {shape}")
+        self.active = np.nonzero(self.n.sum(axis=0).ravel() > 1e-6)[0]
+
+    def release(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """(flat pixel indices, charge freed there) over ``dt`` seconds."""
+        if not self.active.size or dt <= 0:
+            return self.active, np.zeros(self.active.size)
+        nf = self.n.reshape(len(self.fam), -1)
+        keep = np.exp(self.fam[:, 3] * dt)[:, None]
+        cur = nf[:, self.active]
+        freed = cur * (1.0 - keep)
+        nf[:, self.active] = cur - freed
+        return self.active, freed.sum(axis=0)
+
+    def fill(self, raw: np.ndarray, dt: float) -> None:
+        hot = np.nonzero((raw >= 0.1 * self.persat).ravel())[0]
+        if not hot.size:
+            return
+        frac = np.minimum(raw.ravel()[hot] / self.persat.ravel()[hot], 1.0)
+        nf = self.n.reshape(len(self.fam), -1)
+        target = self.fam[:, 0][:, None] * self.density.ravel()[hot][None] * frac[None]
+        rate = (1.0 - np.exp(self.fam[:, 1] * dt))[:, None]
+        cur = nf[:, hot]
+        nf[:, hot] = np.where(target > cur, cur + (target - cur) * rate, cur)
+        self.active = np.union1d(self.active, hot)
+
+
 def synthesize(light_rate_e: np.ndarray, props: DetectorProps, sub: Subarray, tim: Timing,
-               rng: np.random.Generator, effects: Effects = Effects()) -> tuple[np.ndarray,
-                                                                                RampTruth]:
+               rng: np.random.Generator, effects: Effects = Effects(), *,
+               trap_density: np.ndarray | None = None,
+               traps: np.ndarray | None = None) -> tuple[np.ndarray, RampTruth]:
     """Simulate the uint16 ramp (nints, ngroups, ny, nx) of a window and its truth.
 
     ``light_rate_e`` is the e-/s the sky and sources deliver to each pixel of the window (flat
     applied, zero on reference pixels); ``props`` the detector's true properties over the same
-    window.
+    window. Persistence: with ``trap_density`` (``references.trap_density``) and
+    ``effects.persistence``, charge traps filled by high signals (and ``traps``: the charge
+    already trapped at the exposure's start, (families, ny, nx), e.g. by the previous
+    exposure) release charge into the ramp; ``truth.extra`` then has ``traps_e`` (trapped at the
+    end) and ``persistence_e_per_s`` (the mean release rate over the integrations' reads).
     """
     ny, nx = props.superbias.shape
     if light_rate_e.shape != (ny, nx) or (sub.ysize, sub.xsize) != (ny, nx):
@@ -467,7 +517,13 @@ def synthesize(light_rate_e: np.ndarray, props: DetectorProps, sub: Subarray, ti
     migrated = 0
     kipc = ipc_kernel(props.spec.detector) if eff.ipc else None
     sci = ~props.refpix
+    tr = None
+    if eff.persistence and trap_density is not None:
+        tr = Traps(np.where(sci, trap_density, 0.0), persat(props), traps)
+        pers_q = np.zeros(ny * nx)
     for it in range(tim.nints):
+        if it and tr is not None:
+            tr.release(tim.tframe)  # the reset between integrations clears what is freed
         deposits, kinds, crs, sbs = _events_ex(rng, eff, props, tim, it)
         all_crs += crs
         all_sbs += sbs
@@ -484,7 +540,14 @@ def synthesize(light_rate_e: np.ndarray, props: DetectorProps, sub: Subarray, ti
             start = tim.frame_of_group(g)
             acc = np.zeros((ny, nx))
             for k in range(start, start + tim.nframes):
-                mean = rate * (k - last) * tim.tframe
+                dt = (k - last) * tim.tframe
+                mean = rate * dt
+                if tr is not None:
+                    idx, freed = tr.release(dt)
+                    if idx.size:
+                        mean = mean.copy()
+                        mean.ravel()[idx] += freed
+                        pers_q[idx] += freed
                 q += rng.poisson(mean) if eff.poisson else mean
                 while di < len(deposits) and deposits[di][0] <= k:
                     _, py, px, pq = deposits[di]
@@ -496,13 +559,16 @@ def synthesize(light_rate_e: np.ndarray, props: DetectorProps, sub: Subarray, ti
             if migr:
                 charge, n = _migrate(charge, mig_thr, 0.2)
                 migrated += n
-            if kipc is not None:
-                charge = ipc_forward(charge, kipc, sci)
             lin_dn = (charge / gain).astype(np.float32)
             raw = (invert_linearity(lin_dn, props.lin_coeffs) if eff.nonlinearity
                    else lin_dn).astype(np.float64)
             if eff.saturation:
                 raw = np.minimum(raw, props.well)
+            if tr is not None:
+                tr.fill(raw, tim.tgroup)
+            if kipc is not None:  # capacitive coupling of the node voltages (non-linear, capped)
+                raw = ipc_forward(raw, kipc, sci)
+            if eff.saturation:
                 newly = (raw >= sat_thr) & (satg[it] < 0)
                 satg[it][newly] = g
             t = tim.group_mean_time(g)
@@ -515,8 +581,13 @@ def synthesize(light_rate_e: np.ndarray, props: DetectorProps, sub: Subarray, ti
             if eff.one_over_f and eff.one_over_f_rms > 0:
                 sig += one_over_f(rng, sub, ny, eff.one_over_f_rms)
             out[it, g] = np.clip(np.rint(sig), 0, ADC_MAX).astype(np.uint16)
+    extra: dict = {}
+    if tr is not None:
+        t_reads = tim.nints * tim.tframe * (tim.frame_of_group(tim.ngroups - 1) + tim.nframes)
+        extra["traps_e"] = tr.n.astype(np.float32)
+        extra["persistence_e_per_s"] = (pers_q / t_reads).reshape(ny, nx).astype(np.float32)
     truth = RampTruth(light.astype(np.float32), dark.astype(np.float32), props.gain,
-                      tuple(all_crs), tuple(all_sbs), satg, migrated,
+                      tuple(all_crs), tuple(all_sbs), satg, migrated, extra=extra,
                       jumps=np.concatenate(jumps) if jumps else np.zeros(0, JUMP_DTYPE))
     return out, truth
 
@@ -531,9 +602,6 @@ def analytic_ramp(light_rate_e: np.ndarray, props: DetectorProps, sub: Subarray,
     """
     light = np.where(props.refpix, 0.0, light_rate_e)
     rate = light + (props.dark_rate if effects.dark else 0.0)
-    kipc = ipc_kernel(props.spec.detector) if effects.ipc else None
-    if kipc is not None:
-        rate = ipc_forward(rate, kipc, ~props.refpix)
     t = np.array([tim.group_mean_time(g) for g in range(tim.ngroups)])
     lin = rate[None] * t[:, None, None] / props.gain[None]
     ny, nx = rate.shape
@@ -551,5 +619,8 @@ def analytic_ramp(light_rate_e: np.ndarray, props: DetectorProps, sub: Subarray,
         raw = lin
     if effects.saturation:
         raw = np.minimum(raw, props.well[None])
+    kipc = ipc_kernel(props.spec.detector) if effects.ipc else None
+    if kipc is not None:
+        raw = np.stack([ipc_forward(x, kipc, ~props.refpix) for x in raw])
     ramp = raw + props.superbias[None] + fixed[None, None, :]
     return np.broadcast_to(ramp, (tim.nints,) + ramp.shape)

@@ -89,6 +89,20 @@ IPC_COUPLING: dict[str, tuple[float, float, float]] = {
     "NIS": (0.0058, 0.0064, 0.0005),
 }
 
+# Charge traps (persistence), in the parametrisation of JWST's TRAPPARS references: per trap
+# family, ``capture0`` the share of a pixel's traps (TRAPDENSITY) the family holds when the
+# pixel reaches its persistence saturation (PERSAT) level, ``capture1`` (1/s, negative) the
+# rate at which they fill, ``capture2`` (1/s) a linear slow capture (none here), and
+# ``decay_param`` (1/s, negative) the rate at which filled traps release their charge. Release
+# times of minutes to hours and ~0.5 e-/s just after a saturation are typical of NIR H2RGs.
+TRAP_FAMILIES: tuple[tuple[float, float, float, float], ...] = (
+    (0.5, -1.0 / 50.0, 0.0, -1.0 / 300.0),
+    (0.3, -1.0 / 100.0, 0.0, -1.0 / 1500.0),
+    (0.2, -1.0 / 200.0, 0.0, -1.0 / 6000.0),
+)
+TRAP_DENSITY: dict[str, float] = {"NRCA1": 300.0, "NRCA5": 400.0, "NIS": 350.0}  # traps/pixel
+PERSAT_FRACTION = 0.8  # persistence saturation level, as a share of the full well
+
 # Conversion DN/s -> MJy/sr and pixel solid angle per (instrument, filter), JWST-like values.
 PHOTOM: dict[tuple[str, str], dict[str, float]] = {
     ("NIRCAM", "F150W"): {"photmjsr": 0.2556, "pivot": 1.501},
@@ -104,7 +118,7 @@ PHOTOM: dict[tuple[str, str], dict[str, float]] = {
 
 _QTY = {name: i for i, name in enumerate(
     ("bias", "gain", "rnoise", "dark", "hot", "dead", "flat", "lin", "well", "flat_err",
-     "newhot", "miri_reset", "miri_rscd", "miri_frame", "miri_dark"))}
+     "newhot", "miri_reset", "miri_rscd", "miri_frame", "miri_dark", "traps"))}
 
 
 def detector_spec(detector: str) -> DetectorSpec:
@@ -486,3 +500,52 @@ def ipc_ref(props: DetectorProps, useafter: str) -> DataModel:
                 "subarray.ysize"):
         meta.pop(key)  # a 3x3 kernel applies to every window
     return DataModel("ref.ipc", {"data": data}, meta)
+
+
+# --------------------------------------------------------------------------------------------
+# Persistence (charge traps)
+# --------------------------------------------------------------------------------------------
+
+def trap_density(props: DetectorProps, seed: int) -> np.ndarray | None:
+    """Traps per pixel (electrons they can hold) over ``props.window``, or None for a detector
+    without simulated persistence (``TRAP_DENSITY``); drawn per 64-row block like every
+    property, so any window agrees with the full frame. Zero on reference pixels."""
+    mean = TRAP_DENSITY.get(props.spec.detector)
+    if mean is None:
+        return None
+    d = _field(seed, props.spec.detector, "traps", props.window,
+               lambda r, s: mean * r.lognormal(0.0, 0.3, s))
+    return np.where(props.refpix, 0.0, d).astype(np.float32)
+
+
+def persat(props: DetectorProps) -> np.ndarray:
+    """Persistence saturation level (DN above bias): the signal at which every trap fills."""
+    return (PERSAT_FRACTION * props.well).astype(np.float32)
+
+
+def trapdensity_ref(props: DetectorProps, useafter: str, seed: int) -> DataModel:
+    """TRAPDENSITY: traps per pixel (the simulator's persistence, ``TRAP_DENSITY``)."""
+    d = trap_density(props, seed)
+    if d is None:
+        raise ReferenceError(f"{props.spec.detector} has no simulated persistence")
+    return DataModel("ref.trapdensity", {"data": d, "dq": _refpix_dq(props)},
+                     _ref_meta("trapdensity", props, useafter, "Trap density (simulated)"))
+
+
+def persat_ref(props: DetectorProps, useafter: str) -> DataModel:
+    """PERSAT: persistence saturation level, DN above bias."""
+    return DataModel("ref.persat", {"data": persat(props), "dq": _refpix_dq(props)},
+                     _ref_meta("persat", props, useafter,
+                               "Persistence saturation threshold (simulated)"))
+
+
+def trappars_ref(props: DetectorProps, useafter: str) -> DataModel:
+    """TRAPPARS: capture0, capture1, capture2, decay_param per trap family (``TRAP_FAMILIES``)."""
+    cols = np.array(TRAP_FAMILIES, np.float64)
+    arrays = {f"trappars_table.{n}": cols[:, i].copy()
+              for i, n in enumerate(("capture0", "capture1", "capture2", "decay_param"))}
+    meta = _ref_meta("trappars", props, useafter, "Trap capture and decay parameters (simulated)")
+    for key in ("subarray.name", "subarray.xstart", "subarray.ystart", "subarray.xsize",
+                "subarray.ysize"):
+        meta.pop(key)
+    return DataModel("ref.trappars", arrays, meta)
