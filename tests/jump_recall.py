@@ -14,7 +14,8 @@ frames split over two differences), in units of the group-difference noise
 ``sqrt(2 RN**2 / nframes + Poisson counts of one group)``, RN the single-read noise. A jump is
 recalled if its difference is flagged JUMP_DET. Clean pixels have no event charge (>= 1 e-) in
 any group, never saturate and are not DO_NOT_USE; the false-flag rates are the share of clean
-pixels with any JUMP_DET and the share of their differences flagged.
+pixels with any JUMP_DET, the share of their differences flagged, and the share of *isolated*
+clean pixels (no event charge within 2 pixels: what neighbour flagging cannot reach) flagged.
 
 Used by tests/benchmarks/bench_jump_recall.py (the tables of docs/validation.md) and
 tests/transforms/detector1/test_jump_v11.py.
@@ -208,7 +209,10 @@ def truth_maps(sim: Simulated) -> dict[str, np.ndarray]:
     anyev[j["y"][big], j["x"][big]] = True
     never_sat = ~np.any(bad, axis=(0, 1))
     clean = good_pix & ~anyev & never_sat & ~np.any(sb, axis=(0, 1))
-    return {"event_dn": ev, "usable": usable, "clean": clean}
+    from scipy import ndimage
+
+    near = ndimage.binary_dilation(anyev | np.any(sb, axis=(0, 1)), np.ones((5, 5), bool))
+    return {"event_dn": ev, "usable": usable, "clean": clean, "isolated": clean & ~near}
 
 
 def score(sim: Simulated, gdq: np.ndarray, maps: dict | None = None) -> dict[str, Any]:
@@ -227,6 +231,10 @@ def score(sim: Simulated, gdq: np.ndarray, maps: dict | None = None) -> dict[str
     out["clean_pixels"] = int(clean.sum())
     out["false_pixel"] = float(np.any(cflag, axis=(0, 1)).mean()) if clean.any() else float("nan")
     out["false_group"] = float(cflag.mean()) if clean.any() else float("nan")
+    iso = maps["isolated"]
+    out["isolated_pixels"] = int(iso.sum())
+    out["false_isolated"] = (float(np.any(flagged[:, 1:, iso], axis=(0, 1)).mean())
+                             if iso.any() else float("nan"))
     return out
 
 
@@ -235,11 +243,11 @@ def format_rows(label: str, res: dict[str, Any]) -> str:
     for (lo, hi), (r, n) in res["bins"].items():
         cells.append(f"{100 * r:6.2f}% ({n})")
     return (f"| {label} | " + " | ".join(cells) + f" | {100 * res['false_pixel']:.3f}% | "
-            f"{100 * res['false_group']:.4f}% |")
+            f"{100 * res['false_group']:.4f}% | {100 * res['false_isolated']:.4f}% |")
 
 
 def header() -> str:
     names = [f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">{lo:g}" for lo, hi in BINS]
     return ("| jump | " + " | ".join(f"{n} sigma" for n in names)
-            + " | clean pixels flagged | clean diffs flagged |\n|"
-            + "---|" * (len(BINS) + 3))
+            + " | clean pixels flagged | clean diffs flagged | isolated clean pixels flagged |"
+            "\n|" + "---|" * (len(BINS) + 4))
