@@ -17,7 +17,11 @@ Configurations: ``main`` (NRCA1 MEDIUM8 10 groups: what jump 1.1 was developed o
 deposits halved: never used while developing), ``legacy`` (main on the 1.0 simulator's
 cosmic rays: point-like hits, no IPC: the "before" of the harder simulator) and ``rapid``
 (main read RAPID). Full frames take ~5 minutes per configuration on a loaded 2-core machine
-and ~8 GB; --size 512 with --boost 4 is a quicker look.
+and ~8 GB; --size 512 with --boost 4 is a quicker look. Windows are read through one output,
+so their frame time grows with their area: 1024x1024 integrates as long as a full frame
+(10.62 s against 10.74 s frames) and gets its cosmic-ray density with --boost 1 (the
+docs/validation.md table: --configs main,untuned --size 1024 --boost 1 --seeds 2, 2.5 min,
+2.5 GB); 512x512 (2.69 s frames) needs --boost 4 for it.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: jump_recall
 
-import jump_recall as J  # noqa: E402
+import jump_recall as J
 
-from transforms.sim.detector import Effects  # noqa: E402
+from transforms.sim.detector import Effects
 
 CONFIGS = {
     "main": J.MAIN,
@@ -62,9 +66,12 @@ def main() -> None:
             sim = J.simulate_case(case, seed)
             maps = J.truth_maps(sim)
             for nb in (True, False):
-                runs = (("calops jump 1.0", lambda: J.run_calops(sim, "1.0", flag_4_neighbors=nb)),
-                        ("calops jump 1.1", lambda: J.run_calops(sim, "1.1", flag_4_neighbors=nb)),
-                        ("stcal (jwst 3.0)", lambda: J.run_stcal(sim, flag_4_neighbors=nb)))
+                runs = (("calops jump 1.0",
+                         lambda s=sim, n=nb: J.run_calops(s, "1.0", flag_4_neighbors=n)),
+                        ("calops jump 1.1",
+                         lambda s=sim, n=nb: J.run_calops(s, "1.1", flag_4_neighbors=n)),
+                        ("stcal (jwst 3.0)",
+                         lambda s=sim, n=nb: J.run_stcal(s, flag_4_neighbors=n)))
                 for label, fn in runs:
                     t = time.perf_counter()
                     gdq = fn()
