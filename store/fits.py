@@ -85,6 +85,7 @@ REFERENCE_MODEL: dict[str, str] = {
     "emicorr": "EmiModel",  # MIRI (ASDF)
     "refpix": "IRS2Model",  # NIRSpec IRS2 coefficients
     "pictureframe": "PictureFrameModel",
+    "ipc": "IPCModel",  # 2-D (kh, kw) or 4-D (kh, kw, ny, nx) deconvolution kernel
 }
 _PHOTOM_MODEL = {"NIRCAM": "NrcImgPhotomModel", "NIRISS": "NisImgPhotomModel",
                  "FGS": "FgsImgPhotomModel", "MIRI": "MirImgPhotomModel"}

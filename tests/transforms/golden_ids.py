@@ -86,6 +86,13 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:ca030cc619ce0e1c95b6be8553d5eb471fa5f0100f68ea814d9aaf8caaf9f57f",
     "gain_scale==1.0":
         "sha256:2f23bd2b64b5cbbff938efe6792c6f18741bb5e6f18903fe7e1f5002a10a5b14",
+    # --- detector1: test_ipc_persistence_jump_golden.py (exact ids) ---
+    "ipc==1.0":
+        "sha256:6e9760e0437db2038f2ad37500d1171d4aa2747a9c430324c7174039ef8081de",
+    "persistence==1.0":
+        "sha256:b60767b079ecbc65e51f27a8832d47f35bbe481e920e3102f3fb8dde0e5d814c",
+    "jump==1.1":
+        "sha256:e66cf1c9fd31fc671f419496601c1f4fe672de63cc808bcd2a20223e5790651e",
     "ramp_fit==1.1":
         "sha256:3299d953dc356209276569c6649968aae14bba060941864724104bf46ceddbfe",
     "ramp_fit==1.1#rateints":
