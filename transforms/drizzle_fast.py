@@ -50,6 +50,8 @@ __all__ = [
     "map_rows",
     "drizzle_images",
     "drizzle",
+    "resample_models",
+    "MapStats",
     "DEFAULT_TOL",
 ]
 
@@ -621,3 +623,41 @@ def drizzle(
                           pixfrac=pixfrac, kernel=kernel, fillval=fillval, order=order,
                           tol=tol, step=step)
     return r.sci, r.wht, r.con
+
+
+def resample_models(
+    models: Sequence[Any],
+    pixfrac: float = 1.0,
+    kernel: str = "square",
+    fillval: float = float("nan"),
+    weight_type: str | None = "ivm",
+    output_shape: Sequence[int] | None = None,
+    crpix: Sequence[float] | None = None,
+    crval: Sequence[float] | None = None,
+    rotation: float | None = None,
+    pixel_scale_ratio: float = 1.0,
+    pixel_scale: float | None = None,
+    output_grid: Mapping[str, Any] | None = None,
+    order: int = 3,
+    tol: float = DEFAULT_TOL,
+    step: float | None = None,
+) -> Any:
+    """``transforms.resample.resample_models`` with interpolated pixel maps: an i2d DataModel.
+
+    Its meta also records the map: ``resample.pixmap_stepsize`` (the finest coarse step used,
+    input pixels; 1 = exact), ``resample.pixmap_order`` and ``resample.pixmap_tolerance``.
+    """
+    prep = R.resample_inputs(models, weight_type=weight_type, output_shape=output_shape,
+                             crpix=crpix, crval=crval, rotation=rotation,
+                             pixel_scale_ratio=pixel_scale_ratio, pixel_scale=pixel_scale,
+                             output_grid=output_grid)
+    r, stats = drizzle_images(prep.images, prep.out_wcs, prep.out_shape, pixfrac=pixfrac,
+                              kernel=kernel, fillval=fillval, var_weights=prep.var_weights,
+                              pixel_scale_ratio=prep.ratio, order=order, tol=tol, step=step)
+    out = R.i2d_model(models, prep, r, pixfrac=pixfrac, kernel=kernel, fillval=fillval,
+                      weight_type=weight_type)
+    return out.replace(meta={
+        "resample.pixmap_stepsize": float(min(stats.steps, default=1.0)),
+        "resample.pixmap_order": int(order),
+        "resample.pixmap_tolerance": float(tol),
+    })
