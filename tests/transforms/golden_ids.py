@@ -117,6 +117,9 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:2ba447aedbd83c55540b8d71286973f61a218e173ab8e05666d70ec0530eb1d4",
     "resample==1.0":
         "sha256:fc50dc7e2218729e0c066cb476f1c4d6e9931cb7ac91d331f0dc3942c0e53b89",
+    # --- image2: image2/test_resample_v11_golden.py ---
+    "resample==1.1":
+        "sha256:ae37c149a3dddd1ab07d5da0741e930ad4b81f358c4fda24267785514556684a",
     # --- image3: test_image3_golden.py ---
     "tweakreg==1.0": (
         "sha256:f1fd4129eb49e621f130e66801536a9de5b78100e808f573ae64fa96964dae70",
