@@ -31,6 +31,13 @@ from catalogs.schema import SCHEMA_VERSION, TABLES, WRITE_ORDER, schema
 from store.errors import CatalogError, QueryError
 
 TMP_SUFFIX = ".parquet.tmp"
+# Compaction sorts a table by the key its point lookups use (lineage walks up by product id
+# and recipe key; products and recipes are looked up by id), so that Parquet's row-group
+# statistics let a lookup skip all but one group of a large file.
+SORT_KEYS = {"products": "product_id", "realisations": "product_id", "recipes": "recipe_key",
+             "recipe_inputs": "recipe_key", "recipe_refs": "recipe_key",
+             "exposures": "exposure_id", "run_steps": "subject"}
+ROW_GROUP_ROWS = 16384
 COMPACT_TAG = "-compact-"
 META_VERSION = b"calops.schema_version"
 META_TABLE = b"calops.table"
@@ -312,7 +319,9 @@ class Catalog:
         meta.update(extra_meta)
         data = data.replace_schema_metadata(meta)
         sink = pa.BufferOutputStream()
-        pq.write_table(data, sink, compression="zstd")
+        # small row groups: a compacted file is sorted by its lookup key (SORT_KEYS), so a
+        # point lookup reads one group of it (Parquet min/max statistics)
+        pq.write_table(data, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
         payload = sink.getvalue()
         d = f"{self.root}/{table}"
         final, tmp = f"{d}/{name}", f"{d}/.{uuid.uuid4().hex}{TMP_SUFFIX}"
@@ -491,6 +500,24 @@ class Catalog:
                 except duckdb.Error as exc:
                     raise QueryError(_one_line(exc)) from None
         raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def session(self, tables: set[str]) -> Iterator[Any]:
+        """A read-only query function over one snapshot of ``tables`` (their files listed
+        once): for a walk of many small queries, such as lineage, one level at a time.
+        ``q(sql, params) -> list of row dicts``."""
+        with self._lock:
+            con = self._cached(set(tables))
+
+            def q(query: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+                check_read_only(query)
+                try:
+                    return con.sql(query, params=list(params) if params else None
+                                   ).to_arrow_table().to_pylist()
+                except duckdb.Error as exc:
+                    raise QueryError(_one_line(exc)) from None
+
+            yield q
 
     def count(self, table: str) -> int:
         return self.sql(f"SELECT count(*) AS n FROM {schema(table) and table}").column(0)[0].as_py()
@@ -677,7 +704,8 @@ class Catalog:
                     con.register_filesystem(self.fs)
                 cols = ", ".join(f'"{c}"' for c in schema(table).names)
                 old = f"SELECT {cols} FROM ({self._select(table, sources)})"
-                merged = con.sql(old).to_arrow_table().cast(schema(table))
+                order = f' ORDER BY "{SORT_KEYS[table]}"' if table in SORT_KEYS else ""
+                merged = con.sql(old + order).to_arrow_table().cast(schema(table))
                 names = sorted(p.rsplit("/", 1)[-1] for p in sources)
                 stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
                 new = self._write_file(table, f"{stamp}{COMPACT_TAG}{uuid.uuid4().hex[:12]}.parquet",

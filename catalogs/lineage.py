@@ -3,7 +3,9 @@
 The provenance graph has two kinds of node: products (content ids) and recipes (recipe keys).
 A product is ``made_by`` the recipe(s) realised as it; a recipe reads its inputs by role, where an
 input is a stored product's id or, for an in-memory intermediate, the recipe key of the step that
-made it. Both walks are one recursive query over the ``lineage_edges`` view (child -> parent).
+made it. Both walks go breadth first, one query per level with the level's ids as a literal IN list,
+so on a compacted (sorted) catalog each level reads one row group per table instead of the
+whole provenance graph: milliseconds per level at a million products (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -16,26 +18,14 @@ from store.errors import CatalogError
 
 MAX_DEPTH = 500
 
-_WALK = """
-WITH RECURSIVE walk(depth, node, parent, role, path) AS (
-    SELECT 0, CAST(? AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), [CAST(? AS VARCHAR)]
-    UNION ALL
-    SELECT w.depth + 1, e.{next}, w.node, e.role, list_append(w.path, e.{next})
-    FROM walk w JOIN lineage_edges e ON e.{this} = w.node
-    WHERE w.depth < {max_depth} AND NOT list_contains(w.path, e.{next})
-)
-SELECT w.depth, w.node AS id, w.parent, w.role,
-       CASE WHEN r.step IS NOT NULL THEN 'recipe' WHEN p.kind IS NOT NULL THEN 'product'
-            ELSE 'unknown' END AS node_type,
-       coalesce(p.kind, '') AS kind, coalesce(r.step, '') AS step,
-       coalesce(r.step_version, '') AS step_version, array_to_string(w.path, '/') AS path
-FROM walk w
-LEFT JOIN (SELECT product_id, any_value(kind) AS kind FROM products GROUP BY product_id) p
-       ON p.product_id = w.node
-LEFT JOIN (SELECT recipe_key, any_value(step) AS step, any_value(step_version) AS step_version
-           FROM recipes GROUP BY recipe_key) r ON r.recipe_key = w.node
-ORDER BY path
-"""
+_COLUMNS = ["depth", "id", "parent", "role", "node_type", "kind", "step", "step_version",
+            "path"]
+_UP = ("SELECT product_id AS near, recipe_key AS far, 'made_by' AS role FROM realisations "
+       "WHERE product_id IN ({ph}) UNION ALL "
+       "SELECT recipe_key, input_id, role FROM recipe_inputs WHERE recipe_key IN ({ph})")
+_DOWN = ("SELECT recipe_key AS near, product_id AS far, 'made_by' AS role FROM realisations "
+         "WHERE recipe_key IN ({ph}) UNION ALL "
+         "SELECT input_id, recipe_key, role FROM recipe_inputs WHERE input_id IN ({ph})")
 
 
 _ALL_IDS = ("SELECT product_id AS id FROM products UNION SELECT recipe_key FROM recipes "
@@ -61,9 +51,67 @@ def resolve(catalog: Any, ident: str) -> str:
 
 
 def _walk(catalog: Any, ident: str, upstream: bool, max_depth: int) -> pa.Table:
-    this, nxt = ("child", "parent") if upstream else ("parent", "child")
-    q = _WALK.format(this=this, next=nxt, max_depth=int(max_depth))
-    return catalog.sql(q, [ident, ident])
+    """Breadth first from ``ident``; rows in tree order (by path), each node once per path."""
+    with catalog.session({"realisations", "recipe_inputs", "products", "recipes"}) as q:
+        return _walk_in(q, ident, upstream, max_depth)
+
+
+def _walk_in(q: Any, ident: str, upstream: bool, max_depth: int) -> pa.Table:
+    query = _UP if upstream else _DOWN
+    edges: dict[str, list[tuple[str, str]]] = {}  # node -> [(next node, role)]
+    frontier, seen, depth = [ident], {ident}, 0
+    while frontier and depth < max_depth:
+        rows = []
+        for i in range(0, len(frontier), 2000):
+            chunk = frontier[i:i + 2000]
+            ph = ", ".join("?" * len(chunk))
+            rows += q(query.format(ph=ph), chunk + chunk)
+        nxt = []
+        for r in sorted({(r["near"], r["far"], r["role"]) for r in rows}):
+            edges.setdefault(r[0], []).append((r[1], r[2]))
+            if r[1] not in seen:
+                seen.add(r[1])
+                nxt.append(r[1])
+        frontier, depth = nxt, depth + 1
+    kinds, steps = _annotate(q, sorted(seen))
+    out: list[dict[str, Any]] = []
+
+    def visit(node: str, parent: str | None, role: str | None, path: list[str]) -> None:
+        d = len(path) - 1
+        step = steps.get(node)
+        out.append({"depth": d, "id": node, "parent": parent, "role": role,
+                    "node_type": "recipe" if step else "product" if node in kinds else "unknown",
+                    "kind": kinds.get(node, ""), "step": step[0] if step else "",
+                    "step_version": step[1] if step else "", "path": "/".join(path)})
+        if d >= max_depth:
+            return
+        for nxt, r in edges.get(node, ()):
+            if nxt not in path:
+                visit(nxt, node, r, path + [nxt])
+
+    visit(ident, None, None, [ident])
+    out.sort(key=lambda r: r["path"])
+    schema = pa.schema([("depth", pa.int32()), ("id", pa.string()), ("parent", pa.string()),
+                        ("role", pa.string()), ("node_type", pa.string()), ("kind", pa.string()),
+                        ("step", pa.string()), ("step_version", pa.string()),
+                        ("path", pa.string())])
+    return pa.Table.from_pylist(out, schema=schema)
+
+
+def _annotate(q: Any, ids: list[str]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """Kind of each product and (step, version) of each recipe among ``ids``."""
+    kinds: dict[str, str] = {}
+    steps: dict[str, tuple[str, str]] = {}
+    for i in range(0, len(ids), 2000):
+        chunk = ids[i:i + 2000]
+        ph = ", ".join("?" * len(chunk))
+        for r in q(f"SELECT product_id, any_value(kind) AS kind FROM products "
+                   f"WHERE product_id IN ({ph}) GROUP BY product_id", chunk):
+            kinds[r["product_id"]] = r["kind"] or ""
+        for r in q(f"SELECT recipe_key, any_value(step) AS step, any_value(step_version) "
+                   f"AS v FROM recipes WHERE recipe_key IN ({ph}) GROUP BY recipe_key", chunk):
+            steps[r["recipe_key"]] = (r["step"] or "", r["v"] or "")
+    return kinds, steps
 
 
 def upstream(catalog: Any, ident: str, max_depth: int = MAX_DEPTH) -> pa.Table:

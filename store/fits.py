@@ -83,6 +83,8 @@ REFERENCE_MODEL: dict[str, str] = {
     "rscd": "RSCDModel",  # MIRI
     "reset": "ResetModel",  # MIRI
     "emicorr": "EmiModel",  # MIRI (ASDF)
+    "refpix": "IRS2Model",  # NIRSpec IRS2 coefficients
+    "pictureframe": "PictureFrameModel",
 }
 _PHOTOM_MODEL = {"NIRCAM": "NrcImgPhotomModel", "NIRISS": "NisImgPhotomModel",
                  "FGS": "FgsImgPhotomModel", "MIRI": "MirImgPhotomModel"}
@@ -98,7 +100,8 @@ _HDU_ARRAY = {v: k for k, v in ARRAY_HDU.items()}
 
 # table name <-> EXTNAME, and the stdatamodels column dtypes of the known ones
 TABLE_HDU: dict[str, str] = {"group": "GROUP", "int_times": "INT_TIMES", "dq_def": "DQ_DEF",
-                             "phot_table": "PHOTOM", "rscd_group_skip_table": "RSCD_GROUP_SKIP"}
+                             "phot_table": "PHOTOM", "rscd_group_skip_table": "RSCD_GROUP_SKIP",
+                             "irs2_table": "IRS2", "dq_table": "DQ"}
 _HDU_TABLE = {v: k for k, v in TABLE_HDU.items()}
 TABLE_DTYPES: dict[str, dict[str, str]] = {
     "group": {"integration_number": "i4", "group_number": "i2", "end_day": "i2",
@@ -113,6 +116,8 @@ TABLE_DTYPES: dict[str, dict[str, str]] = {
     "phot_table": {"filter": "S12", "pupil": "S12", "photmjsr": "f4", "uncertainty": "f4"},
     "rscd_group_skip_table": {"subarray": "S17", "readpatt": "S12", "group_skip1": "i4",
                               "group_skip": "i4"},
+    "irs2_table": {f"{ab}_{i}": "f4" for ab in ("alpha", "beta") for i in range(4)},
+    "dq_table": {"OUTPUT": "u2", "ODD_EVEN": "u2", "MASK": "u4"},  # IRS2Model's DQ table
 }
 # MIRI imaging photom tables have a subarray column and no pupil (MirImgPhotomModel).
 MIRI_PHOT_DTYPES = {"filter": "S12", "subarray": "S17", "photmjsr": "f4", "uncertainty": "f4"}
@@ -482,8 +487,9 @@ def _check_uncal(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], wher
     want_ints = int(meta["exposure.nints"])
     if meta.get("exposure.integration_start") is not None and meta.get("exposure.integration_end"):
         want_ints = int(meta["exposure.integration_end"]) - int(meta["exposure.integration_start"]) + 1
+    irs2 = (ny, int(meta["subarray.ysize"])) == (3200, 2048)  # NIRSpec IRS2 raw frame
     checks = [("NINTS", nints, want_ints), ("NGROUPS", ngroups, int(meta["exposure.ngroups"])),
-              ("SUBSIZE2", ny, int(meta["subarray.ysize"])),
+              ("SUBSIZE2", ny, 3200 if irs2 else int(meta["subarray.ysize"])),
               ("SUBSIZE1", nx, int(meta["subarray.xsize"]))]
     bad = [f"{k}={want} but SCI has {got}" for k, got, want in checks if got != want]
     if bad:

@@ -27,6 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# Instruments with near-IR HgCdTe detectors (the steps written for them only).
+NEAR_IR = ("NIRCAM", "NIRISS", "NIRSPEC", "FGS")
+
+
 class UnknownStep(LookupError):
     """A step, version, stage or parameter that the registry does not have."""
 

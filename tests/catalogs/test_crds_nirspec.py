@@ -48,3 +48,28 @@ def test_each_exposure_gets_its_detectors_references(nirspec_cache):
     a = crds_resolve.resolve(exps[0].uncal.meta, STAGE1, "jwst_0001.pmap", root)
     c = crds_resolve.resolve(exps[2].uncal.meta, STAGE1, "jwst_0001.pmap", root)
     assert {k for k in STAGE1 if a[k] != c[k]} == {"dark"}
+
+
+@pytest.mark.slow
+def test_irs2_and_traditional_exposures_get_their_own_formats(tmp_path):
+    """IRS2 and traditional full frames of one detector: their own mask, superbias, dark and
+    read noise (READPATT), the IRS2 refpix coefficients for IRS2 only (N/A otherwise), the
+    rest and the picture frame shared."""
+    from store.fits import read_reference
+
+    q = Effects.noiseless()
+    a = simulate_nirspec(NirspecExposureSpec(detector="NRS1", subarray="FULL",
+                                             readpatt="NRSIRS2", ngroups=2), seed=3, effects=q)
+    b = simulate_nirspec(NirspecExposureSpec(detector="NRS1", subarray="FULL", readpatt="NRS",
+                                             ngroups=2, exposure=2), seed=3, effects=q)
+    write_cache(tmp_path, [ContextSpec(tuple(CacheRef(r.reftype, r.instrument, r.filename,
+                                                      dict(r.match), r.useafter, r.model)
+                                             for r in cache_entries([a, b])))])
+    rts = STAGE1 + ["refpix", "pictureframe"]
+    ra = crds_resolve.resolve(a.uncal.meta, rts, "jwst_0001.pmap", tmp_path)
+    rb = crds_resolve.resolve(b.uncal.meta, rts, "jwst_0001.pmap", tmp_path)
+    assert {rt for rt in rts if ra[rt] != rb[rt]} == {"mask", "superbias", "dark", "readnoise",
+                                                      "refpix"}
+    assert rb["refpix"] == crds_resolve.NOT_APPLICABLE
+    assert read_reference(ra["mask"])["dq"].shape == (3200, 2048)
+    assert read_reference(rb["mask"])["dq"].shape == (2048, 2048)

@@ -69,6 +69,14 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:f19e7d0354a816e9d785399da2214e01915bd81b015fd8b160f1afe6fbfe9005",
     "charge_migration==1.0#flagging":
         "sha256:1a292263be66f04d6008e94b9fdc96da297acadd8e885dc637615b972f2439ff",
+    # --- detector1: test_refpix_irs2_golden.py (IRS2 frames; on traditional ones = 1.0) ---
+    "refpix==1.1":
+        "sha256:5df04d3abac7193cb75ef066fdc7e2cc9022e71d8ecfc3a39d56459cd5b7882c",
+    "refpix==0.9":
+        "sha256:d72cd84d2be81bc6f8a3edeb4c620f6b221fe5eae13e585472af928067a4a000",
+    # --- detector1: test_picture_frame_golden.py (exact id) ---
+    "picture_frame==1.0":
+        "sha256:a22bdc9b03767dde463acf787e2868a52080abad6fa852e2ea47362cd4a361e0",
     # --- detector1: test_ramp_fit_golden.py (exact ids) ---
     "jump==1.0":
         "sha256:aaa788853f2997d83d65950bd8f24fe4171fa4424afc106979bfc4e36e1fafeb",
@@ -82,6 +90,17 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:3299d953dc356209276569c6649968aae14bba060941864724104bf46ceddbfe",
     "ramp_fit==1.1#rateints":
         "sha256:e9c367918060ab6e554310aa69949aef17506ee647e071cbddb2588cc19d7d6a",
+    # --- detector1, MIRI: test_miri_golden.py (emicorr in canonical form, the others exact) ---
+    "emicorr==1.0":
+        "sha256:9323e6ddf765ad56393251a6df7a194633a881f50ade88fbd931ed7b7b940d84",
+    "firstframe==1.0":
+        "sha256:731da03898ed773845c12be02dffed1aad6799885e1081abd365a56e15a61418",
+    "lastframe==1.0":
+        "sha256:bdd87c53b5960f2cac660441875f505e0a0a93cfe5989a699f7e9f7c62b8acbc",
+    "reset==1.0":
+        "sha256:fee0d8abc2ffd0df7826cc9ad588e6e7a069f5d14a8e152af71e7005f3a34260",
+    "rscd==1.0":
+        "sha256:18de76e7dbdbbf906e6e1ed6b32df93d3798a8ceff738aa2b7e94b6393a533f7",
     # --- image2: test_image2_golden.py ---
     "assign_wcs==1.0":
         "sha256:f05ca26eab87c9dbaa6ceddd4e5c335d54da21d0998b33faf8d83cdd26f6b21a",

@@ -17,28 +17,36 @@ from . import (  # noqa: F401  (imported for registration)
     clean_flicker_noise,
     dark_current,
     dq_init,
+    emicorr,
+    firstframe,
     gain_scale,
     group_scale,
     jump,
+    lastframe,
     linearity,
+    picture_frame,
     ramp_fit,
     ramp_fit_v11,
     refpix,
+    refpix_v09,
+    refpix_v11,
+    reset,
+    rscd,
     saturation,
     superbias,
 )
 from .pipeline import PlannedStep, PlanError, default_plan, run
 
-NEAR_IR = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix", "linearity",
+NEAR_IR_ORDER = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix", "linearity",
            "dark_current", "charge_migration", "jump", "picture_frame", "clean_flicker_noise",
            "persistence", "ramp_fit", "gain_scale")
-MIRI = ("group_scale", "dq_init", "emicorr", "saturation", "ipc", "firstframe", "lastframe",
+MIRI_ORDER = ("group_scale", "dq_init", "emicorr", "saturation", "ipc", "firstframe", "lastframe",
         "reset", "linearity", "rscd", "dark_current", "refpix", "charge_migration", "jump",
         "picture_frame", "clean_flicker_noise", "persistence", "ramp_fit", "gain_scale")
 
 STAGE = register_stage(Stage(
     name="detector1", subject="exposure", reads=("exposure:pixels",),
-    outputs=("rate", "rateints"), steps=NEAR_IR, orders={"MIRI": MIRI}, run=run,
+    outputs=("rate", "rateints"), steps=NEAR_IR_ORDER, orders={"MIRI": MIRI_ORDER}, run=run,
     doc="ramps -> count rates (calwebb_detector1)"))
 
 __all__ = ["PlannedStep", "PlanError", "STAGE", "default_plan", "run"]

@@ -17,7 +17,7 @@ from numba import njit, prange
 
 from transforms import dq as DQ
 from transforms.model import DataModel
-from transforms.registry import register
+from transforms.registry import NEAR_IR, register
 
 from ._subarray import apply_by_copy
 
@@ -85,7 +85,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
 
 
 @register(NAME, VERSION, "detector1", ChargeMigrationParams, (),
-          keyword="S_CHGMIG", inplace=apply_inplace, skip_by_default=True)
+          keyword="S_CHGMIG", inplace=apply_inplace, skip_by_default=True,
+          instruments=NEAR_IR)
 def apply(model: DataModel, refs: Mapping[str, DataModel],
           params: ChargeMigrationParams) -> DataModel:
     """CHARGELOSS + DO_NOT_USE on groups above signal_threshold and their 4 neighbours."""

@@ -19,7 +19,7 @@ from numba import njit, prange
 
 from transforms import dq as DQ
 from transforms.model import DataModel
-from transforms.registry import register
+from transforms.registry import NEAR_IR, register
 
 from ._subarray import apply_by_copy
 
@@ -60,7 +60,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
 
 
 @register(NAME, VERSION, "detector1", UndersamplingParams, (),
-          keyword="S_CHGMIG", inplace=apply_inplace, skip_by_default=True)
+          keyword="S_CHGMIG", inplace=apply_inplace, skip_by_default=True,
+          instruments=NEAR_IR)
 def apply(model: DataModel, refs: Mapping[str, DataModel],
           params: UndersamplingParams) -> DataModel:
     """CHARGELOSS + DO_NOT_USE on a pixel's groups above signal_threshold (no neighbours)."""

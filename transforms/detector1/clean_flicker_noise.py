@@ -33,7 +33,7 @@ from numba import njit, prange
 
 from transforms import dq as DQ
 from transforms.model import DataModel
-from transforms.registry import register
+from transforms.registry import NEAR_IR, register
 
 from ._subarray import apply_by_copy, cut_ref
 
@@ -243,7 +243,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
 
 
 @register(NAME, VERSION, "detector1", CleanFlickerNoiseParams, ("flat",),
-          keyword="S_CLNFNS", inplace=apply_inplace, skip_by_default=True)
+          keyword="S_CLNFNS", inplace=apply_inplace, skip_by_default=True,
+          instruments=NEAR_IR)
 def apply(model: DataModel, refs: Mapping[str, DataModel],
           params: CleanFlickerNoiseParams) -> DataModel:
     """Fit and remove per-line 1/f noise from the group differences of a ramp."""

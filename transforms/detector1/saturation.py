@@ -9,6 +9,8 @@ flagged DO_NOT_USE (grown likewise), and group 2 is flagged DO_NOT_USE when grou
 and group 2's frames would have saturated part-way through. Thresholds that are NaN or flagged
 NO_SAT_CHECK become 65536 (never reached by 16-bit data); NaN ones get NO_SAT_CHECK in pixeldq.
 The saturation reference's DQ is OR-ed into pixeldq. A zero frame is zeroed where saturated.
+NIRSpec IRS2 ramps (3200 raw rows) are flagged on their normal pixels only, as jwst's
+irs2_flag_saturation does (``_saturation_irs2``; such ramps were refused before).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from transforms import dq as DQ
 from transforms.model import DataModel
 from transforms.registry import register
 
+from transforms.instruments.nirspec.detector import is_irs2_shape
+
+from . import _saturation_irs2 as _irs2
 from ._subarray import apply_by_copy, cut_ref, need_ref
 
 NAME = "saturation"
@@ -171,6 +176,12 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
         raise ValueError(f"saturation: n_pix_grow_sat must be >= 0, got {params.n_pix_grow_sat}")
     data, gdq, pdq = arrays["data"], arrays["groupdq"], arrays["pixeldq"]
     nints, ngroups, ny, nx = data.shape
+    if is_irs2_shape(data.shape):  # NIRSpec IRS2 (3200 raw rows): only the normal pixels
+        thresh, sdq, _ = prepare_thresholds(need_ref(refs, "saturation", NAME), meta, (nx, nx))
+        scratch = (np.empty((nx, nx), np.int32), np.empty(nx, np.int64))
+        _irs2.flag(arrays, refs, params, meta, thresh, sdq,
+                   lambda plane, n: _grow_into(plane, _SAT, _SAT, n, *scratch))
+        return {f"cal_step.{NAME}": "COMPLETE"}
     thresh, sdq, nocheck = prepare_thresholds(need_ref(refs, "saturation", NAME), meta, (ny, nx))
     bias = None
     if refs.get("superbias") is not None and params.use_readpatt and ngroups > 2:

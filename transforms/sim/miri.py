@@ -92,7 +92,7 @@ class MiriEffects:
     dark_tau_s: float = 25.0
     dark_first_int: float = 1.6
     refcol_drift: bool = True
-    drift_dn: float = 4.0  # rms of each group's step of the per-output, per-parity drift
+    drift_dn: float = 0.3  # rms of each group's step of the per-output, per-parity drift
 
     @classmethod
     def off(cls, **overrides: Any) -> "MiriEffects":
@@ -326,7 +326,9 @@ def dark_ref(props: rf.DetectorProps, useafter: str, tim: Timing, readpatt: str,
             e = dark_electrons((g + 1) * tim.tframe, rate, mp.dark_transient, it, miri)
             data[it, g] = np.where(props.refpix, 0.0, e / props.gain)
     hot = props.hot | (props.new_hot if include_new_hot else False)
-    dq = np.where(hot, np.uint32(dqbits.HOT), np.uint32(0)).astype(np.uint32)[None, None]
+    # one DQ plane per integration, as stcal's MIRI dark subtraction reads it
+    dq = np.repeat(np.where(hot, np.uint32(dqbits.HOT), np.uint32(0)).astype(np.uint32)[None, None],
+                   DARK_NINTS, axis=0)
     err = np.full((1, 1) + rate.shape, 0.2, np.float32)  # one plane: the steps do not read it
     return DataModel("ref.dark", {"data": data, "dq": dq, "err": err},
                      _meta("dark", props, useafter, "MIRI dark with its transient (simulated)",
@@ -339,11 +341,11 @@ def dark_ref(props: rf.DetectorProps, useafter: str, tim: Timing, readpatt: str,
 def reset_ref(props: rf.DetectorProps, useafter: str, readpatt: str, ngroups: int, seed: int,
               miri: MiriEffects = MiriEffects()) -> DataModel:
     """RESET (ResetModel): the reset anomaly (raw DN) of the first ``min(ngroups,
-    RESET_NGROUPS)`` groups, for integration 1 and integrations 2+."""
+    RESET_NGROUPS)`` groups, for integration 1 and integrations 2+ (zeros when the simulated
+    detector has none: ``miri.reset_anomaly`` off)."""
     mp = miri_properties(props, seed, miri)
     ng = max(1, min(int(ngroups), RESET_NGROUPS))
-    on = replace(miri, reset_anomaly=True)
-    data = np.stack([np.stack([reset_anomaly(mp, it, g, on) for g in range(ng)])
+    data = np.stack([np.stack([reset_anomaly(mp, it, g, miri) for g in range(ng)])
                      for it in range(RESET_NINTS)]).astype(np.float32)
     dq = np.zeros(mp.reset.shape, np.uint32)
     err = np.full((1, 1) + mp.reset.shape, 0.5, np.float32)

@@ -216,14 +216,52 @@ def trad_refs(props: rf.DetectorProps, tim: ro.Timing, sub: ro.Subarray, exp_typ
     }
 
 
+def picture_frame_pattern(detector: str) -> np.ndarray:
+    """The shape of the thermal picture frame (science frame, full detector): a glow that
+    falls off over ~40 pixels from the edges of the light-sensitive area, strongest in the
+    corners, on a faint floor; NRS2 a little brighter. Also the PICTUREFRAME reference."""
+    y, x = np.mgrid[:2048, :2048].astype(np.float64)
+    d = np.minimum(np.minimum(y, 2047 - y), np.minimum(x, 2047 - x)) - 4
+    corner = np.exp(-np.hypot(np.minimum(y, 2047 - y), np.minimum(x, 2047 - x)) / 300.0)
+    gain = 1.0 if nrs.check_detector(detector) == "NRS1" else 1.2
+    p = gain * (np.exp(-np.maximum(d, 0) / 40.0) + 0.5 * corner + 0.02)
+    p[(d < 0)] = 0.0
+    return p.astype(np.float32)
+
+
+def pictureframe_ref(detector: str, useafter: str = USEAFTER) -> DataModel:
+    """PICTUREFRAME: the pattern's rate image (DN/s at unit amplitude)."""
+    return DataModel("ref.pictureframe", {"data": picture_frame_pattern(detector)}, {
+        "reftype": "pictureframe", "telescope": "JWST", "instrument.name": INSTRUMENT,
+        "instrument.detector": nrs.check_detector(detector), "useafter": useafter,
+        "pedigree": "INFLIGHT 2023-01-01 2023-12-31", "author": "calops simulator",
+        "description": "Picture frame (simulated)", "subarray.name": "FULL",
+        "subarray.xstart": 1, "subarray.ystart": 1, "subarray.xsize": 2048,
+        "subarray.ysize": 2048})
+
+
+def add_picture_frame(data: np.ndarray, tim: ro.Timing, detector: str, rate: float,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The ramp with the thermal picture frame added: group g gets
+    ``rate * t_g * (1 + w_g) * pattern`` DN (w_g: a slow thermal wobble of a few per cent),
+    so each group's glow is a scaled copy of the pattern. Returns (ramp, DN added per group)."""
+    pat = picture_frame_pattern(detector).astype(np.float64)
+    t = np.array([tim.group_mean_time(g) for g in range(tim.ngroups)])
+    amp = rate * t * (1.0 + 0.05 * np.sin(2 * np.pi * t / 600.0 + rng.uniform(0, 6.3)))
+    out = data.astype(np.float64) + amp[None, :, None, None] * pat[None, None]
+    return np.clip(np.rint(out), 0, 65535).astype(np.uint16), amp
+
+
 def simulate_nirspec(spec: NirspecExposureSpec = NirspecExposureSpec(), seed: int = 0,
                      effects: Effects | None = None, light_rate_e: np.ndarray | None = None,
-                     full_frame_refs: bool = False) -> NirspecExposure:
+                     full_frame_refs: bool = False,
+                     picture_frame: float = 0.0) -> NirspecExposure:
     """One simulated NIRSpec exposure with its truth and the references stage 1 reads.
 
     ``light_rate_e``: e-/s per science-frame pixel of the window (default ``traces``).
     ``full_frame_refs``: references over the full detector (the steps cut them) instead of
-    the exposure's window. IRS2 patterns are simulated by ``nirspec_irs2.simulate_irs2``."""
+    the exposure's window. ``picture_frame``: DN/s of the thermal picture frame at the edges
+    (full frame; ``add_picture_frame``). IRS2 patterns: ``nirspec_irs2.simulate_irs2``."""
     if nrs.is_irs2_pattern(spec.readpatt):
         from transforms.sim.nirspec_irs2 import simulate_irs2
 
@@ -238,10 +276,17 @@ def simulate_nirspec(spec: NirspecExposureSpec = NirspecExposureSpec(), seed: in
     rng = np.random.default_rng([int(seed), 1407, spec.observation, spec.visit, spec.exposure,
                                  0 if det == "NRS1" else 1])
     data, truth = synthesize_nirspec(light, props, sub, tim, rng, eff, det)
+    if picture_frame:
+        if sub.name != "FULL":
+            raise ValueError("the picture frame is simulated on full-frame exposures only")
+        data, amp = add_picture_frame(data, tim, det, picture_frame, rng)
+        truth = replace(truth, extra={**truth.extra, "picture_frame_dn": amp})
     meta = exposure_meta(spec, sub, tim)
     uncal = DataModel("uncal", {"data": data}, meta)
     rprops = rf.detector_properties(det, seed) if full_frame_refs else props
     refs = trad_refs(rprops, tim, sub, spec.exp_type, tim.nframes_per_integration + 2)
+    if sub.name == "FULL":
+        refs["pictureframe"] = pictureframe_ref(det)
     return NirspecExposure(spec, uncal, truth, refs, props)
 
 

@@ -156,3 +156,16 @@ def test_a_step_without_inplace_kernel_is_run_through_its_pure_apply():
     np.testing.assert_array_equal(b["data"], a["data"] + 1)
     assert np.all(b["groupdq"][..., 0, 0] & DQ.JUMP_DET)
     assert b.get("cal_step.superbias") == "COMPLETE"
+
+
+def test_near_ir_only_steps_stay_out_of_miri_plans():
+    """charge_migration (a threshold on raw near-IR counts) and clean_flicker_noise (row
+    medians, where MIRI would need columns) are declared near-IR only: a MIRI plan has neither,
+    even when a build turns them on."""
+    meta = {"instrument.name": "MIRI"}
+    plan = default_plan({}, skip={"charge_migration": False, "clean_flicker_noise": False},
+                        meta=meta)
+    names = [p.spec.name for p in plan]
+    assert "charge_migration" not in names and "clean_flicker_noise" not in names
+    nir = [p.spec.name for p in default_plan({}, meta={"instrument.name": "NIRCAM"})]
+    assert "charge_migration" in nir and "clean_flicker_noise" in nir

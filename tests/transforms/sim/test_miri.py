@@ -139,7 +139,8 @@ def test_each_miri_effect_is_where_its_reference_says():
     base, _ = ramp()
     # reset anomaly: exactly the RESET reference (raw DN), first RESET_NGROUPS groups only
     r, _ = ramp(reset_anomaly=True)
-    ref = sm.reset_ref(props, UA, "FAST", 10, 5)
+    ref = sm.reset_ref(props, UA, "FAST", 10, 5, sm.MiriEffects.off(reset_anomaly=True))
+    assert not sm.reset_ref(props, UA, "FAST", 10, 5, sm.MiriEffects.off())["data"].any()
     assert ref["data"].shape == (2, sm.RESET_NGROUPS) + sci.shape
     for i in range(3):
         want = ref["data"][min(i, 1)]
