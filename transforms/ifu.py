@@ -117,6 +117,43 @@ def pixels(model: DataModel | Mapping[str, Any], shape: Sequence[int] | None = N
     return mod.pixels(params, shape)
 
 
+def exposure_gwcs(model: DataModel):
+    """The gwcs of an IFU exposure (jwst's layout for its instrument), from its model and
+    pointing: what a cal file carries as ``meta.wcs``."""
+    params = wcs_params(model)
+    return instrument_module(params).gwcs(params, model.meta)
+
+
+def reference_tree(ref: DataModel) -> dict[str, Any] | None:
+    """The tree entries of an IFU WCS reference that are astropy models (or arrays derived
+    from the model parameters it carries), for its file; None for other references."""
+    reftype = ref.kind[4:] if ref.kind.startswith("ref.") else ref.kind
+    if isinstance(ref.get("calops.mrs"), Mapping):
+        from transforms.instruments.miri import mrs
+
+        return mrs.reference_trees(ref.get("calops.mrs"))[reftype]
+    if isinstance(ref.get("calops.mrs_wavelengthrange"), Mapping):
+        return dict(ref.get("calops.mrs_wavelengthrange"))
+    if isinstance(ref.get("calops.nrs_ifu"), Mapping):
+        from transforms.instruments.nirspec import ifu as nrs_ifu
+
+        return nrs_ifu.reference_trees(ref.get("calops.nrs_ifu"))[reftype]
+    return None
+
+
+def file_wcs(model: DataModel) -> Any:
+    """The gwcs objects an IFU product's file carries: an IFU cal's, a cube's (or, for a
+    multi-cube s3d, cube name -> gwcs); None when it has none."""
+    if model.kind == "s3d" or is_cube(model):
+        cs = cubes(model)
+        ws = {c.name: cube_gwcs(c.meta, cube_wavelengths(c.meta, c.arrays), c.shape)
+              for c in cs}
+        return ws if CUBES in model.meta else next(iter(ws.values()))
+    if is_ifu_image(model) and model.get("wcs.ifu") is not None:
+        return exposure_gwcs(model)
+    return None
+
+
 def local_to_v2v3(params: Mapping[str, Any], label: np.ndarray, alpha: np.ndarray,
                   beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(v2, v3) arcsec of local (alpha, beta) points of slices ``label``."""

@@ -435,7 +435,8 @@ def _ref_meta(reftype: str, model_type: str, detector: str | None, description: 
               **extra: Any) -> dict[str, Any]:
     m = {"reftype": reftype.upper(), "model_type": model_type, "instrument.name": "MIRI",
          "exposure.type": mrs.EXP_TYPE, "useafter": USEAFTER, "pedigree": "GROUND",
-         "description": description, "author": "calops simulator"}
+         "description": description, "author": "calops simulator",
+         "calops.ifu_reference": True}
     if detector is not None:
         m["instrument.detector"] = detector
     m.update(extra)
@@ -449,10 +450,12 @@ def wcs_references(detector: str, band: str) -> dict[str, DataModel]:
     chan = "".join(sorted(params["channels"]))
     common = {"instrument.channel": chan, "instrument.band": band}
     out = {}
+    units = {"distortion": {"input_units": "pixel", "output_units": "arcsec"},
+             "specwcs": {"input_units": "pixel", "output_units": "micron"}, "regions": {}}
     for rt, mt in (("distortion", "DistortionMRSModel"), ("specwcs", "SpecwcsModel"),
                    ("regions", "RegionsModel")):
         out[rt] = DataModel(f"ref.{rt}", {}, _ref_meta(
-            rt, mt, detector, f"MRS {rt} (simulated model)", **common,
+            rt, mt, detector, f"MRS {rt} (simulated model)", **common, **units[rt],
             **{"calops.mrs": params}))
     out["wavelengthrange"] = DataModel("ref.wavelengthrange", {}, _ref_meta(
         "wavelengthrange", "WavelengthrangeModel", None, "MRS wavelength ranges",
@@ -494,7 +497,7 @@ def flat_reference(detector: str, band: str, seed: int, rms: float) -> DataModel
     f = np.where(ok, f, np.nan).astype(np.float32)
     return DataModel("ref.flat", {"data": f, "dq": dq,
                                   "err": np.where(ok, 0.002, np.nan).astype(np.float32)},
-                     _ref_meta("flat", "MirMrsFlatModel", detector, "MRS flat (simulated)",
+                     _ref_meta("flat", "FlatModel", detector, "MRS flat (simulated)",
                                **{"instrument.band": band, "instrument.filter": "N/A",
                                   "exposure.readpatt": "ANY", "subarray.name": "FULL"}))
 
@@ -597,7 +600,10 @@ def extract1d_reference() -> DataModel:
         "data.axis_ratio": np.ones(lam.size, np.float32),
         "data.axis_pa": np.zeros(lam.size, np.float32)},
         _ref_meta("extract1d", "Extract1dIFUModel", None, "MRS extraction radii (simulated)",
-                  **{"subtract_background": True, "method": "exact", "subpixels": 10}))
+                  **{"subtract_background": True, "method": "exact", "subpixels": 10,
+                     "region_type": "target", "tree.data.wavelength_units": "micron",
+                     "tree.data.radius_units": "arcsec", "tree.data.inner_bkg_units": "arcsec",
+                     "tree.data.outer_bkg_units": "arcsec", "tree.data.axis_pa_units": "deg"}))
 
 
 def apcorr_reference() -> DataModel:
@@ -614,23 +620,32 @@ def apcorr_reference() -> DataModel:
         "apcorr_table.apcorr": (1.0 / enc).astype(np.float32),
         "apcorr_table.apcorr_err": np.full(rad.shape, 0.001, np.float32)},
         _ref_meta("apcorr", "MirMrsApcorrModel", None, "MRS aperture corrections (simulated)",
-                  **{"instrument.channel": "N/A"}))
+                  **{"instrument.channel": "N/A", "tree.apcorr_table.radius_units": "arcsec",
+                     "tree.apcorr_table.wavelength_units": "micron",
+                     "tree.apcorr_table.channel": "ANY", "tree.apcorr_table.band": "ANY"}))
 
 
 def fringefreq_reference() -> DataModel:
-    """FringeFreqModel: the residual fringe frequencies (wavenumber) per channel, as the
-    residual_fringe step reads them."""
+    """FringeFreqModel: per band a table with a row per slice (all channels): the residual
+    fringe frequency ``ffreq`` (1 / period, the period in wavenumber 1/um), its search range
+    ``dffreq``, ``min_nfringes``, ``max_nfringes``, ``min_snr``, ``pgram_res``; and the
+    ``max_amp_table`` (largest fringe amplitude accepted per wavelength)."""
     eff = MrsEffects()
+    labels = [100 * int(c) + k for c in ("1", "2", "3", "4")
+              for k in range(1, mrs.CHANNELS[c][0] + 1)]
+    n = len(labels)
     arrays = {}
-    for ch in ("1", "2", "3", "4"):
-        t = f"ch{ch}_freq_table"
-        arrays[f"{t}.slice"] = np.arange(1, mrs.CHANNELS[ch][0] + 1, dtype=np.int32)
-        arrays[f"{t}.ffreq"] = np.full(mrs.CHANNELS[ch][0], 1.0 / eff.residual_period,
-                                       np.float32)
-        arrays[f"{t}.dffreq"] = np.full(mrs.CHANNELS[ch][0], 0.15 / eff.residual_period,
-                                        np.float32)
-        arrays[f"{t}.min_nfringes"] = np.full(mrs.CHANNELS[ch][0], 6, np.int32)
-        arrays[f"{t}.max_amp"] = np.full(mrs.CHANNELS[ch][0], 0.2, np.float32)
+    for band in ("short", "medium", "long"):
+        t = f"rfc_freq_{band}_table"
+        arrays[f"{t}.slice"] = np.asarray(labels, np.float64)
+        arrays[f"{t}.ffreq"] = np.full(n, 1.0 / eff.residual_period)
+        arrays[f"{t}.dffreq"] = np.full(n, 0.15 / eff.residual_period)
+        arrays[f"{t}.min_nfringes"] = np.full(n, 6, np.int64)
+        arrays[f"{t}.max_nfringes"] = np.full(n, 60, np.int64)
+        arrays[f"{t}.min_snr"] = np.full(n, 10.0)
+        arrays[f"{t}.pgram_res"] = np.full(n, 1e-3)
+    arrays["max_amp_table.wavelength"] = np.linspace(4.8, 28.0, 30)
+    arrays["max_amp_table.amplitude"] = np.full(30, 0.2)
     return DataModel("ref.fringefreq", arrays, _ref_meta(
         "fringefreq", "FringeFreqModel", None, "MRS residual fringe frequencies (simulated)"))
 

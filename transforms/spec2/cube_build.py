@@ -551,7 +551,7 @@ def build_cube(models: Sequence[DataModel], bands: Sequence[tuple[str, str]],
                       inst)
     arrays = {"data": flux.astype(np.float32), "dq": dq.astype(np.uint32),
               "err": np.sqrt(var).astype(np.float32), "weightmap": wmap.astype(np.float32),
-              "wavelength": geo.zc.astype(np.float64)}
+              "wavelength": geo.zc.astype(np.float32)}
     meta["wcsinfo.s_region"] = _s_region(meta, arrays)
     return I.Cube(cube_name(inst, bands, internal), arrays, meta)
 

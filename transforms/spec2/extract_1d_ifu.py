@@ -370,7 +370,7 @@ def _rf1d(values: np.ndarray, wave: np.ndarray, cube: I.Cube) -> np.ndarray:
             continue
         s = 1.0 / wave[idx]
         order = np.argsort(s)
-        fac = fit_column(s[order], values[idx][order], np.ones(idx.size), freq_table(None, ch))
+        fac = fit_column(s[order], values[idx][order], np.ones(idx.size), freq_table(None))
         if fac is None:
             continue
         tmp = np.ones(idx.size)

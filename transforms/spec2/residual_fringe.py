@@ -48,16 +48,30 @@ class ResidualFringeParams:
     ignore_region_max: tuple[float, ...] | None = None
 
 
-def freq_table(ref: DataModel | None, channel: str) -> dict[str, float]:
-    """(ffreq, dffreq, min_nfringes, max_amp) of a channel from the fringefreq reference
-    (defaults when there is none)."""
-    out = {"ffreq": 1.0 / 0.0015, "dffreq": 100.0, "min_nfringes": 6, "max_amp": 0.2}
-    if ref is None:
+def freq_table(ref: DataModel | None, band: str | None = None, label: int | None = None
+               ) -> dict[str, float]:
+    """The fringe fit's frequency (1 / period in wavenumber, 1/um), search half-range,
+    minimum number of periods, minimum S/N and largest accepted amplitude for one slice,
+    from the fringefreq reference (FringeFreqModel: ``rfc_freq_<band>_table`` rows by slice
+    label, ``max_amp_table``); defaults without a reference."""
+    out = {"ffreq": 1.0 / 0.0015, "dffreq": 100.0, "min_nfringes": 6, "max_amp": 0.2,
+           "min_snr": 10.0}
+    if ref is None or band is None:
         return out
-    for k in list(out):
-        a = ref.arrays.get(f"ch{channel}_freq_table.{k}")
-        if a is not None and np.size(a):
-            out[k] = float(np.median(np.asarray(a, np.float64)))
+    t = f"rfc_freq_{str(band).lower()}_table"
+    sl = ref.arrays.get(f"{t}.slice")
+    if sl is None:
+        return out
+    rows = np.flatnonzero(np.asarray(sl, np.float64) == float(label)) if label else []
+    if len(rows):
+        r = int(rows[0])
+        for k in ("ffreq", "dffreq", "min_nfringes", "min_snr"):
+            a = ref.arrays.get(f"{t}.{k}")
+            if a is not None:
+                out[k] = float(np.asarray(a)[r])
+    amp = ref.arrays.get("max_amp_table.amplitude")
+    if amp is not None and np.size(amp):
+        out["max_amp"] = float(np.max(np.asarray(amp, np.float64)))
     return out
 
 
@@ -150,9 +164,10 @@ def correct(model: DataModel, ref: DataModel | None, params: ResidualFringeParam
         for lo, hi in zip(params.ignore_region_min, params.ignore_region_max):
             ignore |= (px.lam >= lo) & (px.lam <= hi)
     amps: dict[str, list[float]] = {}
+    band = str(model.get("instrument.band") or "")
     for lab in np.unique(px.label[px.valid]):
         ch = str(int(lab) // 100)
-        freq = freq_table(ref, ch)
+        freq = freq_table(ref, band, int(lab))
         ys, xs = np.nonzero(px.label == lab)
         for x in np.unique(xs):
             rows = ys[xs == x]
@@ -161,7 +176,7 @@ def correct(model: DataModel, ref: DataModel | None, params: ResidualFringeParam
             good = np.isfinite(d) & np.isfinite(e) & (e > 0) & ~ignore[rows, x]
             if good.sum() < 40:
                 continue
-            if np.median(d[good] / e[good]) < 10.0:
+            if np.median(d[good] / e[good]) < freq["min_snr"]:
                 continue
             s = 1.0 / lam[good]
             order = np.argsort(s)

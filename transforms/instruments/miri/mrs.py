@@ -519,6 +519,11 @@ def mrs_gwcs(params: Mapping[str, Any], meta: Mapping[str, Any]):
                    (v23va, pointing_model(meta) & m.Identity(1)), (world, None)])
 
 
+def gwcs(params: Mapping[str, Any], meta: Mapping[str, Any]):
+    """``transforms.ifu``'s entry point: the exposure's gwcs."""
+    return mrs_gwcs(params, meta)
+
+
 # --------------------------------------------------------------------------------------------
 # The references' content (JWST layouts; store writes them)
 # --------------------------------------------------------------------------------------------
