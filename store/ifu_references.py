@@ -112,14 +112,18 @@ def build(model: DataModel, tree: Mapping[str, Any] | None = None):
         dt = _is_table(m, node)
         if dt is not None:
             n = max(len(np.atleast_1d(c)) for c in cols.values())
-            rec = np.zeros(n, dtype=dt)
             names = {f.lower(): f for f in dt.names}
+            unknown = [c for c in cols if c.lower() not in names]
+            if unknown:
+                raise BadModel(f"{model.kind}: {node} has no column {unknown} in "
+                               f"{cls.__name__} ({', '.join(dt.names)})")
+            # columns given as (nrow, n) arrays are array cells (jwst's NELEM-style columns)
+            shapes = {names[c.lower()]: np.shape(a)[1:] for c, a in cols.items()}
+            dt = np.dtype([(f, dt[f].base, shapes.get(f, ())) if shapes.get(f) else
+                           (f, dt[f]) for f in dt.names])
+            rec = np.zeros(n, dtype=dt)
             for c, a in cols.items():
-                f = names.get(c.lower())
-                if f is None:
-                    raise BadModel(f"{model.kind}: {node} has no column {c} in "
-                                   f"{cls.__name__} ({', '.join(dt.names)})")
-                rec[f] = a
+                rec[names[c.lower()]] = a
             setattr(m, node, rec)
         else:
             sub = {c: np.asarray(a) for c, a in cols.items()}

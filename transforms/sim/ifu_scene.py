@@ -92,22 +92,35 @@ class IfuScene:
                                         ) ** self.background_slope
 
 
-def default_scene(ra: float, dec: float, lines: Sequence[float] = (5.511, 6.985, 8.991,
-                                                                    10.511, 12.814, 15.555),
-                  ) -> IfuScene:
-    """The test scene: a 30 mJy point source at the centre with two weak lines, and, 1.1"
-    away, a rotating extended source (sigma 0.7", +-150 km/s over its extent) with bright
-    lines (H2 S(5), S(3), [ArII]-like rest wavelengths by default) on a faint continuum."""
+MRS_EXT_LINES = (5.511, 6.109, 6.985, 8.025, 9.665, 10.511, 12.279, 14.322, 17.035, 18.713,
+                 22.925, 25.89)  # one line in each MRS sub-band (H2, [ArII]-like ...)
+MRS_POINT_LINES = (5.34, 8.20)
+NRS_EXT_LINES = (1.0941, 1.2570, 1.2822, 1.8756, 2.1218, 2.1661, 3.2962, 4.0523)
+NRS_POINT_LINES = (1.0833, 1.6440, 2.0587, 3.0392)
+
+
+def default_scene(ra: float, dec: float, lines: Sequence[float] = MRS_EXT_LINES,
+                  point_lines: Sequence[float] = MRS_POINT_LINES, point_mjy: float = 30.0,
+                  lref: float = 8.0) -> IfuScene:
+    """The test scene: a point source (``point_mjy`` mJy at ``lref``) at (ra, dec) with weak
+    lines, and, 1.1" away, a rotating extended source (sigma 0.7", solid-body gradient
+    110 km/s per arcsec, systemic 120 km/s) with bright lines on a faint continuum, over a
+    uniform background rising to the red."""
     from transforms.spectral import tan_to_sky
 
-    ps = PointSource(ra, dec, 0.03, lref=8.0, slope=0.6,
-                     lines=(Line(lines[0], 2.0e-4, 40.0), Line(lines[3], 1.5e-4, 40.0)),
-                     v_kms=0.0)
+    ps = PointSource(ra, dec, point_mjy * 1e-3, lref=lref, slope=0.6,
+                     lines=tuple(Line(w, 2.0e-4 * point_mjy / 30.0 * w / 6.0, 40.0)
+                                 for w in point_lines), v_kms=0.0)
     era, edec = tan_to_sky(np.array([0.8]), np.array([-0.75]), ra, dec)
-    ext = ExtendedSource(float(era[0]), float(edec[0]), 0.7, 1.5, lref=8.0, slope=1.0,
+    ext = ExtendedSource(float(era[0]), float(edec[0]), 0.7, 1.5, lref=lref, slope=1.0,
                          lines=tuple(Line(w, 0.6 * w / 6.0, 35.0) for w in lines),
                          v_sys=120.0, grad_kms_arcsec=110.0, pa_kin=35.0)
     return IfuScene((ps,), (ext,), background_mjysr=0.4, background_slope=2.0)
+
+
+def nirspec_scene(ra: float, dec: float) -> IfuScene:
+    """The NIRSpec IFU test scene: as ``default_scene`` with near-IR lines."""
+    return default_scene(ra, dec, NRS_EXT_LINES, NRS_POINT_LINES, point_mjy=2.0, lref=1.5)
 
 
 # --------------------------------------------------------------------------------------------

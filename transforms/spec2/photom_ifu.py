@@ -9,11 +9,12 @@
   (linear, extrapolated, as ``RegularGridInterpolator(fill_value=None)``), divides the data
   (the variances by its square). BUNIT MJy/sr; ``photometry.conversion_megajanskys`` from the
   reference.
-- **NIRSpec IFU** (``calc_nirspec`` for NRS_IFU, NrsIfuPhotomModel): the conversion
-  ``PHOTMJSR x RELRESPONSE(lambda)`` of the exposure's filter and grating at each pixel's
-  wavelength: the IFU is always calibrated as surface brightness (MJy/sr), whatever the source
-  type (jwst: point sources are handled in the extraction); pixels outside the table get
-  DO_NOT_USE. The pixel solid angle from the AREA reference (per slice) is recorded.
+- **NIRSpec IFU** (``calc_nirspec`` for NRS_IFU, NrsMosPhotomModel): the conversion
+  ``PHOTMJ / pixel area x RELRESPONSE(lambda)`` of the exposure's filter and grating at each
+  pixel's wavelength, the pixel area the mean of the AREA reference's per-slice areas
+  (NirspecIfuAreaModel, arcsec^2): the IFU is always calibrated as surface brightness
+  (MJy/sr), whatever the source type (jwst: point sources are handled in the extraction);
+  pixels outside the table get DO_NOT_USE.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def photom_mrs(model: DataModel, refs: Mapping[str, DataModel], params: Any) -> 
 
 
 def photom_nrs_ifu(model: DataModel, refs: Mapping[str, DataModel], params: Any) -> DataModel:
+    """jwst's NRS_IFU branch: ``PHOTMJ / pixel area`` (the mean of the AREA reference's
+    per-slice areas) times RELRESPONSE at each pixel's wavelength."""
     ref = need_ref(refs, "photom", "photom")
     filt = str(model.get("instrument.filter") or "").upper()
     grat = str(model.get("instrument.grating") or "").upper()
@@ -118,15 +121,24 @@ def photom_nrs_ifu(model: DataModel, refs: Mapping[str, DataModel], params: Any)
     if not rows:
         raise IfuStepError(f"photom: no photom row for {filt} {grat}")
     r = rows[0]
-    photmjsr = float(np.asarray(ref.arrays["phot_table.photmjsr"])[r])
+    photmj = float(np.asarray(ref.arrays["phot_table.photmj"])[r])
     n = int(np.asarray(ref.arrays["phot_table.nelem"])[r])
-    wl = np.asarray(ref.arrays["phot_table.wavelength"])[r][:n].astype(np.float64)
-    rr = np.asarray(ref.arrays["phot_table.relresponse"])[r][:n].astype(np.float64)
+    wl = np.atleast_2d(np.asarray(ref.arrays["phot_table.wavelength"]))[r][:n].astype(np.float64)
+    rr = np.atleast_2d(np.asarray(ref.arrays["phot_table.relresponse"]))[r][:n].astype(
+        np.float64)
+    area = (refs or {}).get("area")
+    sr = a2 = None
+    if area is not None and "area_table.pixarea" in area.arrays:
+        a2 = float(np.nanmean(np.asarray(area.arrays["area_table.pixarea"], np.float64)))
+        sr = a2 * A2_TO_SR
+    conv_factor = photmj / sr if sr else photmj
     px = I.pixels(model)
     conv = np.zeros(px.label.shape)
     ok = px.valid
+    order = np.argsort(wl)
+    wl, rr = wl[order], rr[order]
     inside = ok & (px.lam >= wl.min()) & (px.lam <= wl.max())
-    conv[inside] = photmjsr * np.interp(px.lam[inside], wl, rr)
+    conv[inside] = conv_factor * np.interp(px.lam[inside], wl, rr)
     inverse = bool(getattr(params, "inverse", False))
     bad = ~(conv > 0)
     factor = np.where(bad, 1.0, conv)
@@ -134,13 +146,10 @@ def photom_nrs_ifu(model: DataModel, refs: Mapping[str, DataModel], params: Any)
     dq = np.asarray(model["dq"]).astype(np.uint32)
     dq = np.where(bad & ok, dq | DQ.DO_NOT_USE, dq)
     arrays = match_nans_and_flags(arrays, dq)
-    area = (refs or {}).get("area")
-    sr = None if area is None else area.get("photometry.pixelarea_steradians")
-    a2 = None if area is None else area.get("photometry.pixelarea_arcsecsq")
-    unit = "DN/s" if inverse else "MJy/sr"
+    unit = ("DN/s" if inverse else "MJy/sr") if sr else ("DN/s" if inverse else "MJy")
     return model.replace(arrays=arrays, meta={
-        "photometry.conversion_megajanskys": photmjsr,
-        "photometry.conversion_microjanskys": photmjsr * MJSR_TO_UJA2,
+        "photometry.conversion_megajanskys": conv_factor,
+        "photometry.conversion_microjanskys": conv_factor * MJSR_TO_UJA2,
         "photometry.pixelarea_steradians": sr, "photometry.pixelarea_arcsecsq": a2,
         "bunit_data": unit, "bunit_err": unit, "cal_step.photom": "COMPLETE"})
 
