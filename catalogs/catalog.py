@@ -1,16 +1,26 @@
 """The catalog: append-only Parquet files per table, read through DuckDB views.
 
 Every batch writes one new file per touched table, named
-``<table>/<UTC time>-<writer>-<uuid>.parquet``, through a temporary name and an atomic rename, so
-concurrent writer processes never collide and a crash leaves no visible partial file. No file is
-ever modified. ``compact`` merges a table's files into one and removes the originals only after
-proving that the merged file holds exactly the same multiset of rows (see docs/catalog.md).
+``<table>/<UTC time>-<writer>-<uuid>-<sha256>.parquet``, through a temporary name and an atomic
+rename, so concurrent writer processes never collide and a crash leaves no visible partial file.
+No file is ever modified. ``compact`` merges a table's files into one and removes the originals
+only after proving that the merged file holds exactly the same multiset of rows (see
+docs/catalog.md).
+
+Integrity (docs/integrity.md): a file's name ends with the sha256 of its bytes, so any reader
+can check it without a lookup (a local catalog checks every file the first time a process reads
+it, and refuses a changed one by name). Each batch also appends a small index file under
+``_files/`` listing the files it wrote (table, name, checksum, rows); compaction and repair
+append the files they removed and why. ``check_files`` compares the two: a changed file, an
+unreadable one, and a file the index lists that is gone are each named. Files written before
+checksums (no hash in the name) are checked by reading them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -42,6 +52,23 @@ COMPACT_TAG = "-compact-"
 META_VERSION = b"calops.schema_version"
 META_TABLE = b"calops.table"
 META_REPLACES = b"calops.replaces"
+INDEX_DIR = "_files"  # the append-only index of written and removed files
+QUARANTINE_DIR = "_quarantine"  # bad files moved aside by `calops repair` (kept, never deleted)
+INDEX_VERSION = 1
+# A batch touching any of these is also stored as a record object (see Catalog.record_store):
+# everything lineage needs. Batches of run_steps alone (cache hits, failures) are not.
+RECORD_TRIGGERS = {"products", "recipes", "recipe_inputs", "recipe_refs", "realisations",
+                   "exposures", "associations", "builds", "build_events", "runs"}
+_HASHED = re.compile(r"-([0-9a-f]{64})\.(parquet|json)$")
+# path -> (size, mtime_ns) of local files whose bytes were checked against their name
+_VETTED: dict[str, tuple[int, int]] = {}
+_VET_LOCK = threading.Lock()
+
+
+def name_checksum(path: str) -> str | None:
+    """The sha256 hex a catalog file's name carries (None for a file written before checksums)."""
+    m = _HASHED.search(path.rsplit("/", 1)[-1])
+    return m.group(1) if m else None
 
 # Statements ``sql`` accepts: reads only. PRAGMA is allowed only for these read-only ones.
 _READ_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN,
@@ -138,6 +165,13 @@ def check_read_only(query: str) -> None:
                          "are allowed (catalog rows are written by calops itself)")
 
 
+# Errors in the statement itself (not in reading a file).
+_QUERY_ERRORS = tuple(getattr(duckdb, n) for n in (
+    "ParserException", "BinderException", "CatalogException", "ConversionException",
+    "OutOfRangeException", "InvalidTypeException", "NotImplementedException",
+    "PermissionException", "ConstraintException", "DivideByZeroException", "TypeMismatchException",
+    "SyntaxException", "InterruptException") if hasattr(duckdb, n))
+
 _DUCK_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE",
                pa.bool_(): "BOOLEAN"}
 
@@ -165,6 +199,30 @@ class CatalogWriteError(CatalogError):
     none of its rows became visible. ``__cause__`` is the underlying OSError."""
 
 
+class CatalogFileError(CatalogError):
+    """A catalog file that is corrupt (its bytes no longer match its checksum), unreadable, or
+    gone; the message names it and says to run `calops repair`."""
+
+    def __init__(self, message: str, path: str = ""):
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass
+class FileProblem:
+    """One bad catalog file: ``kind`` is corrupt, unreadable, missing or index."""
+
+    table: str
+    path: str
+    kind: str
+    problem: str
+    rows: int | None = None  # rows the index says it held, if known
+
+    @property
+    def name(self) -> str:
+        return f"{self.table}/{self.path.rsplit('/', 1)[-1]}"
+
+
 def _sanitize(writer: str) -> str:
     s = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(writer)).strip("._-")[:64]
     return s or "writer"
@@ -186,6 +244,8 @@ class Batch:
     def __init__(self, writer_id: str):
         self.writer_id = writer_id
         self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        # False: the writer stored its own record object (or the rows are rebuilt from records)
+        self.record = True
 
     def add(self, table: str, row: Mapping[str, Any]) -> None:
         sch = schema(table)
@@ -239,6 +299,10 @@ class Catalog:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._con_pid = 0
         self._con_files: dict[str, tuple[str, ...]] = {}
+        self._excluded: set[str] = set()
+        # An ObjectStore: every batch that records lineage is first stored there as a record
+        # object (catalogs/recovery.py), so `calops repair` can rebuild it. Set by Workspace.
+        self.record_store: Any = None
 
     def __repr__(self) -> str:
         return f"Catalog({self.url!r})"
@@ -283,16 +347,24 @@ class Catalog:
         writer killed at any moment leaves at most a prefix of the batch in WRITE_ORDER
         (objects before rows, products before realisations, realisations before run steps)."""
         tables = b.tables()  # convert everything first: a bad row writes nothing
+        if self.record_store is not None and b.record and set(tables) & RECORD_TRIGGERS:
+            from catalogs.recovery import RECORDED, record_object
+
+            self.record_store.put(record_object(  # the store copy first, as objects before rows
+                {t: rows for t, rows in b.rows.items() if t in RECORDED and rows},
+                what=b.writer_id))
         stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
         writer = _sanitize(b.writer_id)
         staged: list[tuple[str, str]] = []
         paths: list[str] = []
         try:
             for table, data in tables.items():
-                name = f"{stamp}-{writer}-{uuid.uuid4().hex[:12]}.parquet"
+                name = f"{stamp}-{writer}-{uuid.uuid4().hex[:12]}"
                 staged.append(self._stage_file(table, name, data, {}))
             for tmp, final in staged:
                 paths.append(self._commit_file(tmp, final))
+            self._index_quietly(added=[(t, p, d.num_rows) for (t, d), p in zip(tables.items(), paths)],
+                                writer=writer)
             return paths
         except OSError as exc:
             raise CatalogWriteError(
@@ -313,7 +385,8 @@ class Catalog:
 
     def _stage_file(self, table: str, name: str, data: pa.Table,
                     extra_meta: Mapping[bytes, bytes]) -> tuple[str, str]:
-        """Write ``data`` under a temporary name next to its final one; (tmp, final)."""
+        """Write ``data`` under a temporary name next to its final one; (tmp, final). The final
+        name is ``<name>-<sha256 of the bytes>.parquet``."""
         meta = dict(data.schema.metadata or {})
         meta.update({META_VERSION: str(SCHEMA_VERSION).encode(), META_TABLE: table.encode()})
         meta.update(extra_meta)
@@ -323,8 +396,12 @@ class Catalog:
         # point lookup reads one group of it (Parquet min/max statistics)
         pq.write_table(data, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
         payload = sink.getvalue()
+        digest = hashlib.sha256(memoryview(payload)).hexdigest()
         d = f"{self.root}/{table}"
-        final, tmp = f"{d}/{name}", f"{d}/.{uuid.uuid4().hex}{TMP_SUFFIX}"
+        final, tmp = f"{d}/{name}-{digest}.parquet", f"{d}/.{uuid.uuid4().hex}{TMP_SUFFIX}"
+        return self._stage_bytes(d, final, tmp, payload)
+
+    def _stage_bytes(self, d: str, final: str, tmp: str, payload: Any) -> tuple[str, str]:
         if self.local:
             os.makedirs(d, exist_ok=True)
             try:
@@ -338,7 +415,7 @@ class Catalog:
                 raise
         else:
             self.fs.makedirs(d, exist_ok=True)
-            self.fs.pipe_file(tmp, payload.to_pybytes())
+            self.fs.pipe_file(tmp, payload if isinstance(payload, bytes) else payload.to_pybytes())
         return tmp, final
 
     def _commit_file(self, tmp: str, final: str) -> str:
@@ -364,6 +441,207 @@ class Catalog:
             elif self.fs.exists(tmp):
                 self.fs.rm(tmp)
 
+    # --- the file index and checksums ------------------------------------------------------
+
+    def _index_quietly(self, **kw: Any) -> None:
+        """Append an index entry; a failure here (full disk) loses only the ability to notice
+        that these files are deleted later, never the rows themselves (whose names still carry
+        their checksums): so it is not an error of the batch."""
+        with contextlib.suppress(OSError, CatalogError):
+            self.append_index(**kw)
+
+    def append_index(self, added: Sequence[tuple[str, str, int]] = (),
+                     removed: Sequence[tuple[str, str, str]] = (), writer: str = "calops") -> str | None:
+        """Append one index file: ``added`` (table, path, rows) files written, ``removed``
+        (table, name, why) files taken away on purpose (compacted, quarantined, written off)."""
+        if not added and not removed:
+            return None
+        entry = {"v": INDEX_VERSION, "at": utcnow().isoformat(), "writer": writer,
+                 "added": [{"table": t, "name": p.rsplit("/", 1)[-1], "sha256": name_checksum(p),
+                            "rows": int(n)} for t, p, n in added],
+                 "removed": [{"table": t, "name": n.rsplit("/", 1)[-1], "why": why}
+                             for t, n, why in removed]}
+        payload = (json.dumps(entry, sort_keys=True, indent=0) + "\n").encode()
+        digest = hashlib.sha256(payload).hexdigest()
+        d = f"{self.root}/{INDEX_DIR}"
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+        final = f"{d}/{stamp}-{_sanitize(writer)}-{uuid.uuid4().hex[:12]}-{digest}.json"
+        tmp, final = self._stage_bytes(d, final, f"{d}/.{uuid.uuid4().hex}{TMP_SUFFIX}", payload)
+        try:
+            return self._commit_file(tmp, final)
+        finally:
+            self._discard(tmp)
+
+    def index_files(self) -> list[str]:
+        d = f"{self.root}/{INDEX_DIR}"
+        if not self.local:
+            self.fs.invalidate_cache(d)
+        try:
+            names = self.fs.ls(d, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(p for p in names if p.endswith(".json")
+                      and not p.rsplit("/", 1)[-1].startswith("."))
+
+    def read_index(self) -> tuple[dict[tuple[str, str], dict[str, Any]], list[FileProblem]]:
+        """The files the index says are live, ``{(table, name): entry}`` (written and not
+        removed on purpose), and the index files that are themselves damaged."""
+        live: dict[tuple[str, str], dict[str, Any]] = {}
+        gone: set[tuple[str, str]] = set()
+        bad: list[FileProblem] = []
+        for p in self.index_files():
+            try:
+                data = self.fs.cat_file(p)
+                want = name_checksum(p)
+                if want and hashlib.sha256(data).hexdigest() != want:
+                    raise ValueError("its bytes no longer match the checksum in its name")
+                entry = json.loads(data)
+                added, removed = entry.get("added", []), entry.get("removed", [])
+            except (OSError, ValueError, AttributeError) as exc:
+                bad.append(FileProblem(INDEX_DIR, p, "index", f"index file is damaged ({exc})"))
+                continue
+            for a in added:
+                live[(a["table"], a["name"])] = {**a, "at": entry.get("at"),
+                                                 "writer": entry.get("writer")}
+            gone |= {(r["table"], r["name"]) for r in removed}
+        return {k: v for k, v in live.items() if k not in gone}, bad
+
+    def _read_bytes(self, path: str) -> bytes:
+        if self.local:
+            with open(path, "rb") as f:
+                return f.read()
+        return self.fs.cat_file(path)
+
+    def check_file(self, path: str, deep: bool = False) -> str | None:
+        """None if a catalog file is intact, else its problem in a few words: its bytes are
+        re-hashed against the checksum in its name (a file written before checksums is read
+        instead; ``deep`` also reads a checksummed one)."""
+        want = name_checksum(path)
+        try:
+            data = self._read_bytes(path)
+        except FileNotFoundError:
+            return "gone"
+        except OSError as exc:
+            return f"cannot be read ({_os_reason(exc)})"
+        if want is not None:
+            got = hashlib.sha256(data).hexdigest()
+            if got != want:
+                return (f"its bytes no longer match the checksum written into its name "
+                        f"(sha256:{want[:12]}…, now sha256:{got[:12]}…)")
+            if not deep:
+                return None
+        try:
+            pq.read_table(pa.BufferReader(data))
+        except Exception as exc:  # noqa: BLE001 - any decoding failure means unreadable
+            return f"is not a readable Parquet file ({_one_line(exc)})"
+        return None
+
+    def _vet(self, table: str, files: Sequence[str]) -> None:
+        """Refuse a local file whose bytes no longer match its name's checksum (each file is
+        hashed once per process: files are immutable)."""
+        if not self.local:
+            return
+        for p in files:
+            if name_checksum(p) is None:
+                continue
+            try:
+                st = os.stat(p)
+            except FileNotFoundError:
+                continue  # vanished under us (compaction): the query retries
+            sig = (st.st_size, st.st_mtime_ns)
+            if _VETTED.get(p) == sig:
+                continue
+            problem = self.check_file(p)
+            if problem and problem != "gone":
+                raise CatalogFileError(f"catalog file {table}/{p.rsplit('/', 1)[-1]} is corrupt: "
+                                       f"{problem}; run `calops repair` to set it aside and rebuild "
+                                       "what the store holds", p)
+            with _VET_LOCK:
+                _VETTED[p] = sig
+
+    def check_files(self, tables: Sequence[str] | None = None,
+                    deep: bool = False) -> tuple[list[FileProblem], dict[str, int]]:
+        """Every catalog file checked: (problems, counts). Problems: a file whose bytes changed
+        (``corrupt``), one that cannot be read (``unreadable``), one the index lists that is
+        gone (``missing``), a damaged index file (``index``). Counts: files checked, files
+        without a checksum (written before checksums), files not in the index."""
+        live, problems = self.read_index()
+        counts = {"files": 0, "legacy": 0, "unindexed": 0, "index_files": len(self.index_files())}
+        present: set[tuple[str, str]] = set()
+        replaced: set[str] = set()
+        for table in (tables or TABLES):
+            files = self._all_files(table)
+            for p in files:
+                base = p.rsplit("/", 1)[-1]
+                present.add((table, base))
+                counts["files"] += 1
+                if name_checksum(p) is None:
+                    counts["legacy"] += 1
+                if (table, base) not in live:
+                    counts["unindexed"] += 1
+                problem = self.check_file(p, deep=deep)
+                if problem == "gone":
+                    present.discard((table, base))
+                elif problem:
+                    kind = "corrupt" if problem.startswith("its bytes") else "unreadable"
+                    rows = live.get((table, base), {}).get("rows")
+                    problems.append(FileProblem(table, p, kind, problem, rows))
+                elif COMPACT_TAG in base:
+                    with contextlib.suppress(Exception):
+                        replaced |= self._replaced([p])
+        for (table, base), e in sorted(live.items()):
+            if tables and table not in tables:
+                continue
+            if (table, base) not in present and base not in replaced:
+                problems.append(FileProblem(
+                    table, f"{self.root}/{table}/{base}", "missing",
+                    f"is gone: the index lists it (written {e.get('at')} by {e.get('writer')}, "
+                    f"{e.get('rows')} rows)", e.get("rows")))
+        return problems, counts
+
+    def quarantine_file(self, problem: FileProblem, why: str) -> str | None:
+        """Move a bad file to ``_quarantine/<table>/`` (kept, not deleted) and record in the
+        index that it was removed on purpose; a missing file is only written off. Returns
+        where it went (None for a missing one)."""
+        dest = None
+        if problem.kind == "index":
+            dest = f"{self.root}/{QUARANTINE_DIR}/{INDEX_DIR}/{problem.path.rsplit('/', 1)[-1]}"
+            self.fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.mv(problem.path, dest)
+            return dest
+        if problem.kind != "missing":
+            base = problem.path.rsplit("/", 1)[-1]
+            dest = f"{self.root}/{QUARANTINE_DIR}/{problem.table}/{base}"
+            self.fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
+            if self.fs.exists(dest):
+                dest = f"{dest}.{uuid.uuid4().hex[:8]}"
+            self.fs.mv(problem.path, dest)
+        self.append_index(removed=[(problem.table, problem.path, why)], writer="repair")
+        return dest
+
+    def exclude(self, paths: Sequence[str]) -> None:
+        """Leave these files out of every view from now on (verify and repair read around bad
+        files this way)."""
+        with self._lock:
+            self._excluded |= set(paths)
+            self._con_files = {}
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def index_all(self) -> int:
+        """Record in the index every current file it does not list (files of writers killed
+        between their rename and their index entry, or written before the index existed)."""
+        live, _ = self.read_index()
+        added = []
+        for table in TABLES:
+            for p in self.files(table):
+                if (table, p.rsplit("/", 1)[-1]) not in live and self.check_file(p, deep=True) is None:
+                    added.append((table, p, self._rows([p], table)))
+        if added:
+            self.append_index(added=added, writer="repair")
+        return len(added)
+
     # --- files ----------------------------------------------------------------------------
 
     def _all_files(self, table: str) -> list[str]:
@@ -382,16 +660,24 @@ class Catalog:
         compaction: their rows are already in the compacted file)."""
         out: set[str] = set()
         for p in files:
-            if COMPACT_TAG in p.rsplit("/", 1)[-1]:
-                with self.fs.open(p, "rb") as f:
-                    md = pq.read_schema(f).metadata or {}
-                out.update(json.loads(md.get(META_REPLACES, b"[]")))
+            if COMPACT_TAG in p.rsplit("/", 1)[-1] and p not in self._excluded:
+                try:
+                    with self.fs.open(p, "rb") as f:
+                        md = pq.read_schema(f).metadata or {}
+                    out.update(json.loads(md.get(META_REPLACES, b"[]")))
+                except FileNotFoundError:
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a damaged compacted file
+                    table = p.rsplit("/", 2)[-2]
+                    raise CatalogFileError(
+                        f"catalog file {table}/{p.rsplit('/', 1)[-1]} is unreadable "
+                        f"({_one_line(exc)}); run `calops repair`", p) from None
         return out
 
     def files(self, table: str) -> list[str]:
         """The files whose rows make up ``table`` now."""
         schema(table)
-        files = self._all_files(table)
+        files = [p for p in self._all_files(table) if p not in self._excluded]
         replaced = self._replaced(files)
         return [p for p in files if p.rsplit("/", 1)[-1] not in replaced]
 
@@ -400,7 +686,7 @@ class Catalog:
         behind; returns how many. Readers never see them; only files older than ``min_age_s``
         are removed, so a live writer's staged batch is left alone."""
         now, n = utcnow(), 0
-        for table in TABLES:
+        for table in (*TABLES, INDEX_DIR):
             d = f"{self.root}/{table}"
             if not self.local:
                 self.fs.invalidate_cache(d)
@@ -455,6 +741,7 @@ class Catalog:
         for table in TABLES:
             if table in wanted:
                 used[table] = tuple(self.files(table))
+                self._vet(table, used[table])
                 con.execute(f"CREATE VIEW {table} AS {self._select(table, used[table])}")
         for name, body in VIEWS.items():
             if VIEW_DEPS[name] <= wanted:
@@ -474,12 +761,14 @@ class Catalog:
         """A long-lived read-only connection whose views are refreshed when a table's files
         changed (a new DuckDB database per query costs ~30 ms; a refresh only lists files)."""
         if self._con is None or self._con_pid != os.getpid():
+            self._con = None
             self._con, self._con_files = self._connect(True, None)
             self._con_pid = os.getpid()
             return self._con
         for table in (TABLES if tables is None else tables):
             files = tuple(self.files(table))
             if files != self._con_files.get(table):
+                self._vet(table, files)
                 self._con.execute(f"CREATE OR REPLACE VIEW {table} AS {self._select(table, files)}")
                 self._con_files[table] = files
         return self._con
@@ -496,10 +785,25 @@ class Catalog:
                 except duckdb.IOException as exc:
                     self._con_files = {}  # a file vanished under us (compaction): refresh, retry
                     if attempt:
+                        self._blame(tables_for(query))
                         raise QueryError(_one_line(exc)) from None
-                except duckdb.Error as exc:
+                except _QUERY_ERRORS as exc:
+                    raise QueryError(_one_line(exc)) from None
+                except duckdb.Error as exc:  # reading a file failed: name the file
+                    self._blame(tables_for(query))
                     raise QueryError(_one_line(exc)) from None
         raise AssertionError("unreachable")
+
+    def _blame(self, tables: set[str] | None) -> None:
+        """After a read failed: raise CatalogFileError naming the first bad file of
+        ``tables`` (checksum, then a full read), if there is one."""
+        for table in sorted(TABLES if tables is None else tables):
+            for p in self.files(table):
+                problem = self.check_file(p, deep=True)
+                if problem and problem != "gone":
+                    raise CatalogFileError(f"catalog file {table}/{p.rsplit('/', 1)[-1]} "
+                                           f"{'is corrupt: ' if problem.startswith('its') else ''}"
+                                           f"{problem}; run `calops repair`", p)
 
     @contextlib.contextmanager
     def session(self, tables: set[str]) -> Iterator[Any]:
@@ -514,7 +818,10 @@ class Catalog:
                 try:
                     return con.sql(query, params=list(params) if params else None
                                    ).to_arrow_table().to_pylist()
-                except duckdb.Error as exc:
+                except _QUERY_ERRORS as exc:
+                    raise QueryError(_one_line(exc)) from None
+                except duckdb.Error as exc:  # reading a file failed: name the file
+                    self._blame(set(tables))
                     raise QueryError(_one_line(exc)) from None
 
             yield q
@@ -664,7 +971,11 @@ class Catalog:
 
     def compact(self, table: str | None = None) -> list[CompactResult]:
         """Merge each table's files into one file; every row is kept (proved before removal)."""
-        return [self._compact(t) for t in ([table] if table else list(TABLES))]
+        out = [self._compact(t) for t in ([table] if table else list(TABLES))]
+        if table is None:
+            with contextlib.suppress(OSError, CatalogError):
+                self.compact_index()
+        return out
 
     @contextlib.contextmanager
     def _compaction_lock(self, table: str) -> Iterator[None]:
@@ -688,12 +999,18 @@ class Catalog:
     def _compact(self, table: str) -> CompactResult:
         schema(table)
         with self._compaction_lock(table):
-            files = self._all_files(table)
+            files = [p for p in self._all_files(table) if p not in self._excluded]
             replaced = self._replaced(files)
             leftovers = [p for p in files if p.rsplit("/", 1)[-1] in replaced]
             for p in leftovers:  # finish an interrupted compaction
                 self.fs.rm(p)
             sources = [p for p in files if p not in leftovers]
+            for p in sources:  # never fold a damaged file into a fresh, valid-looking one
+                problem = self.check_file(p, deep=name_checksum(p) is None)
+                if problem and problem != "gone":
+                    raise CatalogFileError(f"cannot compact {table}: catalog file {table}/"
+                                           f"{p.rsplit('/', 1)[-1]} {problem}; run `calops "
+                                           "repair` first (nothing was changed)", p)
             n_before = self._rows(sources, table)
             if len(sources) <= 1:
                 return CompactResult(table, len(sources), len(sources), n_before, n_before,
@@ -708,7 +1025,7 @@ class Catalog:
                 merged = con.sql(old + order).to_arrow_table().cast(schema(table))
                 names = sorted(p.rsplit("/", 1)[-1] for p in sources)
                 stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
-                new = self._write_file(table, f"{stamp}{COMPACT_TAG}{uuid.uuid4().hex[:12]}.parquet",
+                new = self._write_file(table, f"{stamp}{COMPACT_TAG}{uuid.uuid4().hex[:12]}",
                                        merged, {META_REPLACES: json.dumps(names).encode()})
                 new_sel = f"SELECT {cols} FROM read_parquet([{self._ref(new)}])"
                 n_new = con.execute(f"SELECT count(*) FROM ({new_sel})").fetchone()[0]
@@ -720,9 +1037,30 @@ class Catalog:
                                        f"({n_before} -> {n_new}, {diff} differ); nothing removed")
             finally:
                 con.close()
+            why = f"compacted into {new.rsplit('/', 1)[-1]}"
+            self._index_quietly(added=[(table, new, n_new)],
+                                removed=[(table, p, why) for p in sources], writer="compact")
             for p in sources:
                 self.fs.rm(p)
             return CompactResult(table, len(sources), 1, n_before, n_new, len(leftovers))
+
+    def compact_index(self) -> int:
+        """Merge the index files into one that lists only the files still live (and those
+        gone without being removed on purpose, so their loss stays visible); returns how
+        many index files were merged. Damaged index files are left for `calops repair`."""
+        files = self.index_files()
+        if len(files) <= 1:
+            return len(files)
+        live, bad = self.read_index()
+        if bad:
+            return 0
+        added = [(t, f"{self.root}/{t}/{n}", e.get("rows") or 0) for (t, n), e in sorted(live.items())]
+        if not self.append_index(added=added, writer="compact-index"):
+            return 0
+        for p in files:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(p)
+        return len(files)
 
     def _rows(self, files: Sequence[str], table: str) -> int:
         n = 0

@@ -125,6 +125,41 @@ def downstream(catalog: Any, ident: str, max_depth: int = MAX_DEPTH) -> pa.Table
     return _walk(catalog, resolve(catalog, ident), False, max_depth)
 
 
+def object_problems(store: Any, ids: Any) -> dict[str, str]:
+    """``{id: problem}`` for the ids whose stored object is missing or fails verification
+    (re-hashed); ids that are not object ids (recipe keys are addressed the same way, so
+    callers pass only product ids) are checked all the same."""
+    out: dict[str, str] = {}
+    for ident in dict.fromkeys(ids):
+        try:
+            problem = store.check(ident)
+        except CatalogError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a malformed id is a problem of its own
+            problem = str(exc)
+        if problem:
+            out[ident] = "missing from the store" if problem == "missing" else "corrupt"
+    return out
+
+
+def flag(rows: pa.Table, store: Any) -> pa.Table:
+    """The walk with a ``problem`` column: for each product node whose stored object is
+    missing or fails verification, what is wrong (NULL otherwise)."""
+    listed = rows.to_pylist()
+    bad = object_problems(store, [r["id"] for r in listed if r["node_type"] == "product"])
+    unknown = object_problems(store, [r["id"] for r in listed if r["node_type"] == "unknown"])
+    bad.update({i: p for i, p in unknown.items() if p == "corrupt"})  # a recipe key is "missing"
+    if not bad:
+        problems = [None] * rows.num_rows
+    else:
+        problems = [bad.get(i) if t != "recipe" else None
+                    for i, t in zip(rows.column("id").to_pylist(),
+                                    rows.column("node_type").to_pylist())]
+    if "problem" in rows.column_names:
+        rows = rows.drop(["problem"])
+    return rows.append_column("problem", pa.array(problems, pa.string()))
+
+
 def short(ident: str | None, n: int = 12) -> str:
     """``sha256:0123456789ab`` for display."""
     if not ident:
@@ -159,6 +194,8 @@ def format_tree(rows: pa.Table | list[dict[str, Any]], full_ids: bool = False) -
             label = f"{r['kind'] or 'product'} {ident}"
         else:
             label = f"{ident}  (not in the catalog)"
+        if r.get("problem"):
+            label += f"  !! {r['problem'].upper()}: fails verification"
         if d == 0:
             lines.append(label)
             continue

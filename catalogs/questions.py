@@ -259,6 +259,29 @@ def provenance(catalog: Any, product_id: str) -> pa.Table:
     return catalog.sql(PROVENANCE_SQL, [pid])
 
 
+def integrity_rows(catalog: Any, store: Any, product_id: str) -> list[dict[str, Any]]:
+    """Provenance rows ``(section 'integrity', step, name = product id, value = 'corrupt' or
+    'missing from the store', detail)`` for ``product_id`` and every stored product in its
+    lineage whose object fails verification (none if all are intact)."""
+    from catalogs.lineage import object_problems, resolve, upstream
+
+    pid = resolve(catalog, product_id)
+    nodes = [r for r in upstream(catalog, pid).to_pylist() if r["node_type"] == "product"]
+    ids = [pid] + [r["id"] for r in nodes if r["id"] != pid]
+    kinds = {r["id"]: r["kind"] for r in nodes}
+    return [{"section": "integrity", "step": None, "name": ident, "value": problem,
+             "detail": ("this product" if ident == pid else f"a {kinds.get(ident) or 'product'} "
+                        "it was made from") + ": re-run its recipe or re-ingest its file"}
+            for ident, problem in object_problems(store, ids).items()]
+
+
+def with_integrity(table: pa.Table, rows: list[dict[str, Any]]) -> pa.Table:
+    """A provenance table with integrity rows first."""
+    if not rows:
+        return table
+    return pa.concat_tables([pa.Table.from_pylist(rows, schema=table.schema), table])
+
+
 def nondeterministic(catalog: Any) -> pa.Table:
     """Recipes realised as more than one distinct product (same recipe, different bytes)."""
     return catalog.sql(NONDETERMINISTIC_SQL)
@@ -276,10 +299,12 @@ def record_builds(catalog: Any, builds: Iterable[Any], writer_id: str = "builds-
     now = dt.datetime.now(dt.timezone.utc)
     new = []
     for b in builds:
+        from catalogs.builds import manifest_hash
+
         text = json.dumps(b.as_dict(), sort_keys=True)
         if have.get(b.name) != (b.status, text):
             new.append({"name": b.name, "status": b.status, "manifest_json": text,
-                        "recorded_at": now})
+                        "recorded_at": now, "manifest_hash": manifest_hash(b)})
     if new:
         catalog.write("builds", new, writer_id)
     return len(new)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: run_steps.crds_context
+SCHEMA_VERSION = 3  # 2: run_steps.crds_context; 3: builds.manifest_hash (tamper evidence)
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -97,11 +97,13 @@ TABLES: dict[str, pa.Schema] = {
         _f("status", S, "development, candidate, operations, archived"),
         _f("manifest_json", S, "the build manifest as JSON"),
         _f("recorded_at", _TS, "when (UTC)"),
+        _f("manifest_hash", S, "hash of the manifest's content (catalogs.builds.manifest_hash) "
+           "when recorded; a candidate, operations or archived manifest must still match it"),
         doc="Build manifests as recorded; the latest row per name is current.",
     ),
     "build_events": _s(
         _f("build", S, "build name", True),
-        _f("event", S, "created, promoted, demoted, archived, ...", True),
+        _f("event", S, "created, promoted, archived, rolled_back, restored, seeded, ...", True),
         _f("from_status", S, "status before"),
         _f("to_status", S, "status after"),
         _f("at", _TS, "when (UTC)"),

@@ -7,7 +7,10 @@ ephemeris keywords, read only from assign_wcs onward). A reissue that changes on
 
 Each ingest of a file records an ``exposures`` row. Re-ingesting identical content is a no-op;
 different content for a known exposure is a new version that supersedes the old one; nothing is
-ever overwritten.
+ever overwritten. Re-ingesting the original file also repairs a stored object of it that no
+longer verifies (the bad copy is moved to the store's quarantine and the good one stored), and
+every new version's rows are also stored as a record object by the workspace's catalog
+(catalogs/recovery.py), so ``calops repair`` can rebuild the exposures table from the store.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class Ingested:
     version: int
     pixels_id: str
     pointing_id: str
-    status: str  # "new", "unchanged", "reissued"
+    status: str  # "new", "unchanged", "reissued", "repaired"
     changed: tuple[str, ...] = ()
 
 
@@ -62,13 +65,16 @@ def ingest_file(ws: Workspace, path: str | Path, run_id: str) -> Ingested:
     sdp = uncal.get("data_processing_software_version") or uncal.get("calibration_software_version")
     eph = uncal.get("ephemeris.type")
     current = ws.catalog.current_exposure(eid)
-    pixels_id = ws.store.put(pixels)
-    pointing_id = ws.store.put(pointing)
+    (pixels_id, fixed_pixels), (pointing_id, fixed_pointing) = (
+        _put_repairing(ws.store, pixels), _put_repairing(ws.store, pointing))
+    fixed = tuple(n for n, f in (("pixels object restored", fixed_pixels),
+                                 ("pointing object restored", fixed_pointing)) if f)
     if current is not None:
         same = (current["pixels_id"] == pixels_id and current["pointing_id"] == pointing_id
                 and current["sdp_ver"] == sdp and current["eph_type"] == eph)
         if same:
-            return Ingested(eid, current["version"], pixels_id, pointing_id, "unchanged")
+            return Ingested(eid, current["version"], pixels_id, pointing_id,
+                            "repaired" if fixed else "unchanged", fixed)
     changed = ()
     if current is not None:
         changed = tuple(n for n, a, b in (
@@ -83,3 +89,19 @@ def ingest_file(ws: Workspace, path: str | Path, run_id: str) -> Ingested:
         supersedes=None if current is None else current["version"]), run_id)
     return Ingested(eid, version, pixels_id, pointing_id,
                     "new" if current is None else "reissued", changed)
+
+
+def _put_repairing(store: Any, model: DataModel) -> tuple[str, bool]:
+    """Store ``model``; if its object is there but fails verification, move the bad copy to
+    the quarantine and store this one. Returns (id, whether a bad copy was replaced)."""
+    from store.codec import object_chunks
+    from store.identity import digest
+
+    pid = digest(object_chunks(model), store.algo)
+    if store.has(pid) and store.check(pid) not in (None, "missing"):
+        store.quarantine(pid)
+        if store.put(model) != pid:  # pragma: no cover - the codec is deterministic
+            raise AssertionError("re-stored object has another id")
+        return pid, True
+    return store.put(model), False
+

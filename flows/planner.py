@@ -213,6 +213,11 @@ class _Planner:
         inputs: dict[str, str] = {}
         left_out: dict[str, str] = {}
         for m in members:
+            why_not = (st.exclusion(self.metas.get(self.rows[m]["pixels_id"], {}))
+                       if st.subject == "association" else None)
+            if why_not:
+                left_out[m] = why_not
+                continue
             for i, source in enumerate(st.reads):
                 pid, up = self._source(source, m)
                 if pid is None:

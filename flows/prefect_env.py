@@ -43,6 +43,10 @@ def _die_with_parent() -> None:
         pass
 
 
+class PrefectUnavailable(Exception):
+    """No Prefect server could be started (a full disk, a port, a broken install)."""
+
+
 class TemporaryServer:
     """A Prefect API server for one calops command, when no PREFECT_API_URL is set.
 
@@ -73,19 +77,27 @@ class TemporaryServer:
             port = s.getsockname()[1]
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                "PREFECT__SERVER_FINAL": "1"}
+        log_dir = os.environ.get("PREFECT_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                 ".prefect")
+        os.makedirs(log_dir, exist_ok=True)
+        self.log = os.path.join(log_dir, "calops-server.log")  # never a pipe: it could fill up
+        log = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
              "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
              "--port", str(port), "--log-level", "error", "--lifespan", "on"],
-            env=env, preexec_fn=_die_with_parent, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+            env=env, preexec_fn=_die_with_parent, stdout=log, stderr=log)
+        log.close()
         self.url = f"http://127.0.0.1:{port}/api"
         end = time.monotonic() + self.timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                err = (self.proc.stderr.read() or b"").decode(errors="replace").strip()
-                raise RuntimeError(f"the temporary Prefect server exited at start: "
-                                   f"{err.splitlines()[-1] if err else self.proc.returncode}")
+                with open(self.log, "rb") as f:
+                    lines = f.read().decode(errors="replace").strip().splitlines()
+                last = lines[-1].split(" - ")[-1] if lines else f"exit {self.proc.returncode}"
+                raise PrefectUnavailable(
+                    f"the temporary Prefect server could not start ({last}; is the disk "
+                    f"full? log: {self.log}); free space, or point PREFECT_API_URL at a server")
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
                     break
@@ -94,8 +106,10 @@ class TemporaryServer:
             time.sleep(0.2)
         else:
             self.__exit__()
-            raise RuntimeError(f"the temporary Prefect server did not answer within "
-                               f"{self.timeout:.0f} s")
+            raise PrefectUnavailable(
+                f"the temporary Prefect server did not answer within {self.timeout:.0f} s "
+                f"(log: {self.log}); raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or "
+                "point PREFECT_API_URL at a server")
         os.environ["PREFECT_API_URL"] = self.url
         return self
 

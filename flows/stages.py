@@ -51,6 +51,10 @@ def recipe_for(ws: Workspace, build: str, stage: str, subject: str
         (source,) = st.reads
         ids, left_out = {}, {}
         for e in ws.catalog.association_members(subject):
+            why_not = st.exclusion(ws.catalog.product_meta(_exposure(ws, e)["pixels_id"]))
+            if why_not:
+                left_out[e] = why_not
+                continue
             try:
                 ids[f"member:{e}"] = _read(ws, build, source, e)
             except RunError as exc:  # left out, with its reason; the others still combine

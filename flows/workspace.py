@@ -160,10 +160,11 @@ class Workspace:
 
     @cached_property
     def builds(self) -> BuildBook:
-        """The workspace's book of build manifests."""
+        """The workspace's ``catalogs.builds.BuildBook``: tamper-evident through the catalog,
+        with a copy of every lifecycle change in the store (docs/integrity.md)."""
         from catalogs.builds import BuildBook
 
-        return BuildBook(self.builds_dir)
+        return BuildBook(self.builds_dir, catalog=self.catalog, store=self.store)
 
     @cached_property
     def store(self) -> ObjectStore:
@@ -175,7 +176,9 @@ class Workspace:
     def catalog(self) -> Catalog:
         from catalogs.catalog import Catalog
 
-        return Catalog(self.catalog_url, **self.catalog_options)
+        cat = Catalog(self.catalog_url, **self.catalog_options)
+        cat.record_store = self.store  # every lineage batch is also a record in the store
+        return cat
 
 
 def from_args(args: Any) -> Workspace:

@@ -5,16 +5,26 @@ Exposure products:  ``jw<ppppp><ooo><vvv>_<gg><s><aa>_<eeeee>_<detector>_<suffix
 ``jw<ppppp>-o<ooo>_t<ttt>_<instrument>_<opt_elem>_<suffix>.fits`` where ``opt_elem`` is the
 filter and pupil, lower case, sorted and joined with ``-`` as the JWST association rules do
 (``clear-f200w``). Catalogs end in ``.ecsv``.
+
+Names that come from data (an exposure's file name, an association's name built from header
+values such as FILTER and PUPIL) are never trusted as file names: ``safe_name`` keeps only
+``[A-Za-z0-9._-]`` and ``safe_path`` refuses anything that would land outside its directory.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 
-class BadName(ValueError):
+from store.errors import CalopsError
+
+
+class BadName(CalopsError, ValueError):
     """A file name or metadata that does not make a JWST file name."""
 
 
@@ -38,6 +48,35 @@ _FIELDS = (
 )
 
 _EMPTY_OPT = {"", "none", "n/a", "null", "any"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+MAX_NAME = 150
+
+
+def safe_name(text: Any, max_len: int = MAX_NAME) -> str:
+    """A file-name component from any text, built from a whitelist: letters, digits, ``.``,
+    ``_`` and ``-`` (ASCII). Anything else (``/``, ``\\``, spaces, non-ASCII, control
+    characters) becomes ``_``; leading dots and dashes go (no hidden files, no ``..``, no
+    option-like names). A name that had to change gets ``-<8 hex>`` of the original's sha256,
+    so two different texts never give the same name. Already-safe names are unchanged."""
+    original = str(text)
+    name = _UNSAFE.sub("_", original).lstrip(".-_")[:max_len].rstrip(".")
+    if name != original or not name:
+        digest = hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        name = f"{name or 'unnamed'}-{digest}"
+    return name
+
+
+def safe_path(directory: str | os.PathLike, name: str) -> Path:
+    """``directory / name`` after checking that ``name`` is one whitelisted component and that
+    the result is directly inside ``directory`` (symlinks resolved); BadName otherwise."""
+    if not _SAFE_NAME.fullmatch(name or "") or len(name) > 255:
+        raise BadName(f"{name!r} is not a safe file name (letters, digits, '.', '_', '-')")
+    d = Path(directory)
+    path = d / name
+    if path.parent.resolve() != d.resolve() or os.sep in name or (os.altsep and os.altsep in name):
+        raise BadName(f"{name!r} would be written outside {d}")
+    return path
 
 
 def _field(meta: Mapping[str, Any], key: str, width: int) -> str:
@@ -71,6 +110,10 @@ def opt_elem(filter_: str | None, pupil: str | None) -> str:
     """The optical-element part of a stage-3 name: sorted, lower case, joined with '-'."""
     elems = [str(x).strip().lower() for x in (filter_, pupil) if x is not None]
     elems = sorted(x for x in elems if x not in _EMPTY_OPT)
+    bad = [x for x in elems if not re.fullmatch(r"[a-z0-9]+", x)]
+    if bad:
+        raise BadName(f"cannot build an association name: optical element {bad[0]!r} must be "
+                      "letters and digits")
     return "-".join(elems) or "clear"
 
 

@@ -207,6 +207,9 @@ class Stage:
     # EXP_TYPE pattern -> the products this stage makes for such exposures, where they differ
     # from ``outputs`` (an IFU exposure's spec2 makes an s3d cube, a slit's an s2d)
     mode_outputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # association stages: why an exposure cannot be a member (None: it can); such a member is
+    # left out with that reason recorded, and the others still combine
+    excludes: Callable[[Mapping[str, Any]], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.subject not in ("exposure", "association"):
@@ -226,6 +229,10 @@ class Stage:
         """The step order for a product of this instrument."""
         inst = str((meta or {}).get("instrument.name", "")).upper()
         return self.orders.get(inst, self.steps)
+
+    def exclusion(self, meta: Mapping[str, Any]) -> str | None:
+        """Why an exposure with this metadata is left out of this stage's associations."""
+        return self.excludes(meta) if self.excludes is not None else None
 
     def outputs_for(self, meta: Mapping[str, Any] | None) -> tuple[str, ...]:
         """The products this stage makes for a subject with this metadata."""

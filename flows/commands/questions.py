@@ -54,6 +54,8 @@ def register(sub: Any) -> None:
     p.add_argument("product_id", metavar="PRODUCT_ID",
                    help="a product id (a unique prefix will do)")
     p.add_argument("--show-sql", action="store_true", help="print the SQL and exit")
+    p.add_argument("--no-verify", action="store_true",
+                   help="do not re-hash the stored objects of the product and its lineage")
     _output_args(p)
     p.set_defaults(func=cmd_provenance)
 
@@ -77,8 +79,10 @@ def register(sub: Any) -> None:
 
 
 def _sync_builds(ws: Workspace) -> None:
-    """Questions join on the catalog's builds table: record manifests that changed."""
-    q.record_builds(ws.catalog, ws.builds.all())
+    """Questions join on the catalog's builds table: record manifests that changed (only those
+    that pass the tamper check; a refused one is left as recorded)."""
+    good, _ = ws.builds.survey()
+    q.record_builds(ws.catalog, good)
 
 
 def cmd_ask(args: Any) -> int:
@@ -105,7 +109,14 @@ def cmd_provenance(args: Any) -> int:
         return 0
     ws = from_args(args)
     _sync_builds(ws)
-    emit(q.provenance(ws.catalog, args.product_id), args.format, args.output, args.max_width)
+    table = q.provenance(ws.catalog, args.product_id)
+    bad = [] if args.no_verify else q.integrity_rows(ws.catalog, ws.store, args.product_id)
+    emit(q.with_integrity(table, bad), args.format, args.output, args.max_width)
+    if bad:
+        print(f"calops: error: {len(bad)} product(s) in this provenance fail verification ("
+              + ", ".join(f"{r['name'][:19]}… {r['value']}" for r in bad[:3])
+              + "); see `calops verify`", file=sys.stderr)
+        return 1
     return 0
 
 

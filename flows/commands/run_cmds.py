@@ -153,6 +153,7 @@ def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[st
     t0 = time.perf_counter()
     total = len(plan.hits()) + len(plan.failures()) + n_work
     results: list[dict] = []
+    stopped = None  # why the run could not go on (a full disk, no Prefect server ...)
     try:
         with _bar(total, f"{build}") as tick:
             def listener(res: dict) -> None:
@@ -173,17 +174,35 @@ def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[st
                                         save_intermediates=args.save_intermediates,
                                         return_state=True)
                     results += state.result(raise_on_failure=False) or []
+            except Exception as exc:  # noqa: BLE001 - the run stops here; say what was done
+                stopped = " ".join(str(exc).split()) or type(exc).__name__
+                done = {(r["stage"], r["subject"]) for r in results}
+                results += [{"stage": i.stage, "subject": i.subject, "build": build,
+                             "status": "failed", "hit": False, "reason": "",
+                             "error": f"not run: {stopped}"}
+                            for i in plan.wanted() if (i.stage, i.subject) not in done]
             finally:
                 flows.LISTENERS.remove(listener)
-    except BaseException as exc:
-        runs.finish(handle, "failed", {"error": " ".join(str(exc).split())})
+    except BaseException as exc:  # interrupted: close the run, then let it through
+        with contextlib.suppress(Exception):
+            runs.finish(handle, "failed", {"error": " ".join(str(exc).split())})
         raise
     wall = time.perf_counter() - t0
-    _compact_if_many(ws)
     summary = runs.summarise(results, wall)
     summary["plan_s"] = round(plan.seconds, 3)
-    runs.finish(handle, runs.status_of(summary), summary)
-    print(format_summary(build, handle.run_id, summary, results))
+    try:
+        if stopped is None:
+            _compact_if_many(ws)
+        runs.finish(handle, runs.status_of(summary) if stopped is None else "failed",
+                    {**summary, **({"error": stopped} if stopped else {})})
+    except CalopsError as exc:  # e.g. the disk is full: the next run closes it (lease)
+        stopped = stopped or str(exc)
+        print(f"calops: warning: could not record the end of run {handle.run_id}; the next "
+              "run will close it", file=sys.stderr)
+    shown = [r for r in results if not str(r.get("error", "")).startswith("not run:")]
+    print(format_summary(build, handle.run_id, summary, shown))
+    if stopped:
+        raise CalopsError(f"run {handle.run_id} stopped: {stopped}")
     return 0 if summary["failed"] == 0 else 1
 
 

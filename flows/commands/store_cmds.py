@@ -1,4 +1,4 @@
-"""Workspace, store and catalog commands: init, sql, lineage, verify, compact."""
+"""Workspace, store and catalog commands: init, sql, lineage, verify, repair, compact."""
 
 from __future__ import annotations
 
@@ -38,14 +38,31 @@ def register(sub: Any) -> None:
     p.add_argument("--down", action="store_true", help="downstream instead of upstream")
     p.add_argument("--depth", type=int, default=500, help="maximum depth (default 500)")
     p.add_argument("--full-ids", action="store_true", help="print ids in full in the tree")
+    p.add_argument("--no-verify", action="store_true",
+                   help="do not re-hash the stored objects of the products in the tree")
     _output_args(p, default="tree")
     p.set_defaults(func=cmd_lineage)
 
-    p = sub.add_parser("verify", help="re-hash every stored object; exit 1 if any is bad",
-                       description="Re-hash every object in the store and check that every "
+    p = sub.add_parser("verify", help="check every stored object and catalog file; exit 1 if "
+                                      "any is bad",
+                       description="Re-hash every object in the store and every catalog file "
+                                   "(against the checksum recorded when it was written), check "
+                                   "that no catalog file the index lists is gone, that every "
                                    "product the catalog records is present (unless "
-                                   "tombstoned). Lists problems; exit code 1 if any.")
+                                   "tombstoned), and that no build manifest was changed by "
+                                   "hand. Names each bad file; exit code 1 if any "
+                                   "(docs/integrity.md).")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("repair", help="set bad catalog files and objects aside and rebuild "
+                                      "what the store holds",
+                       description="Quarantine bad catalog files (to catalog/_quarantine/) and "
+                                   "corrupt objects (to store/quarantine/), rebuild the rows "
+                                   "they held from the record objects in the store, restore "
+                                   "hand-edited manifests from their recorded copies, and say "
+                                   "exactly what could not be rebuilt. Exit 1 if something "
+                                   "was lost (docs/integrity.md).")
+    p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser("compact", help="merge each catalog table's files into one",
                        description="Merge a table's Parquet files into one, proving every row "
@@ -84,6 +101,8 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     ws = from_args(args)
     walk = lineage.downstream if args.down else lineage.upstream
     rows = walk(ws.catalog, args.id, args.depth)
+    if not args.no_verify:
+        rows = lineage.flag(rows, ws.store)
     if args.format == "tree":
         text = lineage.format_tree(rows, full_ids=args.full_ids) + "\n"
         if args.output:
@@ -93,6 +112,12 @@ def cmd_lineage(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
     else:
         emit(rows, args.format, args.output, args.max_width)
+    bad = [r for r in rows.to_pylist() if r.get("problem")] if not args.no_verify else []
+    if bad:
+        print(f"calops: error: {len(bad)} product(s) in this lineage fail verification ("
+              + ", ".join(f"{lineage.short(r['id'])}… {r['problem']}" for r in bad[:3])
+              + "); see `calops verify`, `calops repair`", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -105,21 +130,52 @@ def cmd_verify(args: argparse.Namespace) -> int:
         problem = ws.store.check(ident)
         if problem:
             problems.append((ident, problem))
-    missing = ws.catalog.sql(
-        "SELECT DISTINCT product_id FROM products WHERE product_id NOT IN "
-        "(SELECT product_id FROM tombstones) ORDER BY product_id").column(0).to_pylist()
-    for pid in missing:
+    files, counts = ws.catalog.check_files()
+    for p in files:
+        problems.append((f"catalog file {p.name}", p.problem))
+    # cross-checks over the files that are intact
+    ws.catalog.exclude([p.path for p in files if p.kind in ("corrupt", "unreadable")])
+    referenced = ws.catalog.sql(
+        "SELECT product_id FROM products UNION SELECT product_id FROM realisations "
+        "EXCEPT SELECT product_id FROM tombstones ORDER BY product_id").column(0).to_pylist()
+    for pid in referenced:
         try:
             if not ws.store.has(pid):
                 problems.append((pid, f"recorded in the catalog but missing from the store "
                                       f"({ws.store.path_of(pid)})"))
         except CalopsError as exc:
             problems.append((pid, str(exc)))
+    _, bad_builds = ws.builds.survey()
+    for name, problem in bad_builds.items():
+        problems.append((f"build {name}", problem))
     for ident, problem in problems:
         print(f"BAD {ident}: {problem}")
-    print(f"verified {n} object(s) in {ws.store_url}: "
-          f"{'all intact' if not problems else f'{len(problems)} problem(s)'}")
+    legacy = f"; {counts['legacy']} written before checksums (read in full)" if counts["legacy"] else ""
+    print(f"verified {n} object(s) in {ws.store_url} and {counts['files']} catalog file(s)"
+          f"{legacy}: {'all intact' if not problems else f'{len(problems)} problem(s)'}")
+    if problems:
+        print("calops: error: verification found problems; `calops repair` sets bad files "
+              "aside and rebuilds what the store holds", file=sys.stderr)
     return 1 if problems else 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from catalogs.recovery import repair
+
+    ws = from_args(args)
+    rep = repair(ws.catalog, ws.store, ws.builds_dir)
+    for line in rep.lines():
+        print(line)
+    lost = rep.lost() or rep.missing_objects or rep.bad_records or any(
+        "restore it from a backup" in m for m in rep.manifests)
+    if rep.clean:
+        print("nothing to repair: every catalog file and object is intact")
+    elif not lost:
+        print("repaired: nothing was lost")
+    else:
+        print("calops: error: repaired what could be repaired; some information was lost "
+              "(listed above)", file=sys.stderr)
+    return 1 if lost else 0
 
 
 def cmd_compact(args: argparse.Namespace) -> int:

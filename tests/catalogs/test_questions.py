@@ -132,7 +132,7 @@ def test_uses_reference_and_descendants_match_lineage_walks(scenario, walks):
 
 def test_archived_builds_matches_the_runs_recorded_outputs(scenario):
     ws, rec = scenario
-    assert ws.builds.get("11.1.1").status == "archived"  # 11.2 was promoted
+    assert ws.builds.get("11.1.1").status == "archived"  # the new-context build was promoted
     rc, out = _ask(rec["home"], "ask", "archived-builds", "-f", "json")
     assert rc == 0
     got = {r["product_id"]: r for r in json.loads(out)}

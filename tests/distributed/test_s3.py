@@ -92,7 +92,9 @@ def test_rows_written_by_another_process_are_seen(make_s3_workspace, run_python)
     res = run_python(code)
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     assert ws.catalog.count("products") == 2
-    assert len(list(ws.store.ids())) == 1
+    from catalogs.recovery import product_ids
+
+    assert len(product_ids(ws.store)) == 1  # (the batches' record objects aside)
 
 
 def test_missing_bucket_is_a_clear_one_line_error(s3_endpoint):

@@ -105,3 +105,98 @@ def calops_proc(tmp_path, prefect_api):
     """Start ``calops ARGV`` as its own process group (``proc.out_file``/``err_file`` hold
     its output)."""
     return lambda *argv, **popen: start_calops(tmp_path, prefect_api, *argv, **popen)
+
+
+# --- the hostile suite's shared fixtures (tests/faults/test_hostile_*.py) -----------------------
+
+BUILD = "11.1.1"
+
+
+@pytest.fixture(scope="session")
+def ran_home(tmp_path_factory, fault_sim_dir):
+    """A workspace with both exposures ingested and run through detector1, image2 and image3
+    under the operations build, in-process (a few seconds once numba is warm). Tests copy it
+    (``hws``) and damage the copy."""
+    from flows import stages
+    from flows.ingest import ingest_file
+    from flows.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("hostile") / "home"
+    ws, _ = Workspace.init(root)
+    shutil.rmtree(ws.crds_path)
+    shutil.copytree(fault_sim_dir / "crds", ws.crds_path)
+    for f in sorted((fault_sim_dir / "uncal").glob("*.fits")):
+        ingest_file(ws, f, "ingest")
+    ws.builds.names()  # seed the manifests (recorded)
+    eids = ws.catalog.current_exposure_ids()
+    for stage in ("detector1", "image2"):
+        for e in eids:
+            out = stages.run(ws, BUILD, stage, e, "hostile-run")
+            assert out.status == "ok", out.error
+    for asn in stages.subjects(ws, "image3", eids):
+        out = stages.run(ws, BUILD, "image3", asn, "hostile-run")
+        assert out.status == "ok", out.error
+    ws.catalog.close()
+    return root
+
+
+@pytest.fixture
+def hws(tmp_path, ran_home):
+    """A private copy of the run workspace (damage it freely)."""
+    from flows.workspace import Workspace
+
+    root = tmp_path / "home"
+    shutil.copytree(ran_home, root, symlinks=True)
+    return Workspace(root)
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    """``calops ARGV`` in this process: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from flows.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in argv])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def one_error(rc: int, err: str, *words: str, code: int | None = 2) -> str:
+    """The one clear line: no traceback, exactly one ``calops: error:`` line (containing
+    ``words``), a non-zero exit (``code`` if given). Returns the line."""
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("calops: error:")]
+    assert len(lines) == 1, err
+    assert rc != 0 and (code is None or rc == code), (rc, err)
+    for w in words:
+        assert w.lower() in lines[0].lower(), (w, lines[0])
+    assert "unexpected" not in lines[0] or code == 70, lines[0]
+    return lines[0]
+
+
+def snapshot(ws) -> dict:
+    """Row counts of every table and the stored object ids."""
+    from catalogs.schema import TABLES
+
+    ws.catalog.close()
+    counts = {t: ws.catalog.count(t) for t in TABLES}
+    return {"counts": counts, "objects": sorted(ws.store.ids())}
+
+
+def assert_intact(ws, before: dict | None = None, grown: tuple[str, ...] = ()) -> None:
+    """Nothing lost: every object and catalog file verifies, nothing is missing, and (given a
+    snapshot) no table lost rows and no object vanished (tables in ``grown`` may grow)."""
+    ws.catalog.close()
+    assert ws.store.verify() == []
+    problems, _ = ws.catalog.check_files(deep=True)
+    assert problems == [], [p.problem for p in problems]
+    if before is not None:
+        now = snapshot(ws)
+        for t, n in before["counts"].items():
+            if t in grown:
+                assert now["counts"][t] >= n, t
+            else:
+                assert now["counts"][t] == n, (t, n, now["counts"][t])
+        assert set(before["objects"]) <= set(now["objects"])

@@ -9,7 +9,8 @@ Story: four simulated exposures (three NIRCam in one stage-3 association, one NI
 under build 11.1.1; exposure A gets a definitive-ephemeris reissue (same pixels) and
 ``reprocess --stale``; exposure B gets a reissue with new pixels and ``reprocess --stale``;
 then a development build from 11.1.1 with CRDS context jwst_0002.pmap runs everything (what
-``calops affected`` predicted is saved first), and 11.2 is promoted (archiving 11.1.1).
+``calops affected`` predicted is saved first), and that build is promoted to operations
+(archiving 11.1.1).
 """
 
 from __future__ import annotations
@@ -102,7 +103,12 @@ def build_scenario(base: Path) -> dict[str, Any]:
     rec["affected"] = sorted({(r["subject"], r["stage"]) for r in predicted.to_pylist()})
     rec["rc"]["ctx"] = _main("--home", home, "run", "all", "--build", CTX_BUILD)
     rec["runs"]["ctx"] = _latest_run(ws)
-    rec["rc"]["promote"] = _main("--home", home, "build", "promote", "11.2")
+    # The new-context build goes to operations as operators would take it: candidate (its lock
+    # is what it ran), a recorded successful candidate run (all hits), then operations, which
+    # archives 11.1.1 (docs/builds.md: promotion needs that candidate run).
+    rec["rc"]["candidate"] = _main("--home", home, "build", "promote", CTX_BUILD)
+    rec["rc"]["candidate-run"] = _main("--home", home, "reprocess", "--build", CTX_BUILD)
+    rec["rc"]["promote"] = _main("--home", home, "build", "promote", CTX_BUILD)
     # `build promote` records the promoted build only; record every manifest (11.1.1 archived).
     questions.record_builds(ws.catalog, ws.builds.all())
     done.write_text(json.dumps(rec, indent=1))

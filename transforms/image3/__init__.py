@@ -11,7 +11,7 @@ the exposures after outlier detection (JWST's ``_crf`` products).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -76,8 +76,21 @@ def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep 
     return out
 
 
+MIN_MEMBER_PIXELS = 16  # a side shorter than this cannot be aligned or add to a mosaic
+
+
+def too_small(meta: Mapping[str, Any]) -> str | None:
+    """A member too small to align (no sources to match) or to add anything to a mosaic."""
+    nx, ny = meta.get("subarray.xsize"), meta.get("subarray.ysize")
+    if nx is not None and ny is not None and min(int(nx), int(ny)) < MIN_MEMBER_PIXELS:
+        return (f"{nx}x{ny} pixels: too small to align or to add to a mosaic (a side under "
+                f"{MIN_MEMBER_PIXELS})")
+    return None
+
+
 STAGE = register_stage(Stage(
     name="image3", subject="association", reads=("image2:cal",), outputs=("i2d", "catalog"),
     steps=("tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog"),
     exp_types=tuple(sorted(IMAGING_EXP_TYPES)), run=run, associate=image3_associations,
+    excludes=too_small,
     doc="calibrated images of an association -> mosaic and source catalog (calwebb_image3)"))
