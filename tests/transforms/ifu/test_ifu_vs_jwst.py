@@ -4,7 +4,8 @@ the cubepar reference; jwst builds the channel 1 drizzle cube from them, offline
 serverless, cubepar given as an override). Measured when written (one noisy MIRIFUSHORT SHORT
 exposure of the test scene): the same grid (1156 x 41 x 41, identical crval/cdelt/crpix),
 915863 voxels with data in both (calops 74 more at the edges), 99.83 % of them within 1e-4
-relative (median 0, p99 8e-8), summed flux calops/jwst 0.99982. jwst takes ~14 s: slow.
+relative (median 0, p99 8e-8), summed flux calops/jwst 0.99982. NIRSpec IFU: the same grid
+and summed flux, voxels 1.1 % apart (median; see the test). jwst takes 14-20 s each: slow.
 """
 
 from __future__ import annotations
@@ -85,3 +86,47 @@ def test_mrs_cube_matches_jwst_cube_build(jwst_offline, tmp_path):
     rel = np.abs(ours[both] / theirs[both] - 1)
     assert np.median(rel) < 1e-6 and (rel < 1e-4).mean() > 0.995
     assert ours[both].sum() / theirs[both].sum() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_nirspec_ifu_cube_matches_jwst_grid_and_flux(jwst_offline, tmp_path):
+    """NRS1 G140M/F100LP (no imprint): jwst's CubeBuildStep reads calops' coordinate-based IFU
+    gwcs and builds the same grid (1447 x 33 x 35, identical crval/cdelt/crpix) with the same
+    summed flux (measured 0.999995). Voxel by voxel they differ (measured: median 1.1 %,
+    p99 35 %; jwst has 46028 more voxels with data, 3 %): jwst's drizzle footprints of
+    NIRSpec pixels are wider than calops' (not yet explained; see docs/ifu.md)."""
+    from jwst.cube_build import CubeBuildStep
+
+    from transforms.sim import ifu_nirspec as SN
+
+    eff = SN.NrsIfuEffects(imprint_dn=0.0)
+    spec = SN.NrsIfuExposureSpec()
+    rate, _ = SN.simulate_rate(spec, SC.nirspec_scene(spec.ra, spec.dec), seed=1, effects=eff)
+    refs = SN.nrs_ifu_references(1, eff)
+
+    def app(name, version, model):
+        s = registry.get(name, version)
+        return s.apply(model, refs, s.make_params())
+
+    cal = app("assign_wcs", "2.1", rate)
+    for n, v in (("msa_flagging", "1.1"), ("flat_field", "2.1"), ("photom", "2.1")):
+        cal = app(n, v, cal)
+    s3d = app("cube_build", "1.0", cal)
+    ours = np.asarray(s3d["data"], np.float64)
+    cal_path = F.write_product(cal, tmp_path / "nrs_cal.fits", wcs=file_wcs(cal))
+    cubepar = F.write_reference(refs["cubepar"], tmp_path / "cubepar.fits")
+    res = CubeBuildStep.call(str(cal_path), override_cubepar=str(cubepar), weighting="drizzle")
+    cube = res[0] if not hasattr(res, "data") else res
+    theirs = np.asarray(cube.data, np.float64)
+
+    assert ours.shape == theirs.shape
+    w = cube.meta.wcsinfo
+    for k in ("crval1", "crval2", "crval3", "cdelt1", "cdelt2", "cdelt3", "crpix1", "crpix2",
+              "crpix3"):
+        assert s3d.meta[f"wcsinfo.{k}"] == pytest.approx(getattr(w, k), rel=1e-9, abs=1e-12), k
+    fo = np.isfinite(ours) & (ours != 0)
+    ft = np.isfinite(theirs) & (theirs != 0)
+    both = fo & ft
+    assert np.array_equal(both, fo)  # every calops voxel with data has jwst data
+    assert ft.sum() - fo.sum() < 0.05 * fo.sum()
+    assert ours[both].sum() / theirs[both].sum() == pytest.approx(1.0, abs=1e-4)
+    assert np.median(np.abs(ours[both] / theirs[both] - 1)) < 0.03
