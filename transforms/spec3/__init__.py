@@ -87,6 +87,8 @@ def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep 
             check_plan("spec3", plan, cals[0].meta)
         except PlanError as exc:
             raise Spec3Error(f"spec3 plan: {exc}") from None
+        if not master_background.split(cals)[0]:
+            raise Spec3Error("spec3: the association has no science member")
         return _ifu_chain3.run_ifu3(cals, plan, on_step)
     plan = [p for p in plan if p.spec.name not in ("cube_build", "spectral_leak")]
     if not all(S.is_spectral_image(m) for m in cals):
