@@ -446,6 +446,11 @@ def write_reference_file(model: Any, path: str | os.PathLike) -> Path:
     if isinstance(model, StepPars):  # a pars-<step> reference: jwst's ASDF step parameters
         return write_step_pars(model, path)
 
+    if model.get("calops.ifu_reference"):  # IFU references: stdatamodels' layouts
+        from store import ifu_references
+        from transforms.ifu import reference_tree
+
+        return ifu_references.write(model, path, tree=reference_tree(model))
     astro = None
     if model.kind == "ref.distortion" and "asdf_model" not in model.arrays:
         astro = distortion_model(model)

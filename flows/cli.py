@@ -206,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    from flows import jit
+
+    jit.configure(sys.argv[1:] if argv is None else argv)  # before the commands import numba
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -85,6 +85,7 @@ REFERENCE_MODEL: dict[str, str] = {
     "emicorr": "EmiModel",  # MIRI (ASDF)
     "refpix": "IRS2Model",  # NIRSpec IRS2 coefficients
     "pictureframe": "PictureFrameModel",
+    "ipc": "IPCModel",  # 2-D (kh, kw) or 4-D (kh, kw, ny, nx) deconvolution kernel
 }
 _PHOTOM_MODEL = {"NIRCAM": "NrcImgPhotomModel", "NIRISS": "NisImgPhotomModel",
                  "FGS": "FgsImgPhotomModel", "MIRI": "MirImgPhotomModel"}
@@ -554,8 +555,11 @@ def write_product(model: DataModel, path: str | os.PathLike,
     """
     if model.kind == "catalog":
         return _write_catalog(model, path, provenance, overwrite)
+    from store import ifu_products  # integral-field layouts (IFUImageModel, IFUCubeModel)
     from store import spec_products  # spectroscopic layouts (MultiSlit, x1d, c1d...)
 
+    if ifu_products.handles(model):
+        return ifu_products.write(model, path, provenance, wcs, overwrite)
     if spec_products.handles(model):
         return spec_products.write(model, path, provenance, wcs, overwrite)
     if model.kind not in PRODUCT_MODEL:
@@ -608,8 +612,11 @@ def read_product(path: str | os.PathLike) -> DataModel:
     where = os.fspath(path)
     if where.endswith(".ecsv"):
         return _read_catalog(where)
+    from store import ifu_products  # integral-field layouts (IFUImageModel, IFUCubeModel)
     from store import spec_products  # spectroscopic layouts (MultiSlit, x1d, c1d...)
 
+    if ifu_products.is_ifu_file(where):
+        return ifu_products.read(where)
     if spec_products.is_spec_file(where):
         return spec_products.read(where)
     with _open(path) as hdul:
@@ -769,6 +776,10 @@ def write_reference(model: DataModel, path: str | os.PathLike, overwrite: bool =
     distortion, whose astropy model the caller gives: store knows bytes, not optics). Its
     header carries REFTYPE, INSTRUME, DETECTOR, USEAFTER, PEDIGREE, DESCRIP, AUTHOR and the
     match keys present in meta (FILTER, PUPIL, READPATT, SUBARRAY...)."""
+    from store import ifu_references  # IFU references in stdatamodels' layouts
+
+    if ifu_references.handles(model):
+        return ifu_references.write(model, path, overwrite)
     if model.kind == "ref.extract1d":  # a JSON reference, as JWST's
         from store import spec_products
 
@@ -806,6 +817,10 @@ def read_reference(path: str | os.PathLike) -> DataModel:
 
     if spec_references.is_spec_reference(where):
         return spec_references.read(where)
+    from store import ifu_references  # IFU references in stdatamodels' layouts
+
+    if ifu_references.is_ifu_reference(where):
+        return ifu_references.read(where)
     if where.endswith(".asdf"):
         return _read_emicorr(where) if _is_emicorr(where) else _read_distortion(where)
     if where.endswith(".json"):  # extract1d (JWST's JSON references)

@@ -156,7 +156,81 @@ def spec3_associations(exposures: Sequence[Mapping[str, Any]], pool: str = "calo
                             **({"fxd_slit": slit.lower()} if slit else {})},
             "products": [{"name": name, "members": mem}],
         })
+    out.extend(ifu_associations(exposures, pool))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Integral field (MIRI MRS, NIRSpec IFU)
+# --------------------------------------------------------------------------------------------
+
+IFU_EXP_TYPES = ("MIR_MRS", "NRS_IFU")
+
+
+def ifu_associations(exposures: Sequence[Mapping[str, Any]], pool: str = "calops"
+                     ) -> list[dict[str, Any]]:
+    """Level-3 IFU associations (JWST's ``Asn_Lv3MIRMRS`` and ``Asn_Lv3NRSIFU``), in a
+    deterministic order.
+
+    - **MIRI MRS**: science exposures (not TSO, not background targets) grouped by program,
+      observation and target: both detectors, every band and dither in one association, as
+      cube_build combines channels and bands; product ``jw01234-o007_t001_miri_{cube}``, the
+      ``{cube}`` field filled per cube (``ch1-short``, ``ch1-2-3-4-shortmediumlong`` ...).
+    - **NIRSpec IFU**: grouped by program, observation, target and grating + filter (NRS1 and
+      NRS2 together); ``jw01234-o009_t001_nirspec_{cube}`` (``g140m-f100lp``).
+    - **Background** exposures (``observation.bkgdtarg``) of the same program, instrument and
+      (NIRSpec) optical path join as ``exptype: background`` (master_background uses them).
+    """
+    sci: list[tuple[int, Mapping[str, Any], str]] = []
+    bkg: list[tuple[int, Mapping[str, Any], str]] = []
+    for i, m in enumerate(exposures):
+        exp = str(m.get("exposure.type", "")).upper()
+        if exp not in IFU_EXP_TYPES or _true(m.get("visit.tsovisit")):
+            continue
+        if _true(m.get("observation.imprint")):
+            continue  # imprint (leakcal) exposures belong to stage 2
+        (bkg if _true(m.get("observation.bkgdtarg")) else sci).append((i, m, exp))
+    targets = _target_numbers([m for _, m, _ in sci])
+    groups: dict[tuple, list[tuple[int, Mapping[str, Any]]]] = {}
+    for (i, m, exp), tgt in zip(sci, targets):
+        prog = int(_req(m, "observation.program_number", i))
+        obs = int(_req(m, "observation.observation_number", i))
+        _req(m, "filename", i)
+        opt = "" if exp == "MIR_MRS" else ifu_opt_element(m)
+        groups.setdefault((prog, obs, tgt, exp, opt), []).append((i, m))
+    out = []
+    for (prog, obs, tgt, exp, opt), members in sorted(groups.items()):
+        inst = "miri" if exp == "MIR_MRS" else "nirspec"
+        name = f"jw{prog:05d}-o{obs:03d}_t{tgt:03d}_{inst}_{{cube}}"
+        rule = "candidate_Asn_Lv3MIRMRS" if exp == "MIR_MRS" else "candidate_Asn_Lv3NRSIFU"
+        mem = [{"expname": str(m["filename"]), "exptype": "science"} for _, m in members]
+        for _, b, bexp in bkg:
+            if (bexp == exp and int(b.get("observation.program_number") or -1) == prog
+                    and (exp == "MIR_MRS" or ifu_opt_element(b) == opt)):
+                mem.append({"expname": str(b["filename"]), "exptype": "background"})
+        out.append({
+            "asn_type": "spec3", "asn_rule": rule, "asn_id": f"o{obs:03d}", "asn_pool": pool,
+            "program": f"{prog:05d}", "target": f"t{tgt:03d}",
+            "constraints": {"program": f"{prog:05d}", "observation": f"{obs:03d}",
+                            "target": f"{tgt:03d}", "instrument": inst,
+                            "exp_type": exp.lower(), **({"opt_elem": opt} if opt else {})},
+            "products": [{"name": name, "members": mem}],
+        })
+    return out
+
+
+def ifu_opt_element(meta: Mapping[str, Any]) -> str:
+    """NIRSpec IFU grating and filter, as the cube names order them (``g140m-f100lp``)."""
+    return (f"{str(meta.get('instrument.grating') or '').lower()}-"
+            f"{str(meta.get('instrument.filter') or '').lower()}")
+
+
+def fill_cube_name(template: str, cube: str | None) -> str:
+    """An IFU product name with its ``{cube}`` field filled (dropped, with its underscore,
+    when ``cube`` is None)."""
+    if cube is None:
+        return str(template).replace("_{cube}", "").replace("{cube}", "")
+    return str(template).replace("{cube}", str(cube).lower())
 
 
 def fill_product_name(template: str, source_id: str | None = None,

@@ -39,6 +39,10 @@ __all__ = [
     "mosaic_grid",
     "pixel_scale_arcsec",
     "footprint",
+    "resample_models",
+    "resample_inputs",
+    "i2d_model",
+    "ResampleInputs",
 ]
 
 KERNELS = ("square", "point")
@@ -604,8 +608,44 @@ def resample_models(
     (``wcs.kind/tangent_plane``), ``resample.*``, the output pixel area, ``cal_step.resample``.
     ``output_grid`` (``wcs.tangent_plane_meta`` entries) overrides the grid parameters.
     """
-    from transforms.model import DataModel
+    prep = resample_inputs(models, weight_type=weight_type, output_shape=output_shape,
+                           crpix=crpix, crval=crval, rotation=rotation,
+                           pixel_scale_ratio=pixel_scale_ratio, pixel_scale=pixel_scale,
+                           output_grid=output_grid)
+    r = drizzle_images(prep.images, prep.out_wcs, prep.out_shape, pixfrac=pixfrac,
+                       kernel=kernel, fillval=fillval, var_weights=prep.var_weights,
+                       pixel_scale_ratio=prep.ratio)
+    return i2d_model(models, prep, r, pixfrac=pixfrac, kernel=kernel, fillval=fillval,
+                     weight_type=weight_type)
 
+
+@dataclass(frozen=True)
+class ResampleInputs:
+    """What ``resample_models`` drizzles: the output grid (``wcs.tangent_plane_meta`` entries),
+    its WCS and shape, the ``(data, weight, wcs, variances)`` images, their variance weights
+    and the output / input pixel scale ratio."""
+
+    grid: dict[str, Any]
+    out_wcs: Any
+    out_shape: tuple[int, int]
+    images: list[tuple[Any, np.ndarray, Any, dict[str, Any] | None]]
+    var_weights: list[str | float]
+    ratio: float
+
+
+def resample_inputs(
+    models: Sequence[Any],
+    weight_type: str | None = "ivm",
+    output_shape: Sequence[int] | None = None,
+    crpix: Sequence[float] | None = None,
+    crval: Sequence[float] | None = None,
+    rotation: float | None = None,
+    pixel_scale_ratio: float = 1.0,
+    pixel_scale: float | None = None,
+    output_grid: Mapping[str, Any] | None = None,
+) -> ResampleInputs:
+    """The output grid, weights and variances of cal DataModels (first half of
+    ``resample_models``)."""
     if not models:
         raise ResampleError("resample needs at least one input image")
     wcss, shapes = [], []
@@ -629,8 +669,15 @@ def resample_models(
     # JWST scales variances by 1/pixel_scale_ratio**2 (output / input linear pixel size)
     in_scale = pixel_scale_arcsec(wcss[0], shapes[0])
     ratio = grid["wcs.tangent_plane"]["pixel_scale_arcsec"] / in_scale
-    r = drizzle_images(images, out_wcs, oshape, pixfrac=pixfrac, kernel=kernel, fillval=fillval,
-                       var_weights=vw, pixel_scale_ratio=ratio)
+    return ResampleInputs(grid, out_wcs, oshape, images, vw, ratio)
+
+
+def i2d_model(models: Sequence[Any], prep: ResampleInputs, r: DrizzleResult, pixfrac: float,
+              kernel: str, fillval: float, weight_type: str | None) -> Any:
+    """The i2d DataModel of a drizzle result (``resample_models``'s second half)."""
+    from transforms.model import DataModel
+
+    grid, ratio = prep.grid, prep.ratio
     arrays: dict[str, np.ndarray] = {"data": r.sci, "wht": r.wht, "con": r.con}
     if r.variances:
         with np.errstate(invalid="ignore"):

@@ -21,5 +21,7 @@ def register(sub: Any) -> None:
 
 def cmd_demo(args: Any) -> int:
     from flows.demo import run_demo
+    from flows.jit import announce
 
+    announce()  # "compiling kernels, first run only" when the JIT will run
     return run_demo(args.out, args.seed)

@@ -130,7 +130,7 @@ def cmd_reprocess(args: Any) -> int:
 def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[str] | None,
              command: str) -> int:
     """Plan in bulk (no Prefect), then record the hits and run only the work as a flow."""
-    from flows import planner, prefect_env, runs
+    from flows import jit, planner, prefect_env, runs
 
     build = _build_name(ws, args.build)
     if args.runner:
@@ -149,6 +149,8 @@ def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[st
         return 0
     work = plan.work()
     n_work = sum(len(v) for v in work.values())
+    if n_work:
+        jit.announce()  # "compiling kernels, first run only" when the JIT will run
     handle = runs.start(ws, build, command)
     t0 = time.perf_counter()
     total = len(plan.hits()) + len(plan.failures()) + n_work

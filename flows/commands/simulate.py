@@ -48,6 +48,8 @@ def write_truth(exposure: Any, truth_dir: Path) -> list[Path]:
     arrays = {"light_rate_dn": t.light_rate_dn, "dark_rate_dn": t.ramp.dark_rate_dn,
               "light_rate_e": t.ramp.light_rate_e, "flat_rate_dn": t.flat_rate_dn,
               "saturation_group": t.ramp.saturation_group}
+    if getattr(t.ramp, "jumps", None) is not None:  # event charge per pixel and difference
+        arrays["jumps"] = t.ramp.jumps
     out = []
     for name, a in arrays.items():
         path = truth_dir / f"{stem}_{name}.npy"

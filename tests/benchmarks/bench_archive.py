@@ -70,13 +70,13 @@ def clone_exposures(ws, n: int) -> list[str]:
     ids = []
     for i in range(n):
         s = seeds[i % len(seeds)]
-        obs, exp = 100 + i // 4, i % 4 + 1
-        eid = f"jw0{1234 + i // 40000:04d}{obs % 1000:03d}001_01101_{exp:05d}_nrca1"
+        prog, obs, exp = 1234 + i // 3600, 100 + (i % 3600) // 4, i % 4 + 1  # names unique
+        eid = f"jw{prog:05d}{obs:03d}001_01101_{exp:05d}_nrca1"
         day = 10 + (i % 15)
         pm = dict(metas[s["pixels_id"]], **{
-            "observation.observation_number": f"{obs % 1000:03d}",
+            "observation.observation_number": f"{obs:03d}",
             "observation.exposure_number": f"{exp:05d}", "observation.date": f"2024-03-{day:02d}",
-            "observation.program_number": f"{1234 + i // 40000:05d}"})
+            "observation.program_number": f"{prog:05d}"})
         pix, pnt = f"sha256:{uuid.uuid4().hex}{uuid.uuid4().hex}", \
             f"sha256:{uuid.uuid4().hex}{uuid.uuid4().hex}"
         batch.add("products", product_row(pix, "uncal", pm, eid, now))
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     clone_exposures(ws, args.exposures)
     print(f"cloned {args.exposures} exposures in {time.perf_counter() - t0:.1f} s", flush=True)
     ids = ws.catalog.current_exposure_ids()
-    for layer in range(4):
+    for layer in range(8):
         t0 = time.perf_counter()
         plan = planner.plan_run(ws, BUILD, ids)
         t_plan = time.perf_counter() - t0

@@ -4,14 +4,16 @@ exposure; wall time (after a warm-up run that compiles/loads the numba kernels) 
 Run by hand (not collected by pytest):
 
     .venv/bin/python tests/benchmarks/bench_detector1.py [--ngroups 10] [--repeat 3]
-        [--with-cfn] [--reference] [--cores all]
+        [--with-cfn] [--reference] [--cores all] [--jwst]
     .venv/bin/python tests/benchmarks/bench_detector1.py --validate   # truth numbers of the docs
 
 Memory: ``peak RSS`` is the process's maximum resident set (inputs + references + chain);
 ``chain peak alloc`` is tracemalloc's peak of new allocations during one chain run (numpy
 reports its buffers to tracemalloc), i.e. what the chain itself needs on top of its inputs.
-``--reference`` also times the stcal/jwst equivalents of the steps this chain runs
-(jwst's Detector1Pipeline needs CRDS reference files and a network, so it is not run whole).
+``--reference`` also times the stcal/jwst equivalents of the steps this chain runs; ``--jwst``
+runs jwst 3.0's whole Detector1Pipeline offline on the same exposure and references
+(tests/jwst_offline.py: references as overrides, no CRDS server) and prints the speed and
+memory ratios.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def make_inputs(ngroups: int, seed: int = 1):
         "dark": R.dark_ref(props, ua, tframe, ngroups, "NRC_IMAGE"),
         "gain": R.gain_ref(props, ua), "readnoise": R.readnoise_ref(props, ua),
         "flat": R.flat_ref(props, ua, "F200W", "CLEAR"),
+        "ipc": R.ipc_ref(props, ua),
     }
     rng = np.random.default_rng(seed)
     rate = rng.gamma(2.0, 5.0, (2048, 2048)).astype(np.float32)  # DN per group
@@ -187,12 +190,41 @@ def validate() -> None:
           f"differences {p0:.3f} -> {p1:.3f} DN^2 (x{p1 / p0:.3f})")
 
 
+def jwst_detector1(uncal, refs, ngroups: int) -> tuple[float, float]:
+    """jwst's Detector1Pipeline on the benchmark exposure: (wall s, child peak RSS MB). The
+    exposure gets the full level-1b header of a simulated NRCA1 FULL RAPID exposure."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from transforms.sim import program as P
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import jwst_offline
+
+    e = P.ExposureSpec("NRCA1", "F200W", "CLEAR", "RAPID", "FULL", ngroups, 1,
+                       "2024-03-10T04:00:00")
+    spec = P.program_spec("small", exposures=(e,))
+    dist = R.distortion_ref(R.detector_spec("NRCA1"), P.USEAFTER_1, "NRC_IMAGE")
+    meta, _, _ = P.exposure_meta(spec, e, dist, 1)
+    full = uncal.replace(meta={k: v for k, v in meta.items()})
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        jwst_offline.detector1(full, refs, tmp)
+        wall = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return wall, peak
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ngroups", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--with-cfn", action="store_true", help="also run clean_flicker_noise")
     ap.add_argument("--reference", action="store_true", help="time stcal/jwst equivalents")
+    ap.add_argument("--jwst", action="store_true",
+                    help="also run jwst's whole Detector1Pipeline offline on the same exposure "
+                         "(tests/jwst_offline.py, a child process): wall time and peak memory")
     ap.add_argument("--cores", default=None,
                     help='maximum_cores for jump and ramp_fit (JWST default "1"; "all")')
     ap.add_argument("--validate", action="store_true",
@@ -226,6 +258,13 @@ def main() -> None:
     if a.reference:
         for k, v in reference_timings(uncal, refs).items():
             print(f"  reference {k:32s} {v:7.2f} s")
+    if a.jwst:
+        wall, peak = jwst_detector1(uncal, refs, a.ngroups)
+        ours = peak_rss_mb()
+        print(f"jwst Detector1Pipeline (same exposure and references, child process): "
+              f"{wall:.1f} s wall, peak RSS {peak:.0f} MB")
+        print(f"calops chain: {wall / min(walls):.1f}x faster (best run), process peak RSS "
+              f"{ours:.0f} MB = {ours / peak:.2f} of jwst's")
 
 
 if __name__ == "__main__":

@@ -123,3 +123,25 @@ def test_build_as_dict_shows_every_step_of_every_stage(book):
     assert set(d["steps"]) == set(registry.stage_names())
     assert d["steps"]["detector1"]["ramp_fit"]["version"] == "1.0"
     json.dumps(d)  # plain data
+
+
+def test_relocking_a_shipped_build_only_adds_what_its_lock_did_not_name():
+    from catalogs.relock_shipped import extend
+
+    old = {"lock_version": 1, "build": "x", "stages": {"detector1": {
+        "orders": {"*": ["dq_init", "ramp_fit"]},
+        "steps": {"dq_init": {"version": "1.0", "skip": False, "params": {}},
+                  "ramp_fit": {"version": "1.0", "skip": False, "params": {"a": 1}}}}}}
+    new = {"lock_version": 1, "build": "x", "stages": {
+        "detector1": {"orders": {"*": ["dq_init", "ipc", "ramp_fit"]},
+                      "steps": {"dq_init": {"version": "1.0", "skip": False, "params": {}},
+                                "ipc": {"version": "1.0", "skip": False, "params": {}},
+                                "ramp_fit": {"version": "1.1", "skip": True, "params": {"a": 2}}}},
+        "spec2": {"orders": {"*": ["srctype"]},
+                  "steps": {"srctype": {"version": "1.0", "skip": False, "params": {}}}}}}
+    got = extend(old, new)
+    d1 = got["stages"]["detector1"]
+    assert d1["steps"]["ramp_fit"] == old["stages"]["detector1"]["steps"]["ramp_fit"]
+    assert d1["steps"]["ipc"]["version"] == "1.0"
+    assert d1["orders"]["*"] == ["dq_init", "ipc", "ramp_fit"]
+    assert got["stages"]["spec2"] == new["stages"]["spec2"]

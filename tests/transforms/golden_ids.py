@@ -86,6 +86,13 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:ca030cc619ce0e1c95b6be8553d5eb471fa5f0100f68ea814d9aaf8caaf9f57f",
     "gain_scale==1.0":
         "sha256:2f23bd2b64b5cbbff938efe6792c6f18741bb5e6f18903fe7e1f5002a10a5b14",
+    # --- detector1: test_ipc_persistence_jump_golden.py (exact ids) ---
+    "ipc==1.0":
+        "sha256:6e9760e0437db2038f2ad37500d1171d4aa2747a9c430324c7174039ef8081de",
+    "persistence==1.0":
+        "sha256:b60767b079ecbc65e51f27a8832d47f35bbe481e920e3102f3fb8dde0e5d814c",
+    "jump==1.1":
+        "sha256:e66cf1c9fd31fc671f419496601c1f4fe672de63cc808bcd2a20223e5790651e",
     "ramp_fit==1.1":
         "sha256:3299d953dc356209276569c6649968aae14bba060941864724104bf46ceddbfe",
     "ramp_fit==1.1#rateints":
@@ -110,6 +117,9 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:2ba447aedbd83c55540b8d71286973f61a218e173ab8e05666d70ec0530eb1d4",
     "resample==1.0":
         "sha256:fc50dc7e2218729e0c066cb476f1c4d6e9931cb7ac91d331f0dc3942c0e53b89",
+    # --- image2: image2/test_resample_v11_golden.py ---
+    "resample==1.1":
+        "sha256:ae37c149a3dddd1ab07d5da0741e930ad4b81f358c4fda24267785514556684a",
     # --- image3: test_image3_golden.py ---
     "tweakreg==1.0": (
         "sha256:f1fd4129eb49e621f130e66801536a9de5b78100e808f573ae64fa96964dae70",
@@ -191,6 +201,39 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:9747452e870462fd57af51ee59ce2003a18494875c1bd65ea85351b3089a40b7",
         "sha256:ea1ce3d75f99c4fcce2c0015ab263e6d0184ec0f48b6a4a7e0c2bc5c27c00771",
     ),
+    # --- IFU (MIRI MRS, NIRSpec IFU): ifu/test_ifu_golden.py (canonical form except spectral_leak) ---
+    "assign_wcs==2.1":
+        "sha256:bbaeb71c778d9d0e377b28eeaa33779222d361b3068372db3fa65f9c5a4a0584",
+    "assign_wcs==2.1#nrs_ifu":
+        "sha256:2800c31d306f043ea675e5e7235dd2d6a354af0fa7499af2a08abba693aac42e",
+    "msa_flagging==1.1":
+        "sha256:921203392b7e2dbc22f5bb83e616a619a714497bd268924e6b021acd230bbe17",
+    "straylight==1.0":
+        "sha256:a9b40f7f1fa4bb36869d877be8d9d836c788e907385c2d89539de6c29f7e2739",
+    "flat_field==2.1":
+        "sha256:81ad83c02dc2c3d39a1b5f132371a591caf7a709f8319b61d6a030e35abed9dd",
+    "flat_field==2.1#nrs_ifu_photom":
+        "sha256:d268d50420afa99f026e8aaa30c4df2adb399b1dc65e5722295f818a94c4986d",
+    "fringe==1.0":
+        "sha256:6635a341060953e64f80ceafc2f46d753a288a9abf8719e30d596e019a92aee6",
+    "photom==2.1":
+        "sha256:7934004205e42341de7f1382ed1b3e7cea6110b3927c63af7fd8ef2e9d26120a",
+    "residual_fringe==1.0":
+        "sha256:c2c3020b934a53e0ee07af7fb02026da8db7192f1bd3f3afa857c7d6c223b5a9",
+    "pixel_replace==1.1":
+        "sha256:ce8d41318f66e030df427865f6a5d740c8af56662c9b94c143f6be9129d046da",
+    "cube_build==1.0":
+        "sha256:56db71d571a4d36047628a5c8a4b89297a57a7834f9fe2db057384f6042db6c0",
+    "extract_1d==1.1":
+        "sha256:08dd4066b7a4e5f7a70679bf384b379d0f4475e12e8db8f6cd16934b668a96ad",
+    "master_background==1.1":
+        ('sha256:fff6a67821b5ef46ffc70409aae989dfcce80230519ea1aaf4cc1fd8d4a4caee',
+         'sha256:f03971de831552d502d96cf4aaf3db6bdd0407858c32591d041b6095323d85db'),
+    "outlier_detection==2.1":
+        ('sha256:d09b5e25f090f96c46e698927702d7a48509d308d66260a25c1aadeb2baef1ec',
+         'sha256:12acf82ff89fdac6f5b6d5404f24408c934aafd59286e4231d9771b4b75042ef'),
+    "spectral_leak==1.0":
+        "sha256:857fa71eeb53f1985462f49715ae1fd8bbe73c281afff016dee0f1388f654a77",
 }
 
 

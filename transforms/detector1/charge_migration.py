@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from transforms import dq as DQ
+from transforms.detector1._kernels_threads import for_rows, readonly
 from transforms.model import DataModel
 from transforms.registry import NEAR_IR, register
 
@@ -32,11 +33,10 @@ class ChargeMigrationParams:
     signal_threshold: float = 25000.0
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _first_over(data, gdq, thr, dnu, first):
-    """first[y, x] = first group above thr and not DO_NOT_USE, or ngroups if none."""
+@njit(nogil=True, cache=True, error_model="numpy")
+def _first_over_rows(row0, row1, data, gdq, thr, dnu, first):
     ng, ny, nx = data.shape
-    for y in prange(ny):
+    for y in range(row0, row1):
         for x in range(nx):
             first[y, x] = ng
         for g in range(ng):
@@ -45,11 +45,15 @@ def _first_over(data, gdq, thr, dnu, first):
                     first[y, x] = g
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _flag_from(gdq, first, flag):
-    """Flag groups >= min(first of the pixel and its 4 neighbours)."""
+def _first_over(data, gdq, thr, dnu, first):
+    """first[y, x] = first group above thr and not DO_NOT_USE, or ngroups if none."""
+    for_rows(_first_over_rows, data.shape[1], data, gdq, thr, dnu, first)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _flag_from_rows(row0, row1, gdq, first, flag):
     ng, ny, nx = gdq.shape
-    for y in prange(ny):
+    for y in range(row0, row1):
         f = np.empty(nx, dtype=first.dtype)
         lo = ng
         for x in range(nx):
@@ -68,6 +72,11 @@ def _flag_from(gdq, first, flag):
             for x in range(nx):
                 if g >= f[x]:
                     gdq[g, y, x] |= flag
+
+
+def _flag_from(gdq, first, flag):
+    """Flag groups >= min(first of the pixel and its 4 neighbours)."""
+    for_rows(_flag_from_rows, gdq.shape[1], gdq, readonly(first, first.dtype), flag)
 
 
 def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],

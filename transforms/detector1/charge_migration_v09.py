@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from transforms import dq as DQ
+from transforms.detector1._kernels_threads import for_rows
 from transforms.model import DataModel
 from transforms.registry import NEAR_IR, register
 
@@ -34,11 +35,10 @@ class UndersamplingParams:
     signal_threshold: float = 30000.0
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _flag_pixels(data, gdq, thr, dnu, flag):
-    """Flag each pixel's groups from its first one above thr (not DO_NOT_USE) on."""
+@njit(nogil=True, cache=True, error_model="numpy")
+def _flag_pixels_rows(row0, row1, data, gdq, thr, dnu, flag):
     ng, ny, nx = data.shape
-    for y in prange(ny):
+    for y in range(row0, row1):
         for x in range(nx):
             on = False
             for g in range(ng):
@@ -46,6 +46,11 @@ def _flag_pixels(data, gdq, thr, dnu, flag):
                     on = True
                 if on:
                     gdq[g, y, x] |= flag
+
+
+def _flag_pixels(data, gdq, thr, dnu, flag):
+    """Flag each pixel's groups from its first one above thr (not DO_NOT_USE) on."""
+    for_rows(_flag_pixels_rows, data.shape[1], data, gdq, thr, dnu, flag)
 
 
 def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],

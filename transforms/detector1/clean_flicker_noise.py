@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from transforms import dq as DQ
+from transforms.detector1._kernels_threads import for_rows
 from transforms.model import DataModel
 from transforms.registry import NEAR_IR, register
 
@@ -82,7 +83,7 @@ def _check(params: CleanFlickerNoiseParams) -> None:
         raise ValueError(f"clean_flicker_noise: n_sigma must be > 0, got {params.n_sigma}")
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _small_median(buf, m):
     """Median of buf[:m] (m >= 1) by insertion sort: fast for the few group differences."""
     for i in range(1, m):
@@ -96,12 +97,11 @@ def _small_median(buf, m):
     return buf[h] if m % 2 else 0.5 * (buf[h - 1] + buf[h])
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _draft_rate(data, gdq, bad, out):
-    """Per pixel: median over integrations and groups of the usable group differences."""
+@njit(nogil=True, cache=True, error_model="numpy")
+def _draft_rate_rows(row0, row1, data, gdq, bad, out):
     nints, ng, ny, nx = data.shape
     nd = max(nints * (ng - 1), 1)
-    for y in prange(ny):
+    for y in range(row0, row1):
         buf = np.empty((nx, nd))
         cnt = np.zeros(nx, dtype=np.int64)
         for i in range(nints):
@@ -122,13 +122,16 @@ def _draft_rate(data, gdq, bad, out):
                 out[y, x] = np.median(buf[x, :m])
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _line_medians(img, mask, bkg, clip, nchan, out):
-    """out[r, c] = median over line r, chunk c of img - bkg where mask, finite and within
-    +-clip (0 when nothing is usable)."""
+def _draft_rate(data, gdq, bad, out):
+    """Per pixel: median over integrations and groups of the usable group differences."""
+    for_rows(_draft_rate_rows, data.shape[2], data, gdq, bad, out)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _line_medians_rows(row0, row1, img, mask, bkg, clip, nchan, out):
     ny, nx = img.shape
     width = nx // nchan
-    for r in prange(ny):
+    for r in range(row0, row1):
         buf = np.empty(width + nx % nchan)
         for c in range(nchan):
             x0 = c * width
@@ -142,15 +145,25 @@ def _line_medians(img, mask, bkg, clip, nchan, out):
             out[r, c] = np.median(buf[:m]) if m > 0 else 0.0
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _subtract_lines(plane, cum, nchan, flat, use_flat):
+def _line_medians(img, mask, bkg, clip, nchan, out):
+    """out[r, c] = median over line r, chunk c of img - bkg where mask, finite and within
+    +-clip (0 when nothing is usable)."""
+    for_rows(_line_medians_rows, img.shape[0], img, mask, bkg, clip, nchan, out)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _subtract_lines_rows(row0, row1, plane, cum, nchan, flat, use_flat):
     ny, nx = plane.shape
     width = nx // nchan
-    for r in prange(ny):
+    for r in range(row0, row1):
         for x in range(nx):
             c = min(x // width, nchan - 1)
             s = cum[r, c]
             plane[r, x] -= s * flat[r, x] if use_flat else s
+
+
+def _subtract_lines(plane, cum, nchan, flat, use_flat):
+    for_rows(_subtract_lines_rows, plane.shape[0], plane, cum, nchan, flat, use_flat)
 
 
 def _sample(img: np.ndarray, mask: np.ndarray, max_samples: int = 1 << 18) -> np.ndarray:

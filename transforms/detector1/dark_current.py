@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from transforms.detector1._kernels_threads import for_rows, readonly
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -40,7 +41,7 @@ class DarkCurrentParams:
     average_dark_current: float | None = None
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _dark_value(frames, start, nframes, y, x):
     """Mean of frames[start:start+nframes] at (y, x), extrapolating past the end linearly;
     NaN frames count as 0."""
@@ -59,15 +60,11 @@ def _dark_value(frames, start, nframes, y, x):
     return acc / nframes
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _subtract_dark(stack, frames, direct, step, nframes):
-    """stack[g] -= dark group g for every group of one integration, in one parallel pass over
-    rows: the dark frame itself when ``direct`` and it exists, else the mean of
-    frames[g*step : g*step+nframes] rounded to float32 (as a float32 image of it would be).
-    NaN dark values count as 0 (the science value is left as it is)."""
+@njit(nogil=True, cache=True, error_model="numpy")
+def _subtract_dark_rows(row0, row1, stack, frames, direct, step, nframes):
     ng, ny, nx = stack.shape
     nd = frames.shape[0]
-    for y in prange(ny):
+    for y in range(row0, row1):
         for g in range(ng):
             row = stack[g, y]
             if direct and g < nd:
@@ -83,6 +80,15 @@ def _subtract_dark(stack, frames, direct, step, nframes):
                     d = np.float32(_dark_value(frames, g * s, n, y, x))
                     if d == d:
                         row[x] -= d
+
+
+def _subtract_dark(stack, frames, direct, step, nframes):
+    """stack[g] -= dark group g for every group of one integration, in one parallel pass over
+    rows: the dark frame itself when ``direct`` and it exists, else the mean of
+    frames[g*step : g*step+nframes] rounded to float32 (as a float32 image of it would be).
+    NaN dark values count as 0 (the science value is left as it is)."""
+    for_rows(_subtract_dark_rows, stack.shape[1], stack, readonly(frames, frames.dtype), direct,
+             step, nframes)
 
 
 def readout(meta: Mapping[str, Any]) -> tuple[int, int]:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from transforms.detector1._kernels_threads import for_rows
 from transforms.dq import GROUPDQ_DTYPE, PIXELDQ_DTYPE
 from transforms.model import DataModel
 from transforms.registry import register
@@ -32,12 +33,10 @@ class DQInitParams:
     user_supplied_dq: str | None = None
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _convert(src, dst):
-    """dst[...] = src as float32, in parallel over image rows (first touch of the new buffer
-    is spread over the threads too)."""
+@njit(nogil=True, cache=True, error_model="numpy")
+def _convert_rows(row0, row1, src, dst):
     nints, ngroups, ny, nx = src.shape
-    for r in prange(nints * ngroups * ny):
+    for r in range(row0, row1):
         i = r // (ngroups * ny)
         g = (r // ny) % ngroups
         y = r % ny
@@ -45,6 +44,12 @@ def _convert(src, dst):
         d = dst[i, g, y]
         for x in range(nx):
             d[x] = np.float32(s[x])
+
+
+def _convert(src, dst):
+    """dst[...] = src as float32, in parallel over image rows (first touch of the new buffer
+    is spread over the threads too)."""
+    for_rows(_convert_rows, src.shape[0] * src.shape[1] * src.shape[2], src, dst)
 
 
 def _as_float32(data: np.ndarray) -> np.ndarray:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from transforms import dq as DQ
+from transforms.detector1._kernels_threads import for_rows, readonly
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -31,15 +32,11 @@ class LinearityParams:
     """JWST's linearity has no parameters."""
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _correct(data, gdq, coeffs, skip, sat):
-    """Horner evaluation of the polynomial per pixel (in the coefficients' precision: float32
-    for JWST references, as stcal), for groups not SATURATED of pixels not skipped. One row at
-    a time, the loops run over columns so the compiler vectorises them (same operations, in the
-    same order, for every pixel)."""
+@njit(nogil=True, cache=True, error_model="numpy")
+def _correct_rows(row0, row1, data, gdq, coeffs, skip, sat):
     ng, ny, nx = data.shape
     nc = coeffs.shape[0]
-    for y in prange(ny):
+    for y in range(row0, row1):
         sk = skip[y]
         acc = np.empty(nx, coeffs.dtype)
         top = coeffs[nc - 1, y]
@@ -55,6 +52,15 @@ def _correct(data, gdq, coeffs, skip, sat):
             for x in range(nx):
                 if not sk[x] and (q[x] & sat) == 0:
                     d[x] = acc[x]
+
+
+def _correct(data, gdq, coeffs, skip, sat):
+    """Horner evaluation of the polynomial per pixel (in the coefficients' precision: float32
+    for JWST references, as stcal), for groups not SATURATED of pixels not skipped. One row at
+    a time, the loops run over columns so the compiler vectorises them (same operations, in the
+    same order, for every pixel)."""
+    for_rows(_correct_rows, data.shape[1], data, gdq, readonly(coeffs, coeffs.dtype),
+             readonly(skip, np.bool_), sat)
 
 
 def prepare(lin: DataModel, meta: Mapping[str, Any],

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from transforms import dq as DQ
+from transforms.detector1._kernels_threads import for_rows
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -58,7 +59,7 @@ class RefPixParams:
     siglimit: float = 3.0
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _clipped_mean(vals, n, siglimit):
     """scipy.stats.sigmaclip(vals[:n], siglimit, siglimit) mean; NaN when n == 0."""
     if n == 0:
@@ -92,7 +93,7 @@ def _clipped_mean(vals, n, siglimit):
         size = m
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _avg_none(a, b):
     if a != a:
         return b
@@ -101,7 +102,7 @@ def _avg_none(a, b):
     return 0.5 * (a + b)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _reflect(k, b, n):
     """Row of the input for row k of the array extended by b rows, reflected (JWST style)."""
     if k < b:
@@ -111,7 +112,7 @@ def _reflect(k, b, n):
     return n - 2 - (k - b - n)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _side_signal(cols, pdq, c0, smooth, out):
     """Running median over ``smooth`` rows of the 4 reference columns ``cols`` (ny, 4), which
     are detector columns c0..c0+3; DO_NOT_USE excluded."""
@@ -130,7 +131,7 @@ def _side_signal(cols, pdq, c0, smooth, out):
         out[r] = np.median(buf[:m]) if m > 0 else np.nan
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _fullframe_plane(plane, pdq, odd_even, use_side, smooth, side_gain, siglimit):
     """Top/bottom then side correction of one full-frame group, in place, in one pass over
     the plane: the top/bottom offsets come from the (uncorrected) reference rows, the side
@@ -148,7 +149,7 @@ def _fullframe_plane(plane, pdq, odd_even, use_side, smooth, side_gain, siglimit
             ends = np.empty(2)
             for e in range(2):
                 r0 = 0 if e == 0 else ny - NREF
-                m = 0
+                m = np.int64(0)  # int64, not literal 0: numba would compile the callee twice
                 for r in range(r0, r0 + NREF):
                     for c in range(c0 + p, c0 + width, npar):
                         v = plane[r, c]
@@ -200,26 +201,31 @@ def _fullframe_plane(plane, pdq, odd_even, use_side, smooth, side_gain, siglimit
                     row[c] = row[c] - s
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _fullframe(stack, pdq, odd_even, use_side, smooth, side_gain, siglimit, transpose):
-    """_fullframe_plane on every plane of an (n, ny, nx) stack, in parallel over planes."""
-    for k in prange(stack.shape[0]):
+@njit(nogil=True, cache=True, error_model="numpy")
+def _fullframe_rows(row0, row1, stack, pdq, odd_even, use_side, smooth, side_gain, siglimit,
+                    transpose):
+    for k in range(row0, row1):
         if transpose:
             _fullframe_plane(stack[k].T, pdq.T, odd_even, use_side, smooth, side_gain, siglimit)
         else:
             _fullframe_plane(stack[k], pdq, odd_even, use_side, smooth, side_gain, siglimit)
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _subarray(stack, rows, cols, parity, odd_even, siglimit, transpose):
-    """Subtract the clipped mean of the listed reference pixels, per column parity."""
+def _fullframe(stack, pdq, odd_even, use_side, smooth, side_gain, siglimit, transpose):
+    """_fullframe_plane on every plane of an (n, ny, nx) stack, in parallel over planes."""
+    for_rows(_fullframe_rows, stack.shape[0], stack, pdq, odd_even, use_side, smooth, side_gain,
+             siglimit, transpose)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _subarray_rows(row0, row1, stack, rows, cols, parity, odd_even, siglimit, transpose):
     n = rows.size
-    for k in prange(stack.shape[0]):
+    for k in range(row0, row1):
         plane = stack[k].T if transpose else stack[k]
         buf = np.empty(max(n, 1), dtype=np.float64)
         sig = np.full(2, np.nan)
         for p in range(2 if odd_even else 1):
-            m = 0
+            m = np.int64(0)  # int64, not literal 0: numba would compile the callee twice
             for j in range(n):
                 if (not odd_even) or parity[j] == p:
                     v = plane[rows[j], cols[j]]
@@ -235,6 +241,12 @@ def _subarray(stack, rows, cols, parity, odd_even, siglimit, transpose):
                 s = sig[c % 2]
                 if s == s:
                     plane[r, c] -= s
+
+
+def _subarray(stack, rows, cols, parity, odd_even, siglimit, transpose):
+    """Subtract the clipped mean of the listed reference pixels, per column parity."""
+    for_rows(_subarray_rows, stack.shape[0], stack, rows, cols, parity, odd_even, siglimit,
+             transpose)
 
 
 def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from transforms import dq as DQ
+from transforms.detector1._kernels_threads import for_rows, readonly
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -48,11 +49,10 @@ class SaturationParams:
     use_readpatt: bool = True
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _flag_threshold(data, gdq, thresh, sat, floor_dnu):
-    """Per pixel: SATURATED from the first group at/above threshold on; AD floor at <= 0."""
+@njit(nogil=True, cache=True, error_model="numpy")
+def _flag_threshold_rows(row0, row1, data, gdq, thresh, sat, floor_dnu):
     ng, ny, nx = data.shape
-    for y in prange(ny):
+    for y in range(row0, row1):
         reached = np.zeros(nx, dtype=np.bool_)
         for g in range(ng):
             for x in range(nx):
@@ -67,7 +67,13 @@ def _flag_threshold(data, gdq, thresh, sat, floor_dnu):
                 gdq[g, y, x] = f
 
 
-@njit(nogil=True, cache=True)
+def _flag_threshold(data, gdq, thresh, sat, floor_dnu):
+    """Per pixel: SATURATED from the first group at/above threshold on; AD floor at <= 0."""
+    for_rows(_flag_threshold_rows, data.shape[1], data, gdq, readonly(thresh, thresh.dtype), sat,
+             floor_dnu)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def _grow_into(plane, srcbit, dstbit, n, pos, cnt):
     """plane |= dstbit wherever a (2n+1)^2 box around the pixel holds srcbit (clipped at edges).
 
@@ -102,7 +108,7 @@ def _grow_into(plane, srcbit, dstbit, n, pos, cnt):
                     row[xx] |= dstbit
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _partial_saturation(plane, thisdq, nextdq, thresh, dilution, nosat, sat, dnu, out):
     """out = DNU where the group average reached the diluted threshold before saturating."""
     ny, nx = plane.shape
@@ -114,7 +120,7 @@ def _partial_saturation(plane, thisdq, nextdq, thresh, dilution, nosat, sat, dnu
             out[y, x] = dnu if hit else 0
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _group2_check(d0, d1, dq1, dq2, thresh, bias, mean0, last2, nframes1, sat, dnu):
     """Flag group 2 DO_NOT_USE when group 3 saturated and group 2 saturated part-way through."""
     ny, nx = d0.shape
@@ -129,7 +135,7 @@ def _group2_check(d0, d1, dq1, dq2, thresh, bias, mean0, last2, nframes1, sat, d
                 dq1[y, x] |= dnu
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _thresholds(raw, rdq, nocheck_bit, limit, thresh, sdq, nocheck):
     """One pass over the reference: NaN -> NO_SAT_CHECK; unchecked thresholds -> limit."""
     ny, nx = raw.shape

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from transforms.detector1._kernels_threads import for_rows, readonly
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -27,16 +28,20 @@ class SuperbiasParams:
     """JWST's superbias has no parameters."""
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _subtract(data, bias):
-    """data[..., y, x] -= bias[y, x] for a (n, ny, nx) stack, NaN bias counted as 0."""
+@njit(nogil=True, cache=True, error_model="numpy")
+def _subtract_rows(row0, row1, data, bias):
     n, ny, nx = data.shape
-    for y in prange(ny):
+    for y in range(row0, row1):
         for k in range(n):
             for x in range(nx):
                 b = bias[y, x]
                 if b == b:
                     data[k, y, x] -= b
+
+
+def _subtract(data, bias):
+    """data[..., y, x] -= bias[y, x] for a (n, ny, nx) stack, NaN bias counted as 0."""
+    for_rows(_subtract_rows, data.shape[1], data, readonly(bias, bias.dtype))
 
 
 def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from transforms.associations import IMAGING_EXP_TYPES
-from transforms.image2 import assign_wcs, flat_field, photom, resample  # noqa: F401 (register)
+from transforms.image2 import (  # noqa: F401 (register)
+    assign_wcs,
+    flat_field,
+    photom,
+    resample,
+    resample_v11,
+)
 from transforms.image2._common import Image2Error
 from transforms.model import DataModel
 from transforms.plans import OnStep, PlanError, check_plan

@@ -390,7 +390,7 @@ def exposure_meta(spec: ProgramSpec, e: ExposureSpec, dist: DataModel, seed: int
 
 def _simulate_exposure(spec: ProgramSpec, e: ExposureSpec, sources: tuple[Source, ...],
                        props_win: rf.DetectorProps, dist: DataModel, area_win: np.ndarray,
-                       seed: int, effects: Effects) -> Exposure:
+                       seed: int, effects: Effects, traps: dict | None = None) -> Exposure:
     from transforms.wcs import build_wcs
 
     ds = rf.detector_spec(e.detector)
@@ -423,7 +423,15 @@ def _simulate_exposure(spec: ProgramSpec, e: ExposureSpec, sources: tuple[Source
                                                effects, spec.miri, readpatt=e.readpatt,
                                                seed=seed)
     else:
-        data, ramp_truth = synthesize(light_e.astype(np.float32), props, sub, tim, rng, effects)
+        pers = _persistence_in(traps, props_win, sub, meta["exposure.start_time"])
+        data, ramp_truth = synthesize(light_e.astype(np.float32), props, sub, tim, rng, effects,
+                                      **pers)
+        if pers.get("traps") is not None:  # sparse, for a reissue with new pixels
+            t0 = pers["traps"].reshape(pers["traps"].shape[0], -1)
+            at = np.nonzero(t0.sum(axis=0) > 0)[0]
+            ramp_truth.extra["traps_start"] = (at, t0[:, at].astype(np.float32))
+        _persistence_out(traps, props_win, sub, ramp_truth,
+                         meta["exposure.start_time"] + tim.duration / 86400.0)
     from_sources = []
     for s, xi, yi, fr in zip(sources, x, y, frac):
         if fr <= 0:
@@ -438,6 +446,43 @@ def _simulate_exposure(spec: ProgramSpec, e: ExposureSpec, sources: tuple[Source
                           tuple(from_sources), pv["photmjsr"], pv["pixar_sr"])
     uncal = DataModel("uncal", {"data": data, **_int_times(meta, tim)}, meta)
     return Exposure(e, uncal, truth, seed, spec)
+
+
+def _persistence_in(state: dict | None, props_win: rf.DetectorProps, sub: ro.Subarray,
+                    start_mjd: float) -> dict:
+    """synthesize's persistence arguments for an exposure of ``sub``: the trap density and the
+    traps still filled at its start (the earlier exposures' traps, decayed since they ended)."""
+    if not state:
+        return {}
+    w = props_win.window
+    ys = slice(sub.ystart - w.ystart, sub.ystart - w.ystart + sub.ysize)
+    xs = slice(sub.xstart - w.xstart, sub.xstart - w.xstart + sub.xsize)
+    filled = None
+    if state["filled"] is not None:
+        gap = max(0.0, (start_mjd - state["t_end"]) * 86400.0)
+        decay = np.exp(np.array([f[3] for f in rf.TRAP_FAMILIES]) * gap)[:, None, None]
+        state["filled"] *= decay
+        state["t_end"] = start_mjd
+        filled = state["filled"][:, ys, xs]
+    return {"trap_density": state["density"][ys, xs], "traps": filled}
+
+
+def _persistence_out(state: dict | None, props_win: rf.DetectorProps, sub: ro.Subarray,
+                     truth: RampTruth, end_mjd: float) -> None:
+    """Keep the traps an exposure left filled (outside its subarray they only decayed)."""
+    if not state or "traps_e" not in truth.extra:
+        return
+    w = props_win.window
+    if state["filled"] is None:
+        state["filled"] = np.zeros((len(rf.TRAP_FAMILIES), w.ysize, w.xsize))
+    else:
+        gap = max(0.0, (end_mjd - state["t_end"]) * 86400.0)
+        decay = np.exp(np.array([f[3] for f in rf.TRAP_FAMILIES]) * gap)[:, None, None]
+        state["filled"] *= decay
+    ys = slice(sub.ystart - w.ystart, sub.ystart - w.ystart + sub.ysize)
+    xs = slice(sub.xstart - w.xstart, sub.xstart - w.xstart + sub.xsize)
+    state["filled"][:, ys, xs] = truth.extra["traps_e"]
+    state["t_end"] = end_mjd
 
 
 def _s_region(wcs: Any, sub: ro.Subarray) -> str:
@@ -521,6 +566,9 @@ def _references(spec: ProgramSpec, seed: int, props: dict[str, rf.DetectorProps]
                        ("readnoise", rf.readnoise_ref)):
             c1[rt] = add((rt, det), rt, inst, fn(p, USEAFTER_1),
                          {"instrument.detector": det, "instrument.filter": na})
+        if rf.ipc_kernel(det) is not None:  # the kernel the simulator's IPC is undone with
+            c1["ipc"] = add(("ipc", det), "ipc", inst, rf.ipc_ref(p, USEAFTER_1),
+                            {"instrument.detector": det})
         c1["superbias"] = add(("superbias", det), "superbias", inst,
                               rf.superbias_ref(p, USEAFTER_1, "N/A"),
                               {"instrument.detector": det, "exposure.readpatt": na,
@@ -666,10 +714,20 @@ def simulate_program(spec: ProgramSpec | str = "small", seed: int = 0,
             props[ds.detector] = rf.detector_properties(ds.detector, seed, win)
             dists[ds.detector] = rf.distortion_ref(ds, USEAFTER_1, EXP_TYPE[ds.instrument])
             areas[ds.detector] = rf.pixel_area_map(dists[ds.detector], win)
-    exposures = tuple(
-        _simulate_exposure(spec, e, sources, props[e.detector.upper()], dists[e.detector.upper()],
-                           areas[e.detector.upper()], seed, eff)
-        for e in spec.exposures)
+    # Exposures in time order: each detector's charge traps carry from one exposure to the
+    # next (persistence); the tuple keeps the spec's order.
+    traps: dict[str, dict] = {}
+    done: dict[int, Exposure] = {}
+    for k in sorted(range(len(spec.exposures)), key=lambda j: spec.exposures[j].date):
+        e = spec.exposures[k]
+        det = e.detector.upper()
+        if eff.persistence and det not in traps:
+            dens = rf.trap_density(props[det], seed)
+            traps[det] = {"density": dens, "filled": None, "t_end": None} if dens is not None \
+                else None
+        done[k] = _simulate_exposure(spec, e, sources, props[det], dists[det], areas[det], seed,
+                                     eff, traps.get(det))
+    exposures = tuple(done[k] for k in range(len(spec.exposures)))
     contexts, expected = _references(spec, seed, props, dists, areas)
     return Program(spec, seed, sources, exposures, contexts, expected)
 
@@ -708,6 +766,15 @@ def reissue(exposure: Exposure, kind: str = "ephemeris", sdp_version: str = REIS
     tim = ro.timing(ds.instrument, e.spec.readpatt, sub, e.spec.ngroups, e.spec.nints)
     props = rf.detector_properties(ds.detector, exposure.seed, sub)
     rng = _seed(exposure.seed, "reissue", sdp_version, e.truth.name)
-    data, ramp = synthesize(e.truth.ramp.light_rate_e, props, sub, tim, rng, spec.effects)
+    pers = {}
+    if spec.effects.persistence and rf.trap_density(props, exposure.seed) is not None:
+        pers["trap_density"] = rf.trap_density(props, exposure.seed)
+        start = e.truth.ramp.extra.get("traps_start")
+        if start is not None:  # the same traps as the original exposure had at its start
+            filled = np.zeros((len(rf.TRAP_FAMILIES), props.window.ysize * props.window.xsize))
+            filled[:, start[0]] = start[1]
+            pers["traps"] = filled.reshape((-1, props.window.ysize, props.window.xsize))
+    data, ramp = synthesize(e.truth.ramp.light_rate_e, props, sub, tim, rng, spec.effects,
+                            **pers)
     truth = replace(e.truth, ramp=ramp)
     return replace(exposure, uncal=old.replace(arrays={"data": data}, meta=new_meta), truth=truth)

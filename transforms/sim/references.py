@@ -79,6 +79,30 @@ DETECTORS: dict[str, DetectorSpec] = {
         ("MIRIFUSHORT", 0.13, -502.65, -318.74, 8.26, "MIRIFU_CHANNEL1A"))},
 }
 
+# Interpixel capacitance of the simulated near-IR detectors: the fraction of a pixel's signal
+# that appears in each horizontal (alpha_x) and vertical (alpha_y) neighbour and in each
+# diagonal one (beta). Typical H2RG values (NIRCam/NIRISS ~0.5-0.7% nearest-neighbour coupling,
+# slightly anisotropic, ~0.05% diagonal); a detector missing here has no simulated IPC.
+IPC_COUPLING: dict[str, tuple[float, float, float]] = {
+    "NRCA1": (0.0055, 0.0062, 0.0005),
+    "NRCA5": (0.0060, 0.0068, 0.0006),
+    "NIS": (0.0058, 0.0064, 0.0005),
+}
+
+# Charge traps (persistence), in the parametrisation of JWST's TRAPPARS references: per trap
+# family, ``capture0`` the share of a pixel's traps (TRAPDENSITY) the family holds when the
+# pixel reaches its persistence saturation (PERSAT) level, ``capture1`` (1/s, negative) the
+# rate at which they fill, ``capture2`` (1/s) a linear slow capture (none here), and
+# ``decay_param`` (1/s, negative) the rate at which filled traps release their charge. Release
+# times of minutes to hours and ~0.5 e-/s just after a saturation are typical of NIR H2RGs.
+TRAP_FAMILIES: tuple[tuple[float, float, float, float], ...] = (
+    (0.5, -1.0 / 50.0, 0.0, -1.0 / 300.0),
+    (0.3, -1.0 / 100.0, 0.0, -1.0 / 1500.0),
+    (0.2, -1.0 / 200.0, 0.0, -1.0 / 6000.0),
+)
+TRAP_DENSITY: dict[str, float] = {"NRCA1": 300.0, "NRCA5": 400.0, "NIS": 350.0}  # traps/pixel
+PERSAT_FRACTION = 0.8  # persistence saturation level, as a share of the full well
+
 # Conversion DN/s -> MJy/sr and pixel solid angle per (instrument, filter), JWST-like values.
 PHOTOM: dict[tuple[str, str], dict[str, float]] = {
     ("NIRCAM", "F150W"): {"photmjsr": 0.2556, "pivot": 1.501},
@@ -94,7 +118,7 @@ PHOTOM: dict[tuple[str, str], dict[str, float]] = {
 
 _QTY = {name: i for i, name in enumerate(
     ("bias", "gain", "rnoise", "dark", "hot", "dead", "flat", "lin", "well", "flat_err",
-     "newhot", "miri_reset", "miri_rscd", "miri_frame", "miri_dark"))}
+     "newhot", "miri_reset", "miri_rscd", "miri_frame", "miri_dark", "traps"))}
 
 
 def detector_spec(detector: str) -> DetectorSpec:
@@ -426,3 +450,102 @@ def pixel_area_map(dist: DataModel, window: Subarray) -> np.ndarray:
     yy, xx = np.meshgrid(np.arange(rows.start, rows.stop), np.arange(cols.start, cols.stop),
                          indexing="ij")
     return interp((yy, xx)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Interpixel capacitance
+# --------------------------------------------------------------------------------------------
+
+def ipc_kernel(detector: str) -> np.ndarray | None:
+    """The forward IPC kernel (3x3, rows = y, sums to 1) the simulator convolves the collected
+    charge with, or None for a detector without simulated IPC (``IPC_COUPLING``)."""
+    c = IPC_COUPLING.get(detector_spec(detector).detector)
+    if c is None:
+        return None
+    ax, ay, b = c
+    k = np.array([[b, ay, b], [ax, 0.0, ax], [b, ay, b]], np.float64)
+    k[1, 1] = 1.0 - k.sum()
+    return k
+
+
+def ipc_deconvolution_kernel(forward: np.ndarray, size: int = 3) -> np.ndarray:
+    """The ``size`` x ``size`` deconvolution kernel of a forward IPC kernel, as JWST's IPC
+    references hold it: the central cells of the exact inverse (computed on a 64x64 periodic
+    grid by FFT), renormalised to sum to 1 so that a uniform image is unchanged. Truncation
+    leaves an O(alpha**2) residual: +1.9e-4 of a point source's peak pixel and -4e-5 two pixels
+    away for 0.6% coupling (the real 3x3 references have the same limitation)."""
+    from numpy import fft
+
+    n = 64
+    grid = np.zeros((n, n))
+    kh, kw = forward.shape
+    grid[:kh, :kw] = forward
+    grid = np.roll(grid, (-(kh // 2), -(kw // 2)), axis=(0, 1))  # centre at (0, 0)
+    inv = np.real(fft.ifft2(1.0 / fft.fft2(grid)))
+    h = size // 2
+    core = np.roll(inv, (h, h), axis=(0, 1))[:size, :size].copy()
+    core[h, h] += 1.0 - core.sum()
+    return core
+
+
+def ipc_ref(props: DetectorProps, useafter: str) -> DataModel:
+    """IPC: the 3x3 deconvolution kernel of the detector's simulated coupling (float32), as
+    JWST's NIRCam/NIRISS IPC references (a kernel that the ipc step convolves each group with)."""
+    k = ipc_kernel(props.spec.detector)
+    if k is None:
+        raise ReferenceError(f"{props.spec.detector} has no simulated IPC (IPC_COUPLING)")
+    data = ipc_deconvolution_kernel(k).astype(np.float32)
+    meta = _ref_meta("ipc", props, useafter, "IPC deconvolution kernel (simulated)")
+    for key in ("subarray.name", "subarray.xstart", "subarray.ystart", "subarray.xsize",
+                "subarray.ysize"):
+        meta.pop(key)  # a 3x3 kernel applies to every window
+    return DataModel("ref.ipc", {"data": data}, meta)
+
+
+# --------------------------------------------------------------------------------------------
+# Persistence (charge traps)
+# --------------------------------------------------------------------------------------------
+
+def trap_density(props: DetectorProps, seed: int) -> np.ndarray | None:
+    """Traps per pixel (electrons they can hold) over ``props.window``, or None for a detector
+    without simulated persistence (``TRAP_DENSITY``); drawn per 64-row block like every
+    property, so any window agrees with the full frame. Zero on reference pixels."""
+    mean = TRAP_DENSITY.get(props.spec.detector)
+    if mean is None:
+        return None
+    d = _field(seed, props.spec.detector, "traps", props.window,
+               lambda r, s: mean * r.lognormal(0.0, 0.3, s))
+    return np.where(props.refpix, 0.0, d).astype(np.float32)
+
+
+def persat(props: DetectorProps) -> np.ndarray:
+    """Persistence saturation level (DN above bias): the signal at which every trap fills."""
+    return (PERSAT_FRACTION * props.well).astype(np.float32)
+
+
+def trapdensity_ref(props: DetectorProps, useafter: str, seed: int) -> DataModel:
+    """TRAPDENSITY: traps per pixel (the simulator's persistence, ``TRAP_DENSITY``)."""
+    d = trap_density(props, seed)
+    if d is None:
+        raise ReferenceError(f"{props.spec.detector} has no simulated persistence")
+    return DataModel("ref.trapdensity", {"data": d, "dq": _refpix_dq(props)},
+                     _ref_meta("trapdensity", props, useafter, "Trap density (simulated)"))
+
+
+def persat_ref(props: DetectorProps, useafter: str) -> DataModel:
+    """PERSAT: persistence saturation level, DN above bias."""
+    return DataModel("ref.persat", {"data": persat(props), "dq": _refpix_dq(props)},
+                     _ref_meta("persat", props, useafter,
+                               "Persistence saturation threshold (simulated)"))
+
+
+def trappars_ref(props: DetectorProps, useafter: str) -> DataModel:
+    """TRAPPARS: capture0, capture1, capture2, decay_param per trap family (``TRAP_FAMILIES``)."""
+    cols = np.array(TRAP_FAMILIES, np.float64)
+    arrays = {f"trappars_table.{n}": cols[:, i].copy()
+              for i, n in enumerate(("capture0", "capture1", "capture2", "decay_param"))}
+    meta = _ref_meta("trappars", props, useafter, "Trap capture and decay parameters (simulated)")
+    for key in ("subarray.name", "subarray.xstart", "subarray.ystart", "subarray.xsize",
+                "subarray.ysize"):
+        meta.pop(key)
+    return DataModel("ref.trappars", arrays, meta)

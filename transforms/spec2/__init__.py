@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 from transforms.model import DataModel
 from transforms.plans import OnStep, PlanError, check_plan
+from transforms.spec2 import _ifu_chain
 from transforms.registry import PlannedStep, Stage, register_stage
 
 from transforms.spec2._common import Spec2Error
@@ -37,9 +38,12 @@ from transforms.spec2._common import Spec2Error
 __all__ = ["EXP_TYPES", "STAGE", "STEPS", "Spec2Error", "run", "run_members"]
 
 STEPS = ("assign_wcs", "msa_flagging", "imprint_subtract", "bkg_subtract", "extract_2d",
-         "srctype", "wavecorr", "flat_field", "pathloss", "barshadow", "photom",
-         "pixel_replace", "resample_spec", "extract_1d")
-EXP_TYPES = ("NRS_FIXEDSLIT", "NRS_MSASPEC", "MIR_LRS-FIXEDSLIT")
+         "srctype", "wavecorr", "straylight", "flat_field", "fringe", "pathloss", "barshadow",
+         "photom", "residual_fringe", "pixel_replace", "resample_spec", "cube_build",
+         "extract_1d")
+EXP_TYPES = ("NRS_FIXEDSLIT", "NRS_MSASPEC", "MIR_LRS-FIXEDSLIT", "NRS_IFU", "MIR_MRS")
+# integral-field exposures make a cube (s3d) where slits make a rectified s2d
+MODE_OUTPUTS = {"NRS_IFU": ("cal", "s3d", "x1d"), "MIR_MRS": ("cal", "s3d", "x1d")}
 _BACK_HALF = ("pixel_replace", "resample_spec", "extract_1d")
 _MEMBER_STEPS = {"imprint_subtract": "imprint", "bkg_subtract": "background"}
 _MEMBERS_FOLLOW = ("assign_wcs", "msa_flagging")
@@ -71,6 +75,9 @@ def run_members(rate: DataModel, plan: Sequence[PlannedStep],
         check_plan("spec2", plan, rate.meta)
     except PlanError as exc:
         raise Spec2Error(f"spec2 plan: {exc}") from None
+    if _ifu_chain.is_ifu(rate.meta):  # MIR_MRS, NRS_IFU: the IFU chain (cube, x1d)
+        return _ifu_chain.run_ifu(rate, plan, on_step)
+    plan = [p for p in plan if p.spec.name not in _ifu_chain.IFU_ONLY]
     model = rate
     out: dict[str, DataModel] = {}
     for p in plan:
@@ -105,4 +112,5 @@ _load_steps()
 STAGE = register_stage(Stage(
     name="spec2", subject="exposure", reads=("detector1:rate", "exposure:pointing"),
     outputs=("cal", "s2d", "x1d"), steps=STEPS, exp_types=EXP_TYPES, run=run,
+    mode_outputs=MODE_OUTPUTS,
     doc="count rates -> calibrated, rectified and extracted spectra (calwebb_spec2)"))

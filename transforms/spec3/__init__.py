@@ -33,11 +33,16 @@ from transforms.registry import PlannedStep, Stage, register_stage
 from transforms.spec2 import extract_1d as ex
 from transforms.spec2 import resample_spec as rs
 from transforms.spec3 import combine_1d, master_background, outlier_detection  # noqa: F401
+from transforms.spec3 import (_ifu_chain3, master_background_v11,  # noqa: F401
+                              outlier_detection_v21, spectral_leak)
+from transforms.ifu import IFU_EXP_TYPES, is_ifu_exposure
 
 __all__ = ["STAGE", "STEPS", "Spec3Error", "run"]
 
 STEPS = ("master_background", "outlier_detection", "pixel_replace", "resample_spec",
-         "extract_1d", "combine_1d")
+         "cube_build", "extract_1d", "spectral_leak", "combine_1d")
+# integral-field associations make cubes (s3d) and their spectra, no s2d or c1d
+MODE_OUTPUTS = {"NRS_IFU": ("s3d", "x1d"), "MIR_MRS": ("s3d", "x1d")}
 
 
 class Spec3Error(ValueError):
@@ -77,6 +82,15 @@ def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep 
     bad = [m.kind for m in cals if m.kind != "cal"]
     if bad:
         raise Spec3Error(f"spec3 takes cal products, got kinds {sorted(set(bad))}")
+    if all(is_ifu_exposure(m.meta) for m in cals):  # MIR_MRS, NRS_IFU: cubes
+        try:
+            check_plan("spec3", plan, cals[0].meta)
+        except PlanError as exc:
+            raise Spec3Error(f"spec3 plan: {exc}") from None
+        if not master_background.split(cals)[0]:
+            raise Spec3Error("spec3: the association has no science member")
+        return _ifu_chain3.run_ifu3(cals, plan, on_step)
+    plan = [p for p in plan if p.spec.name not in ("cube_build", "spectral_leak")]
     if not all(S.is_spectral_image(m) for m in cals):
         raise Spec3Error("spec3 takes 2-D spectra (slits, or images with a wavelength array)")
     try:
@@ -121,6 +135,7 @@ def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep 
 
 STAGE = register_stage(Stage(
     name="spec3", subject="association", reads=("spec2:cal",), outputs=("s2d", "x1d", "c1d"),
-    steps=STEPS, exp_types=SPEC3_EXP_TYPES, run=run, associate=spec3_associations,
+    steps=STEPS, exp_types=SPEC3_EXP_TYPES + IFU_EXP_TYPES, run=run,
+    associate=spec3_associations, mode_outputs=MODE_OUTPUTS,
     doc="calibrated spectra of an association -> per-source rectified, extracted and combined "
         "spectra (calwebb_spec3)"))

@@ -57,6 +57,8 @@ def sim_exposure(sub=None, readpatt="RAPID", ngroups=5, nints=1, seed=7, effects
         "readnoise": sim_refs.readnoise_ref(rprops, USEAFTER),
         "flat": sim_refs.flat_ref(rprops, USEAFTER, "F200W", "CLEAR"),
     }
+    if sim_refs.ipc_kernel(detector) is not None:  # undoes the simulator's IPC
+        refs["ipc"] = sim_refs.ipc_ref(rprops, USEAFTER)
     return uncal, refs, truth, props, tim
 
 

@@ -100,14 +100,16 @@ def test_snapshots_are_materialised_only_on_request_and_skips_are_recorded():
     snaps = {}
 
     def on_step(name, snap):
-        if name in ("dq_init", "superbias", "ramp_fit"):
+        if name in ("dq_init", "ipc", "superbias", "ramp_fit"):
             snaps[name] = snap()
 
     out = run(uncal, plan, on_step=on_step)
     assert snaps["dq_init"].kind == "ramp" and snaps["dq_init"]["data"].dtype == np.float32
     assert np.array_equal(snaps["dq_init"]["data"], uncal["data"])
     assert snaps["superbias"].get("cal_step.superbias") == "SKIPPED"
-    assert np.array_equal(snaps["superbias"]["data"], snaps["dq_init"]["data"])
+    # the skipped step leaves the ramp as the step before it (ipc) left it
+    assert np.array_equal(snaps["superbias"]["data"], snaps["ipc"]["data"])
+    assert not np.array_equal(snaps["ipc"]["data"], snaps["dq_init"]["data"])
     assert snaps["ramp_fit"].kind == "rate"
     assert out["rate"].get("cal_step.superbias") == "SKIPPED"
 
@@ -151,8 +153,8 @@ def test_a_step_without_inplace_kernel_is_run_through_its_pure_apply():
     plan = [PlannedStep(spec, NoParams()) if p.spec.name == "superbias" else p for p in plan]
     snaps = {}
     run(uncal, plan, on_step=lambda n, s: snaps.setdefault(n, s()) if n in (
-        "saturation", "superbias") else None)
-    a, b = snaps["saturation"], snaps["superbias"]
+        "ipc", "superbias") else None)
+    a, b = snaps["ipc"], snaps["superbias"]  # ipc runs just before superbias
     np.testing.assert_array_equal(b["data"], a["data"] + 1)
     assert np.all(b["groupdq"][..., 0, 0] & DQ.JUMP_DET)
     assert b.get("cal_step.superbias") == "COMPLETE"

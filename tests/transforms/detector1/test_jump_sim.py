@@ -28,8 +28,12 @@ def simulate(seed: int, ngroups: int = 10, cr_rate: float = 2.5e-2):
     tim = sim_readout.timing("NIRCAM", "RAPID", sub, ngroups, 1)
     props = sim_refs.detector_properties("NRCA1", seed, sub)
     light = rng.uniform(0.0, 5.0, (N, N))
+    # The 1.0 simulator's point-like hits without IPC: the population these numbers (and
+    # docs/detector1-ramp-jump.md) describe. The harder, realistic population (tracks, charge
+    # diffusion, IPC) is tests/transforms/detector1/test_jump_v11.py's.
     eff = sim_detector.Effects(one_over_f=False, bias_drift=False, bias_offsets=False,
-                               nonlinearity=False, snowballs=False, cr_rate=cr_rate)
+                               nonlinearity=False, snowballs=False, cr_rate=cr_rate,
+                               cr_model="point", ipc=False)
     raw, truth = sim_detector.synthesize(light, props, sub, tim, rng, eff)
     data = raw.astype(np.float32)
     gdq = np.zeros(data.shape, np.uint8)

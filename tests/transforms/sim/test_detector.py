@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from transforms.sim import readout as ro
 from transforms.sim import references as rf
 from transforms.sim.detector import (Effects, SimulationError, analytic_ramp, apply_linearity,
-                                     synthesize)
+                                     ipc_forward, synthesize)
 
 PATTERNS = [("NRCA1", p) for p in sorted(ro.PATTERNS["NIRCAM"])] + [
     ("NIS", p) for p in sorted(ro.PATTERNS["NIRISS"])] + [("NRCA5", "DEEP8")]
@@ -40,7 +40,7 @@ def test_noiseless_ramp_equals_analytic_truth(dp, ngroups, nints, x0, y0, ny, nx
 def test_linearity_reference_recovers_linear_signal():
     """The linearity polynomial applied to the raw ramp gives back rate * t / gain."""
     sub, tim, props, light = _setup("BRIGHT2", 8, 1, 5, 5, (16, 16), 5.0e5)
-    eff = Effects.noiseless(bias_offsets=False, saturation=False)
+    eff = Effects.noiseless(bias_offsets=False, saturation=False, ipc=False)
     data, _ = synthesize(light, props, sub, tim, np.random.default_rng(0), eff)
     raw = data[0].astype(np.float64) - props.superbias
     corrected = apply_linearity(raw, props.lin_coeffs.astype(np.float64))
@@ -65,8 +65,9 @@ def test_deterministic_and_inputs_untouched():
 
 def test_cosmic_rays_appear_in_their_group():
     sub, tim, props, light = _setup("RAPID", 8, 1, 10, 10, (32, 32), 0.0)
+    # the point-like hits of the 1.0 simulator, without IPC: each lands in one pixel
     eff = Effects.noiseless(cosmic_rays=True, cr_rate=0.2, cr_spill_fraction=0.0,
-                            nonlinearity=False, dark=False)
+                            nonlinearity=False, dark=False, cr_model="point", ipc=False)
     data, truth = synthesize(light, props, sub, tim, np.random.default_rng(3), eff)
     crs = [c for c in truth.cosmic_rays if c.group > 0]
     assert len(crs) >= 5
@@ -122,3 +123,34 @@ def test_snowballs_saturate_their_core_from_their_group():
         assert 0 <= sg <= s.group  # the core saturates when the snowball lands (or earlier)
         if s.group > 0:
             assert data[0, s.group - 1, y, x] < data[0, s.group, y, x]
+
+
+@pytest.mark.parametrize("pattern", ["RAPID", "MEDIUM8", "DEEP8"])
+def test_event_truth_is_what_the_ramp_gains(pattern):
+    """Cosmic-ray tracks (charge diffusion, frame averaging splitting a hit over two groups)
+    and IPC: the noiseless ramp minus its analytic form is exactly the IPC-convolved
+    cumulative event signal (charge / gain) of ``truth.jumps`` (to the ADC's rounding)."""
+    sub, tim, props, light = _setup(pattern, 6, 2, 200, 300, (48, 40), 3.0)
+    rate = 25.0 / (light.size * tim.nframes_per_integration * tim.tframe)  # ~25 hits per int
+    eff = Effects.noiseless(cosmic_rays=True, cr_rate=rate, nonlinearity=False, dark=False,
+                            saturation=False)
+    data, truth = synthesize(light, props, sub, tim, np.random.default_rng(8), eff)
+    expected = analytic_ramp(light, props, sub, tim, eff)
+    k = rf.ipc_kernel("NRCA1")
+    j = truth.jumps
+    assert j.size > 50 and len(truth.cosmic_rays) > 5
+    assert np.all(j["charge_e"] > 0) and np.all(j["kind"] == 0)
+    split = 0
+    for it in range(tim.nints):
+        ev = np.zeros((tim.ngroups,) + light.shape)
+        m = j["integration"] == it
+        np.add.at(ev, (j["group"][m], j["y"][m], j["x"][m]), j["charge_e"][m])
+        cum = np.cumsum(ev, axis=0)
+        pred = np.stack([ipc_forward(c / props.gain, k, ~props.refpix) for c in cum])
+        ok = (data[it] < 65000).all(axis=0)
+        assert np.abs(data[it].astype(float) - expected[it] - pred)[:, ok].max() <= 0.5 + 1e-6
+        split += int(np.count_nonzero((ev[1:-1] > 0) & (ev[2:] > 0)))
+    if tim.nframes > 1:
+        assert split > 0  # hits during a group's frames appear in two differences
+    # the hit's main pixel and its neighbours: tracks spread charge over several pixels
+    assert np.mean([c.spill for c in truth.cosmic_rays]) > 0.5
