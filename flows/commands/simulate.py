@@ -92,12 +92,15 @@ def write_spec_truth(name: str, t: Any, truth_dir: Path) -> list[Path]:
 def _simulate_all(out: Path, seed: int, pointing_error: float, reissues: bool
                   ) -> dict[str, list[str]]:
     """The default program: every part's exposures and truth, one merged CRDS cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from catalogs.crds_cache import merged_program_contexts, write_cache
     from store.fits import write_uncal
     from transforms.sim.all_program import all_program, simulate_all
     from transforms.sim.program import reissue
 
-    prog = simulate_all(all_program(pointing_error_arcsec=pointing_error), seed)
+    with ThreadPoolExecutor(2) as pool:  # the parts are independent; same result as serial
+        prog = simulate_all(all_program(pointing_error_arcsec=pointing_error), seed, pool.map)
     written: dict[str, list[str]] = {"uncal": [], "crds": [], "truth": [], "reissue": []}
     (out / "uncal").mkdir(parents=True, exist_ok=True)
     (out / "truth").mkdir(parents=True, exist_ok=True)

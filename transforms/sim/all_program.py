@@ -224,11 +224,26 @@ def _share_imager_distortion(imaging: list[list[tuple[RefFile, ...]]],
     return out
 
 
-def simulate_all(spec: AllSpec | None = None, seed: int = 0) -> AllProgram:
-    """Simulate every part of the default program (the same seed for each part)."""
+def _simulate_part(job: tuple[str, Any, int]) -> Any:
+    kind, s, seed = job
+    if kind == "imaging":
+        return simulate_program(s, seed)
+    return SPG.simulate_spec_program(s, seed, level="uncal")
+
+
+def simulate_all(spec: AllSpec | None = None, seed: int = 0, map_fn: Any = map) -> AllProgram:
+    """Simulate every part of the default program (the same seed for each part). The parts
+    are independent: ``map_fn`` (e.g. a thread pool's ``map``, given by the caller) may
+    simulate them concurrently; the result does not depend on it."""
     spec = spec or all_program()
-    imaging = tuple(simulate_program(s, seed) for s in spec.imaging)
-    spectra = tuple(SPG.simulate_spec_program(s, seed, level="uncal") for s in spec.spectra)
+    jobs = [("imaging", s, seed) for s in spec.imaging] + [("spectra", s, seed)
+                                                           for s in spec.spectra]
+    # the LRS full frame first: with a pool, the longest part starts at once
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i][0] == "imaging")
+    done = dict(zip(order, map_fn(_simulate_part, [jobs[i] for i in order])))
+    parts = [done[i] for i in range(len(jobs))]
+    imaging = tuple(parts[:len(spec.imaging)])
+    spectra = tuple(parts[len(spec.imaging):])
     exposures: list[AllExposure] = []
     for s, p in zip(spec.imaging, imaging):
         exposures += [AllExposure(e.truth.name, e.uncal, e.truth, s.name) for e in p.exposures]
