@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ def parkey_to_meta(parkey: str) -> str:
     if parkey in PARKEY_ALIASES:
         return PARKEY_ALIASES[parkey]
     p = parkey.lower()
-    return p[5:] if p.startswith("meta.") else p
+    return p.removeprefix("meta.")
 
 
 def spec_for(instrument: str, reftype: str) -> dict[str, Any]:
@@ -308,12 +309,130 @@ def write_cache(root: str | os.PathLike, contexts: Sequence[ContextSpec],
 
 def contexts_from_program(program: Any) -> list[ContextSpec]:
     """The ContextSpecs of a simulated ``transforms.sim.program.Program``."""
+    return contexts_from_refs(program.contexts)
+
+
+def contexts_from_refs(contexts: Iterable[Iterable[Any]]) -> list[ContextSpec]:
+    """The ContextSpecs of per-context ``transforms.sim.program.RefFile`` lists."""
     out = []
-    for refs in program.contexts:
+    for refs in contexts:
         out.append(ContextSpec(tuple(
             CacheRef(r.reftype, r.instrument, r.filename, dict(r.match), r.useafter, r.model)
             for r in refs)))
     return out
+
+
+def _selection(r: CacheRef) -> tuple:
+    """What an rmap selects a reference on: instrument, reftype, the match without its N/A
+    values (an absent key is N/A in the rmap) and the UseAfter date."""
+    match = tuple(sorted((k, str(v)) for k, v in r.match.items() if str(v).upper() != "N/A"))
+    return (r.instrument.lower(), r.reftype.lower(), match, _useafter(r.useafter))
+
+
+_SERIAL = re.compile(r"^(?P<stem>.*_)(?P<n>\d{4})(?P<ext>\.[A-Za-z0-9]+)$")
+
+
+def merge_contexts(parts: Sequence[Sequence[ContextSpec]]
+                   ) -> tuple[list[ContextSpec], list[dict[str, str]]]:
+    """One cache from programs simulated apart: context i is the union of every part's
+    context i. Returns the merged contexts and, per part, the file names it renamed.
+
+    - A file name two parts both use for different content (or another selection) is renamed
+      in the later part to the next free serial of its ``jwst_<instr>_<reftype>_NNNN`` stem.
+    - A reference with the same content and the same selection as an earlier part's (e.g. the
+      MIRI RSCD of imaging and LRS) is that earlier file.
+    - Two different contents for the same selection (instrument, reftype, match, UseAfter) in
+      one context are refused: CRDS could not tell them apart; give them a selector that does
+      (a subarray, readout pattern or exposure type the rmap selects on).
+    """
+    from transforms.sim.all_program import same_content
+
+    if not parts:
+        raise CrdsCacheError("merge_contexts needs at least one part")
+    ncontexts = {len(p) for p in parts}
+    if len(ncontexts) != 1:
+        raise CrdsCacheError(f"the parts have different numbers of contexts {sorted(ncontexts)}")
+    used: set[str] = {r.filename for p in parts for c in p for r in c.references}
+    serials: dict[tuple[str, str], int] = {}
+    for name in used:
+        m = _SERIAL.match(name)
+        if m:
+            key = (m["stem"], m["ext"])
+            serials[key] = max(serials.get(key, 0), int(m["n"]))
+    taken: dict[str, CacheRef] = {}  # merged file name -> its reference
+    by_sel: dict[tuple, list[CacheRef]] = {}
+    renames: list[dict[str, str]] = []
+    for part in parts:
+        rn: dict[str, str] = {}
+        seen: dict[str, CacheRef] = {}
+        for ctx in part:
+            for r in ctx.references:
+                if r.filename.upper() == "N/A" or r.filename in seen:
+                    continue
+                seen[r.filename] = r
+                sel = _selection(r)
+                twin = next((t for t in by_sel.get(sel, ()) if same_content(t.model, r.model)),
+                            None)
+                if twin is not None:  # the same file already: share it
+                    if twin.filename != r.filename:
+                        rn[r.filename] = twin.filename
+                    continue
+                name = r.filename
+                if name in taken:
+                    m = _SERIAL.match(name)
+                    if not m:
+                        raise CrdsCacheError(f"{name} is used by two parts with different "
+                                             "content and has no serial to renumber")
+                    key = (m["stem"], m["ext"])
+                    serials[key] = serials.get(key, 0) + 1
+                    name = f"{m['stem']}{serials[key]:04d}{m['ext']}"
+                    rn[r.filename] = name
+                merged = replace(r, filename=name)
+                taken[name] = merged
+                by_sel.setdefault(sel, []).append(merged)
+        renames.append(rn)
+    contexts = []
+    for i in range(next(iter(ncontexts))):
+        refs: list[CacheRef] = []
+        names: dict[tuple, str] = {}
+        have: set[tuple] = set()
+        for part, rn in zip(parts, renames):
+            for r in part[i].references:
+                fname = rn.get(r.filename, r.filename)
+                m = taken.get(fname, r) if fname.upper() != "N/A" else r
+                sel = _selection(m)
+                if (fname, sel) in have:
+                    continue
+                other = names.get(sel)
+                if other is not None and other != fname:
+                    raise CrdsCacheError(
+                        f"{m.instrument} {m.reftype}: {other} and {fname} both match "
+                        f"{dict(sel[2]) or '(any)'} from {sel[3]} with different content; give "
+                        "them a selector of the rmap that tells their exposures apart")
+                names[sel] = fname
+                have.add((fname, sel))
+                refs.append(m)
+        contexts.append(ContextSpec(tuple(refs)))
+    return contexts, renames
+
+
+def rename_expected(expected: Mapping[str, Mapping[str, str]], renames: Mapping[str, str]
+                    ) -> dict[str, dict[str, str]]:
+    """An ``expected`` table (exposure -> reftype -> file) with a part's renamed files."""
+    return {ex: {rt: renames.get(f, f) for rt, f in sel.items()} for ex, sel in expected.items()}
+
+
+def merged_program_contexts(program: Any
+                            ) -> tuple[list[ContextSpec], dict[str, dict[str, dict[str, str]]]]:
+    """One cache's ContextSpecs for a composed program
+    (``transforms.sim.all_program.AllProgram``: its parts' references merged by
+    ``merge_contexts``) and the file CRDS must select per context name, exposure and reftype."""
+    contexts, renames = merge_contexts([contexts_from_refs(c) for c in program.parts])
+    expected: dict[str, dict[str, dict[str, str]]] = {}
+    for part_expected, rn in zip(program.expected, renames):
+        for i, exp in enumerate(part_expected):
+            expected.setdefault(f"jwst_{i + 1:04d}.pmap", {}).update(rename_expected(exp, rn))
+    return contexts, expected
 
 
 def write_reference_file(model: Any, path: str | os.PathLike) -> Path:

@@ -1,11 +1,12 @@
 """`calops demo`: the quarterly-build story on simulated data, in one command.
 
-A fresh workspace; a small dithered NIRCam + NIRISS program with its truth and a generated CRDS
-cache (context 2 brings new darks and flats); the program processed under the operations build;
-the candidate build run beside it (reusing what it can); one exposure reissued with a definitive
-ephemeris and reprocessed incrementally; a regression diff of operations against candidate with
-an HTML report; and the provenance questions operators ask, answered from the catalog. Every
-number printed comes from this run.
+A fresh workspace; `calops simulate`'s default program (dithered NIRCam, NIRISS and MIRI
+imaging, a NIRSpec fixed-slit and a MIRI LRS exposure: stage 1 on every instrument) with its
+truth and a generated CRDS cache (context 2 brings new darks and flats); the program processed
+under the operations build; the candidate build run beside it (reusing what it can); one exposure
+reissued with a definitive ephemeris and reprocessed incrementally; a regression diff of
+operations against candidate with an HTML report; and the provenance questions operators ask,
+answered from the catalog. Every number printed comes from this run.
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ import shutil
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flows.workspace import Workspace
 from store.errors import CalopsError
 
 MARKER = ".calops-demo"
+# The stages the demo runs: all three on the NIRCam and NIRISS exposures of the story, stage 1
+# alone on the others (MIRI imaging, NIRSpec, MIRI LRS), which keeps the demo about as fast as
+# it was before they joined; `calops run all` takes them through image2/3 and spec2/3.
+STAGES = ["detector1", "image2", "image3"]
+STAGE1_ONLY = ("MIRI", "NIRSPEC")
+SIM_THREADS = 2  # the sub-programs are simulated side by side (numpy and numba release the GIL)
 
 
 def _say(msg: str = "") -> None:
@@ -45,7 +53,7 @@ def _fresh(out: Path) -> Path:
 
 def _stage_counts(results: list[dict]) -> str:
     rows = []
-    for stage in ("detector1", "image2", "image3"):
+    for stage in STAGES:
         rs = [r for r in results if r["stage"] == stage]
         if rs:
             c = Counter("failed" if r["status"] != "ok" else ("hit" if r["hit"] else "miss")
@@ -55,11 +63,15 @@ def _stage_counts(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def _process(home: str, build: str, label: str, exposures: list[str] | None = None) -> list[dict]:
+def _process(home: str, build: str, label: str, exposures: list[str] | None = None,
+             stage1_only: list[str] | None = None) -> list[dict]:
+    """``exposures`` through STAGES, ``stage1_only`` through detector1; one block of counts."""
     from flows import flows
 
     t0 = time.perf_counter()
-    results = flows.process(home, build, exposures)
+    results = flows.process(home, build, exposures, STAGES)
+    if stage1_only:
+        results += flows.process(home, build, stage1_only, ["detector1"])
     _say(f"  {label}: build {build}, {time.perf_counter() - t0:.1f} s")
     _say(_stage_counts(results))
     for r in results:
@@ -87,32 +99,44 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     home = out / "home"
     prefect_env.configure(str(home))
 
-    from catalogs.crds_cache import contexts_from_program, write_cache
+    from catalogs.crds_cache import merged_program_contexts, write_cache
     from flows.ingest import ingest_file
     from flows.workspace import Workspace
     from store.fits import write_uncal
-    from transforms.sim.program import reissue, simulate_program
+    from transforms.sim.all_program import simulate_all
+    from transforms.sim.program import reissue
 
     t_start = time.perf_counter()
     _section("1. A fresh workspace and a simulated program")
     ws, _ = Workspace.init(home)
-    prog = simulate_program("small", seed)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(SIM_THREADS) as pool:  # the parts are independent
+        prog = simulate_all(seed=seed, map_fn=pool.map)  # `calops simulate`'s default program
+    t_sim = time.perf_counter() - t0
     sim = out / "sim"
     (sim / "uncal").mkdir(parents=True)
-    files = [write_uncal(e.uncal, sim / "uncal" / e.truth.name) for e in prog.exposures]
-    write_cache(ws.crds_path, contexts_from_program(prog))
-    (sim / "sources.json").write_text(json.dumps([s.as_dict() for s in prog.sources], indent=1))
-    insts = Counter(e.uncal.get("instrument.name") for e in prog.exposures)
+    files = [write_uncal(e.uncal, sim / "uncal" / e.name) for e in prog.exposures]
+    t0 = time.perf_counter()
+    write_cache(ws.crds_path, merged_program_contexts(prog)[0])
+    t_cache = time.perf_counter() - t0
+    sources = [dict(s.as_dict(), program=p.spec.name) for p in prog.imaging for s in p.sources]
+    (sim / "sources.json").write_text(json.dumps(sources, indent=1))
+    modes = Counter((e.uncal.get("instrument.name"), e.uncal.get("exposure.type"))
+                    for e in prog.exposures)
     _say(f"  workspace   {home}")
-    _say(f"  program     {prog.spec.program_id}: {len(files)} exposures "
-         f"({', '.join(f'{n} {i}' for i, n in sorted(insts.items()))}), "
-         f"{len(prog.sources)} sources with known positions and fluxes")
+    _say(f"  program     {prog.imaging[0].spec.program_id}: {len(files)} exposures "
+         f"({', '.join(f'{n} {i} {t}' for (i, t), n in sorted(modes.items()))}), "
+         f"{len(sources)} sources with known positions and fluxes; simulated in {t_sim:.1f} s")
     _say(f"  CRDS cache  {ws.crds_path}: contexts {', '.join(sorted(ws.crds_contexts()))} "
-         "(context 2: new darks and flats)")
+         f"(context 2: new darks and flats); written in {t_cache:.1f} s")
     rid = uuid.uuid4().hex[:8]
-    for f in files:
-        ingest_file(ws, f, rid)
-    _say(f"  ingested    {len(files)} uncal files (pixels and pointing stored apart)")
+    t0 = time.perf_counter()
+    story, stage1 = [], []  # exposure ids: NIRCam + NIRISS (every stage), the others (stage 1)
+    for f, e in zip(files, prog.exposures):
+        eid = ingest_file(ws, f, rid).exposure_id
+        (stage1 if e.uncal.get("instrument.name") in STAGE1_ONLY else story).append(eid)
+    _say(f"  ingested    {len(files)} uncal files (pixels and pointing stored apart) in "
+         f"{time.perf_counter() - t0:.1f} s")
 
     _section("2. The builds")
     for b in ws.builds.all():
@@ -120,14 +144,17 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     ops, cand = ws.builds.operations().name, "11.2"
 
     _section("3. Process the program under the operations build")
-    res_ops = _process(str(home), ops, "first run")
+    res_ops = _process(str(home), ops, "first run", story, stage1)
 
+    _say(f"  (stage 1 on all {len(files)} exposures, MIRI with emicorr, rscd, firstframe, lastframe,\n"
+         f"   reset; image2/image3 on the {len(story)} NIRCam + NIRISS ones. `calops run all` takes\n"
+         "   MIRI imaging through image2/3 and the NIRSpec and LRS spectra through spec2/3)")
     if any(r["status"] != "ok" for r in res_ops):
         _say("\n  The first run failed (errors above); stopping here. Outputs so far: " + str(out))
         return 1
 
     _section("4. Run it again: everything is already realised")
-    _process(str(home), ops, "second run")
+    _process(str(home), ops, "second run", story, stage1)
 
     _section("5. The candidate build: new context, workarounds dropped")
     from catalogs import questions
@@ -142,7 +169,7 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
          "(calops affected):")
     for reftype, old_f, new_f in changed_refs:
         _say(f"    {reftype:<8} {old_f} -> {new_f}")
-    res_cand = _process(str(home), cand, "candidate run")
+    res_cand = _process(str(home), cand, "candidate run", story, stage1)
     _say("  (stage 1 recomputes: 11.2 drops the saturation workaround and has new darks)")
 
     _section(f"6. Regression diff: {ops} -> {cand}")
@@ -157,7 +184,7 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     _say(f"  HTML report: {html}")
 
     _section("7. A reissued exposure: definitive ephemeris, new SDP version")
-    e0 = prog.exposures[0]
+    e0 = prog.imaging[0].exposures[0]
     re = reissue(e0, "ephemeris")
     (sim / "reissue").mkdir()
     path = write_uncal(re.uncal, sim / "reissue" / e0.truth.name)

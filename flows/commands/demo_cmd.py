@@ -7,7 +7,9 @@ from typing import Any
 
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the quarterly-build story on simulated data",
-                       description="Simulate a small NIRCam + NIRISS program, process it under "
+                       description="Simulate a small program of all four instruments (NIRCam, "
+                                   "NIRISS and MIRI imaging, NIRSpec and MIRI LRS spectra), "
+                                   "process it under "
                                    "the operations build and a candidate, reissue an exposure, "
                                    "diff the builds and answer provenance questions.")
     p.add_argument("--out", default="demo-output",

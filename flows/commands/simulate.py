@@ -17,8 +17,10 @@ def register(subparsers: Any) -> None:
         description="Write OUTDIR/uncal/*.fits (JWST names), OUTDIR/crds/ (a CRDS cache with "
                     "contexts jwst_0001.pmap and jwst_0002.pmap) and OUTDIR/truth/ (JSON + .npy).")
     p.add_argument("outdir", help="directory to write into (created if missing)")
-    p.add_argument("--program", default="small", choices=("small", "full"),
-                   help="small: test-sized subarrays (default); full: full frames (benchmarks)")
+    p.add_argument("--program", default="all", choices=("all", "small", "full"),
+                   help="all (default): NIRCam, NIRISS and MIRI imaging plus a NIRSpec fixed-slit "
+                        "and a MIRI LRS exposure, one CRDS cache; small: NIRCam + NIRISS "
+                        "test-sized subarrays; full: full-frame NIRCam + NIRISS (benchmarks)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--pointing-error", type=float, default=0.0, metavar="ARCSEC",
                    help="max error injected into the header pointing (default 0)")
@@ -34,6 +36,8 @@ def _jsonable(v: Any) -> Any:
         return [_jsonable(x) for x in v]
     if isinstance(v, np.generic):
         return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
     return v
 
 
@@ -68,7 +72,64 @@ def write_truth(exposure: Any, truth_dir: Path) -> list[Path]:
     return out
 
 
-def simulate_to(outdir: str | os.PathLike, program: str = "small", seed: int = 0,
+def write_spec_truth(name: str, t: Any, truth_dir: Path) -> list[Path]:
+    """Truth of a spectroscopic exposure (``slit_program.SpecTruth``): <stem>_truth.json plus
+    the noiseless DN/s (light_dn) and its sky part (sky_dn) as .npy files."""
+    stem = name.replace("_uncal.fits", "")
+    out = []
+    for k in ("light_dn", "sky_dn"):
+        path = truth_dir / f"{stem}_{k}.npy"
+        np.save(path, np.asarray(getattr(t, k)))
+        out.append(path)
+    doc = {"exposure": name, "sources": list(t.sources), "apertures": list(t.apertures),
+           "gain": t.gain, "exposure_time": t.exposure_time,
+           "arrays": {k: f"{stem}_{k}.npy" for k in ("light_dn", "sky_dn")}}
+    path = truth_dir / f"{stem}_truth.json"
+    path.write_text(json.dumps(_jsonable(doc), indent=1, sort_keys=True))
+    return out + [path]
+
+
+def _simulate_all(out: Path, seed: int, pointing_error: float, reissues: bool
+                  ) -> dict[str, list[str]]:
+    """The default program: every part's exposures and truth, one merged CRDS cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from catalogs.crds_cache import merged_program_contexts, write_cache
+    from store.fits import write_uncal
+    from transforms.sim.all_program import all_program, simulate_all
+    from transforms.sim.program import reissue
+
+    with ThreadPoolExecutor(2) as pool:  # the parts are independent; same result as serial
+        prog = simulate_all(all_program(pointing_error_arcsec=pointing_error), seed, pool.map)
+    written: dict[str, list[str]] = {"uncal": [], "crds": [], "truth": [], "reissue": []}
+    (out / "uncal").mkdir(parents=True, exist_ok=True)
+    (out / "truth").mkdir(parents=True, exist_ok=True)
+    for e in prog.exposures:
+        written["uncal"].append(str(write_uncal(e.uncal, out / "uncal" / e.name)))
+    for p in prog.imaging:
+        for e in p.exposures:
+            written["truth"] += [str(x) for x in write_truth(e, out / "truth")]
+            if reissues:
+                (out / "reissue").mkdir(exist_ok=True)
+                r = reissue(e, "ephemeris")
+                written["reissue"].append(str(write_uncal(r.uncal,
+                                                          out / "reissue" / e.truth.name)))
+    for p in prog.spectra:
+        for e in p.exposures:
+            written["truth"] += [str(x) for x in write_spec_truth(e.truth.name, e.truth,
+                                                                  out / "truth")]
+    contexts, expected = merged_program_contexts(prog)
+    written["crds"] = write_cache(out / "crds", contexts)
+    exp_path = out / "truth" / "expected_references.json"
+    exp_path.write_text(json.dumps(expected, indent=1, sort_keys=True))
+    sources = out / "truth" / "sources.json"  # each imaging part has its own field
+    sources.write_text(json.dumps([dict(s.as_dict(), program=p.spec.name)
+                                   for p in prog.imaging for s in p.sources], indent=1))
+    written["truth"] += [str(exp_path), str(sources)]
+    return written
+
+
+def simulate_to(outdir: str | os.PathLike, program: str = "all", seed: int = 0,
                 pointing_error: float = 0.0, reissues: bool = False) -> dict[str, list[str]]:
     """Simulate and write everything; returns the written paths by kind."""
     from catalogs.crds_cache import contexts_from_program, write_cache
@@ -76,6 +137,8 @@ def simulate_to(outdir: str | os.PathLike, program: str = "small", seed: int = 0
     from transforms.sim.program import program_spec, reissue, simulate_program
 
     out = Path(outdir)
+    if program == "all":
+        return _simulate_all(out, seed, pointing_error, reissues)
     spec = program_spec(program, pointing_error_arcsec=pointing_error)
     prog = simulate_program(spec, seed)
     written: dict[str, list[str]] = {"uncal": [], "crds": [], "truth": [], "reissue": []}

@@ -9,7 +9,7 @@ def test_simulate_writes_everything(tmp_path, capsys):
     from store.fits import read_uncal
 
     out = tmp_path / "sim"
-    assert main(["simulate", str(out), "--seed", "5"]) == 0
+    assert main(["simulate", str(out), "--seed", "5", "--program", "small"]) == 0
     printed = capsys.readouterr().out
     uncals = sorted((out / "uncal").glob("jw*_uncal.fits"))
     assert len(uncals) == 7 and str(uncals[0]) in printed
