@@ -11,8 +11,10 @@ answered from the catalog. Every number printed comes from this run.
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
+import threading
 import time
 import uuid
 from collections import Counter
@@ -98,7 +100,15 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     out = _fresh(Path(out).absolute())
     home = out / "home"
     prefect_env.configure(str(home))
+    server = prefect_env.TemporaryServer(str(home)).start()  # boots while the sky is simulated
+    threading.Thread(target=importlib.import_module, args=("flows.flows",), daemon=True).start()
+    try:
+        return _story(out, home, seed, server)
+    finally:
+        server.__exit__()
 
+
+def _story(out: Path, home: Path, seed: int, server) -> int:
     from catalogs.crds_cache import merged_program_contexts, write_cache
     from flows.ingest import ingest_file
     from flows.workspace import Workspace
@@ -144,6 +154,7 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     ops, cand = ws.builds.operations().name, "11.2"
 
     _section("3. Process the program under the operations build")
+    server.ready()
     res_ops = _process(str(home), ops, "first run", story, stage1)
 
     _say(f"  (stage 1 on all {len(files)} exposures, MIRI with emicorr, rscd, firstframe, lastframe,\n"

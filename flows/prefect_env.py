@@ -61,14 +61,17 @@ class TemporaryServer:
                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
 
     def __enter__(self) -> "TemporaryServer":
-        if os.environ.get("PREFECT_API_URL"):
-            return self  # a server is configured: use it
+        return self.start().ready()
+
+    def start(self) -> "TemporaryServer":
+        """Start the server without waiting for it (``ready`` waits): it boots while the
+        caller does other work."""
+        if os.environ.get("PREFECT_API_URL") or self.proc is not None:
+            return self  # a server is configured (or started): use it
         import socket
         import subprocess
         import sys
-        import time
 
-        import httpx
         import prefect
 
         configure(self.home)
@@ -89,6 +92,16 @@ class TemporaryServer:
             env=env, preexec_fn=_die_with_parent, stdout=log, stderr=log)
         log.close()
         self.url = f"http://127.0.0.1:{port}/api"
+        return self
+
+    def ready(self) -> "TemporaryServer":
+        """Wait until the started server answers, then point this process at it."""
+        if self.proc is None:
+            return self
+        import time
+
+        import httpx
+
         end = time.monotonic() + self.timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
