@@ -185,6 +185,8 @@ def main(argv=None) -> int:
     assert not plan2.work() and len(res) == n_items, (plan2.counts(), len(res))
     print(f"plan of {n_items} exposure-stages: {t_plan:.2f} s = "
           f"{1e3 * t_plan / n_items:.3f} ms each; no-op reprocess {t_noop:.2f} s", flush=True)
+    if not args.lineage_products:
+        return 0
     t0 = time.perf_counter()
     deep = lineage_catalog(ws, args.lineage_products)
     print(f"grew the catalog by {args.lineage_products} products in "
