@@ -551,7 +551,10 @@ class BuildBook:
             src = self.get(base) if base else self.operations()
             if src is None:
                 raise BuildError("no operations build to copy from; name one with --from")
-            b = replace(src, name=name, status="development", candidate_date=None,
+            # a copy runs what its base runs (the base's lock, pinned), and then floats only
+            # where its manifest is edited: "the new context alone" must mean just that
+            b = replace(src, steps=pins_of(src) if src.lock is not None else src.steps,
+                        name=name, status="development", candidate_date=None,
                         operations_date=None, archived_date=None,
                         crds_context=crds_context or src.crds_context,
                         description=description or f"Development build from {src.name}.",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -238,6 +239,13 @@ class CompactResult:
     removed_leftovers: int = 0
 
 
+@functools.lru_cache(maxsize=None)
+def _columns(table: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """A table's column names and its required (non-nullable) ones."""
+    sch = schema(table)
+    return frozenset(sch.names), tuple(f.name for f in sch if not f.nullable)
+
+
 class Batch:
     """Rows collected for one write; ``add`` checks table and column names at once."""
 
@@ -248,14 +256,13 @@ class Batch:
         self.record = True
 
     def add(self, table: str, row: Mapping[str, Any]) -> None:
-        sch = schema(table)
+        names, required = _columns(table)
         if not isinstance(row, Mapping):
             raise CatalogError(f"a {table} row must be a mapping, not {type(row).__name__}")
-        unknown = sorted(set(row) - set(sch.names))
-        if unknown:
-            raise CatalogError(f"table {table} has no column {', '.join(unknown)}; "
-                               f"its columns: {', '.join(sch.names)}")
-        missing = [f.name for f in sch if not f.nullable and row.get(f.name) is None]
+        if not names.issuperset(row):
+            raise CatalogError(f"table {table} has no column {', '.join(sorted(set(row) - names))}"
+                               f"; its columns: {', '.join(schema(table).names)}")
+        missing = [n for n in required if row.get(n) is None]
         if missing:
             raise CatalogError(f"{table} row is missing required {', '.join(missing)}")
         self.rows[table].append(dict(row))

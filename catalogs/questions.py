@@ -347,17 +347,23 @@ def affected(catalog: Any, build: Any, new_context: str, crds_path: str | os.Pat
     for (subject, stage), st in sorted(stages.items()):
         meta = _selection_meta(catalog, subject, stage, st["keys"])
         for p in buildlib.plan(build, stage, meta):
-            if p.skip or not p.spec.reftypes:
+            types = p.spec.reftypes + p.spec.optional_reftypes
+            if p.skip or not types:
                 continue
-            old = {r: st["refs"].get(p.spec.name, {}).get(r, "N/A") for r in p.spec.reftypes}
+            old = {r: st["refs"].get(p.spec.name, {}).get(r, "N/A") for r in types}
             try:
                 paths = resolve(meta, p.spec.reftypes, new_context, crds_path)
+                for r in p.spec.optional_reftypes:  # as the runner: used when the context has it
+                    try:
+                        paths.update(resolve(meta, [r], new_context, crds_path))
+                    except CrdsResolutionError:
+                        paths[r] = "N/A"
                 new = {r: os.path.basename(v) if v != "N/A" else "N/A" for r, v in paths.items()}
                 note = "reference changes"
             except CrdsResolutionError as exc:
-                new = {r: None for r in p.spec.reftypes}
+                new = {r: None for r in types}
                 note = f"CRDS cannot select under {new_context}: {exc}"
-            for r in p.spec.reftypes:
+            for r in types:
                 if old[r] != new[r]:
                     changed.add((subject, stage))
                     rows.append({"subject": subject, "stage": stage, "step": p.spec.name,
