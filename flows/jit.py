@@ -226,7 +226,7 @@ def _nircam_exposure(size: int, ngroups: int, nints: int, *, nframes: int = 1, g
         "superbias": R.superbias_ref(props, ua), "linearity": R.linearity_ref(props, ua),
         "dark": R.dark_ref(props, ua, tframe, ngroups * (nframes + groupgap) + 5, "NRC_IMAGE"),
         "gain": R.gain_ref(props, ua), "readnoise": R.readnoise_ref(props, ua),
-        "flat": R.flat_ref(props, ua, "F200W", "CLEAR"),
+        "flat": R.flat_ref(props, ua, "F200W", "CLEAR"), "ipc": R.ipc_ref(props, ua),
     }
     rng = np.random.default_rng(seed)
     rate = rng.gamma(2.0, 50.0, (size, size))

@@ -55,6 +55,7 @@ class StepSpec:
     exec_only: frozenset[str] = frozenset()
     skip_by_default: bool = False  # JWST runs it only when asked (a build's pin turns it on)
     instruments: frozenset[str] | None = None  # None: every instrument the stage sees
+    exp_types: frozenset[str] | None = None  # None: every mode (EXP_TYPE) the stage sees
 
     def make_params(self, overrides: Mapping[str, Any] | None = None) -> Any:
         """The step's parameters with overrides applied; unknown names are refused."""
@@ -78,10 +79,13 @@ class StepSpec:
         return {k: v for k, v in values.items() if k not in self.exec_only}
 
     def applies_to(self, meta: Mapping[str, Any]) -> bool:
-        """Whether this step runs at all for a product of this instrument."""
-        if self.instruments is None:
-            return True
-        return str(meta.get("instrument.name", "")).upper() in self.instruments
+        """Whether this step runs at all for a product of this instrument and mode (a
+        product that does not say its mode keeps every step)."""
+        if self.instruments is not None and \
+                str(meta.get("instrument.name", "")).upper() not in self.instruments:
+            return False
+        mode = str(meta.get("exposure.type") or "").upper()
+        return self.exp_types is None or not mode or mode in self.exp_types
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ def register(
     exec_only: Sequence[str] = (),
     skip_by_default: bool = False,
     instruments: Sequence[str] | None = None,
+    exp_types: Sequence[str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``fn`` (the pure ``apply``) as version ``version`` of ``name``."""
     if not dataclasses.is_dataclass(params):
@@ -130,7 +135,8 @@ def register(
         _REGISTRY[key] = StepSpec(
             name, version, stage, params, tuple(reftypes), fn, keyword, doc,
             tuple(optional_reftypes), inplace, fit, frozenset(exec_only), skip_by_default,
-            None if instruments is None else frozenset(i.upper() for i in instruments))
+            None if instruments is None else frozenset(i.upper() for i in instruments),
+            None if exp_types is None else frozenset(t.upper() for t in exp_types))
         _STEPS.clear()
         return fn
 

@@ -9,6 +9,7 @@ they should and are recorded in the files' headers.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -148,7 +149,7 @@ def test_a_wrong_override_or_parameter_is_refused_in_one_line(staged, sim_dir, c
     assert main(["step", "flat_field", str(rate), "--crds", str(sim_dir / "crds"),
                  "--param", "no_such=1"]) == 2
     err = capsys.readouterr().err
-    assert "command line: step flat_field 1.0 has no parameter 'no_such'" in err
+    assert re.search(r"command line: step flat_field [\d.]+ has no parameter 'no_such'", err)
     assert main(["stage", "image2", str(rate), "--crds", str(sim_dir / "crds"),
                  "--steps.nope.x=1"]) == 2
     assert main(["stage", "image3", str(rate), "--crds", str(sim_dir / "crds")]) == 2
@@ -251,7 +252,7 @@ def test_pars_warnings_name_what_calops_ignores(sim_program, tmp_path, sim_dir, 
     _pars_cache(sim_program, crds)
     _calops("step", "jump", _uncal(sim_dir, NRC[0]), "--crds", crds, "-o", tmp_path / "o")
     err = capsys.readouterr().err
-    assert "step jump 1.0 has no parameter 'no_such_parameter' (ignored)" in err
+    assert re.search(r"step jump [\d.]+ has no parameter 'no_such_parameter' \(ignored\)", err)
     assert "save_results" not in err  # stpipe's own parameters are not parameters of the science
 
 

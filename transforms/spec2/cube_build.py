@@ -702,7 +702,7 @@ def build(models: Sequence[DataModel], refs: Mapping[str, DataModel], params: Cu
 
 @register(NAME, VERSION, "spec2", CubeBuildParams, ("cubepar",), keyword="S_IFUCUB",
           exec_only=("output_use_model", "suffix", "debug_spaxel"),
-          instruments=("MIRI", "NIRSPEC"))
+          instruments=("MIRI", "NIRSPEC"), exp_types=("MIR_MRS", "NRS_IFU"))
 def cube_build(models, refs: dict, params: CubeBuildParams) -> DataModel:
     """Build spectral cubes from IFU images (one, or a tuple: dithers, channels, bands)."""
     if isinstance(models, DataModel):

@@ -41,7 +41,7 @@ def _find(specs, channel: str, band: str, wave: float):
 
 
 @register(NAME, VERSION, "spec3", SpectralLeakParams, (), keyword="S_SPLEAK",
-          optional_reftypes=("mrsptcorr",), instruments=("MIRI",))
+          optional_reftypes=("mrsptcorr",), instruments=("MIRI",), exp_types=("MIR_MRS",))
 def spectral_leak(x1d: DataModel, refs: dict, params: SpectralLeakParams) -> DataModel:
     """MRS point sources: subtract channel 1B's second-order leak from channel 3A."""
     skipped = x1d.replace(meta={"cal_step.spectral_leak": "SKIPPED"})
