@@ -85,8 +85,9 @@ def _stdatamodels_refs(uncal: Path, crds: Path, context: str, outdir: Path) -> d
 def test_stage_detector1_agrees_with_jwst_detector1pipeline(sim_dir, tmp_path, run_python):
     """Measured here: every pixel finite in both or neither; DQ identical except JUMP_DET on
     0.2% of the pixels (calops's jump test statistic uses the read-noise reference,
-    docs/validation.md); elsewhere rates within 7.6e-6 DN/s (float32 rounding), ERR and
-    VAR_RNOISE within 4e-7, VAR_POISSON within 2e-5 relative."""
+    docs/validation.md); elsewhere rates within 1.4e-5 DN/s (float32 rounding; ipc runs on
+    both sides since the simulator's cache has an ipc reference), ERR and VAR_RNOISE within
+    4e-7, VAR_POISSON within 2e-5 relative or 1.4e-5 absolute where it is near zero."""
     crds, ctx = sim_dir / "crds", "jwst_0003.pmap"
     uncal = sim_dir / "uncal" / f"{EXP}_uncal.fits"
     refs = _stdatamodels_refs(uncal, crds, ctx, tmp_path)
@@ -123,11 +124,11 @@ def test_stage_detector1_agrees_with_jwst_detector1pipeline(sim_dir, tmp_path, r
     assert not np.any((dqa ^ dqb) & ~np.uint32(JUMP_DET)), "DQ differs beyond JUMP_DET"
     assert np.mean(dqa != dqb) < 0.01, np.mean(dqa != dqb)
     same = np.isfinite(da) & (dqa == dqb)  # where both found the same jumps
-    assert np.allclose(da[same], db[same], rtol=1e-6, atol=1e-5), \
+    assert np.allclose(da[same], db[same], rtol=1e-6, atol=2e-5), \
         np.quantile(np.abs(da - db)[same], [0.5, 0.99, 1])  # float32 rounding, no more
     for ext in ("ERR", "VAR_RNOISE", "VAR_POISSON"):
         x, y = a[ext].data[same], b[ext].data[same]
-        assert np.allclose(x, y, rtol=5e-5, atol=0), (ext, np.max(np.abs(x - y)))
+        assert np.allclose(x, y, rtol=5e-5, atol=2e-5), (ext, np.max(np.abs(x - y)))
 
 
 @pytest.mark.slow
