@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_resample import _drizzle_pkg, _input_wcs, _stars
 
@@ -146,6 +146,7 @@ def test_column_kernel_overlaps_equal_v10_overlaps(cx, cy, a, b, theta, shear, f
 
 
 @settings(max_examples=20, deadline=None)
+@example(ny=7, nx=9, kernel="point", pixfrac=1.0, flagged=False, oshape=(1, 2), seed=0)
 @given(ny=st.integers(0, 9), nx=st.integers(0, 9), kernel=st.sampled_from(R.KERNELS),
        pixfrac=st.floats(0.05, 1.0), flagged=st.booleans(), oshape=st.tuples(
            st.integers(1, 8), st.integers(1, 8)), seed=st.integers(0, 2 ** 16))
@@ -167,9 +168,22 @@ def test_tiny_empty_and_flagged_inputs_and_purity(ny, nx, kernel, pixfrac, flagg
     assert np.array_equal(sci, sci2, equal_nan=True) and np.array_equal(wht, wht2)
     assert np.array_equal(np.isnan(sci), wht == 0)
     assert np.array_equal(con[0] != 0, wht > 0)
-    np.testing.assert_allclose(wht, ref[1], rtol=1e-5, atol=1e-6)
+    if kernel == "point" and data.size and _centre_on_an_edge(w_in, w_out, shape):
+        # a centre on an output pixel's edge may fall either side within the interpolated
+        # map's error (hypothesis found one): the weight is conserved, not its pixel
+        np.testing.assert_allclose(wht.sum(), ref[1].sum(), rtol=1e-5)
+    else:
+        np.testing.assert_allclose(wht, ref[1], rtol=1e-5, atol=1e-6)
     if flagged or data.size == 0:
         assert np.all(wht == 0) and np.all(con == 0)
+
+
+def _centre_on_an_edge(w_in, w_out, shape, eps: float = 1e-6) -> bool:
+    """Whether an input pixel centre maps within ``eps`` of an output pixel edge."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    ox, oy = w_out.invert(*w_in(xx.astype(float), yy.astype(float)))
+    frac = np.abs(np.mod(np.stack([ox, oy]), 1.0) - 0.5)
+    return bool(np.any(frac < eps))
 
 
 def test_bad_parameters_raise():
