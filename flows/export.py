@@ -135,7 +135,8 @@ def plan_export(ws: Any, build: str, kinds: tuple[str, ...] = tuple(SUFFIX),
                           "context": row["context"]})
             wrote = True
         if associations and wrote and row["stage"] in asn_stages:
-            items.append({"name": f"{safe_name(row['subject'])}_asn.json", "asn": row["subject"]})
+            items.append({"name": f"{safe_name(_untemplated(row['subject']))}_asn.json",
+                          "asn": row["subject"]})
     names = [i["name"] for i in items]
     if len(set(names)) != len(names):  # pragma: no cover - safe_name keeps names distinct
         dup = next(n for n in names if names.count(n) > 1)
@@ -270,9 +271,25 @@ def association_document(ws: Any, asn_name: str, items: list[dict[str, Any]]) ->
     out.setdefault("code_version", "calops")
     out.setdefault("degraded_status", "No known degraded exposures in association.")
     out.setdefault("constraints", "")
-    out["products"] = [{"name": safe_name(asn_name), "members": [
+    out["products"] = [{"name": _product_name(asn_name), "members": [
         {"expname": f"{safe_name(exposure_of(e))}_cal.fits", "exptype": t} for e, t in members]}]
     return out
+
+
+# jwst's spec3 product names are templates its pipeline fills per source ({source_id} ...)
+_TEMPLATE_FIELD = re.compile(r"[_-]?\{(?:source_id|slit_name)\}")
+
+
+def _untemplated(name: str) -> str:
+    """A product name without its per-source template fields (what the asn file is named)."""
+    return _TEMPLATE_FIELD.sub("", name)
+
+
+def _product_name(name: str) -> str:
+    """The association's product name: a spec3 template stays a template (calops stage and
+    jwst fill it per source) when the rest of it is safe; anything else is made safe."""
+    bare = _untemplated(name)
+    return name if bare and bare != name and safe_name(bare) == bare else safe_name(name)
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
