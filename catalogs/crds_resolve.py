@@ -165,6 +165,21 @@ def _selector(header: Mapping[str, str], dates: tuple[str, ...]) -> tuple:
     return rest + (("useafter-bucket", bisect.bisect_right(dates, obs.strip())),)
 
 
+def resolve_with_optional(meta: Mapping[str, Any], required: Iterable[str],
+                          optional: Iterable[str], context: str,
+                          crds_path: str | os.PathLike) -> dict[str, str]:
+    """``resolve`` for the required reftypes (an error if CRDS cannot select one), plus each
+    optional one the context has (a step that can do without it when it has none)."""
+    required = list(required)
+    paths = resolve(meta, required, context, crds_path) if required else {}
+    for r in optional:
+        try:
+            paths.update(resolve(meta, [r], context, crds_path))
+        except CrdsResolutionError:
+            pass
+    return paths
+
+
 def resolve(meta: Mapping[str, Any], reftypes: Iterable[str], context: str,
             crds_path: str | os.PathLike) -> dict[str, str]:
     """Reference file path per reftype for one exposure, or ``"N/A"`` where none applies.

@@ -327,7 +327,7 @@ def affected(catalog: Any, build: Any, new_context: str, crds_path: str | os.Pat
     Rows: ``subject, stage, step, reftype, old_file, new_file, reason, products`` (the products
     of that stage under ``build`` that would be replaced)."""
     from catalogs import builds as buildlib
-    from catalogs.crds_resolve import CrdsResolutionError, resolve
+    from catalogs.crds_resolve import CrdsResolutionError, resolve_with_optional
 
     used = catalog.sql(AFFECTED_USED_SQL, [build.name]).to_pylist()
     if not used:
@@ -351,14 +351,11 @@ def affected(catalog: Any, build: Any, new_context: str, crds_path: str | os.Pat
             if p.skip or not types:
                 continue
             old = {r: st["refs"].get(p.spec.name, {}).get(r, "N/A") for r in types}
-            try:
-                paths = resolve(meta, p.spec.reftypes, new_context, crds_path)
-                for r in p.spec.optional_reftypes:  # as the runner: used when the context has it
-                    try:
-                        paths.update(resolve(meta, [r], new_context, crds_path))
-                    except CrdsResolutionError:
-                        paths[r] = "N/A"
-                new = {r: os.path.basename(v) if v != "N/A" else "N/A" for r, v in paths.items()}
+            try:  # as the runner resolves them: optional ones only when the context has them
+                paths = resolve_with_optional(meta, p.spec.reftypes, p.spec.optional_reftypes,
+                                              new_context, crds_path)
+                new = {r: os.path.basename(paths[r]) if paths.get(r, "N/A") != "N/A" else "N/A"
+                       for r in types}
                 note = "reference changes"
             except CrdsResolutionError as exc:
                 new = {r: None for r in types}

@@ -95,13 +95,10 @@ def plan_stage(
     if ("plan", stage, inst) not in memo:
         memo[("plan", stage, inst)] = buildlib.plan(build, stage, meta)
     planned = memo[("plan", stage, inst)]
-    reftypes = sorted({r for p in planned if not p.skip for r in p.spec.reftypes})
-    paths = crds_resolve.resolve(meta, reftypes, context, crds_path) if reftypes else {}
-    for r in sorted({r for p in planned if not p.skip for r in p.spec.optional_reftypes}):
-        try:  # a step that can do without this reference when the context has none
-            paths.update(crds_resolve.resolve(meta, [r], context, crds_path))
-        except crds_resolve.CrdsResolutionError:
-            pass
+    paths = crds_resolve.resolve_with_optional(
+        meta, sorted({r for p in planned if not p.skip for r in p.spec.reftypes}),
+        sorted({r for p in planned if not p.skip for r in p.spec.optional_reftypes}),
+        context, crds_path)
     paths = {r: p for r, p in paths.items() if p and p != crds_resolve.NOT_APPLICABLE}
     skeleton = _skeleton(memo, stage, inst, planned, paths)
     steps: list[StepRecipe] = []

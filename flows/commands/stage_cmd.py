@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 USAGE = """calops stage STAGE FILE|ASN.json... [options]
@@ -28,26 +27,7 @@ Parameters apply in jwst's order: defaults < CRDS pars-<step> < CRDS pars-<stage
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("stage", help="run a whole stage on files or an association JSON "
-                                     "(no workspace needed)",
-                       usage=USAGE, add_help=False,
-                       description="Run a whole stage on files; see `calops stage --help`.")
-    p.add_argument("stage", nargs="?", help="stage name")
-    p.add_argument("-h", "--help", action="store_true", dest="show_help")
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_stage)
+    from flows.commands.step_cmd import register_file_command
 
-
-def cmd_stage(args: Any) -> int:
-    from flows import filelevel
-    from flows.commands.step_cmd import report
-
-    rest = list(args.args or [])
-    if args.show_help or args.stage is None or "-h" in rest or "--help" in rest:
-        print(USAGE)
-        return 0 if args.show_help or rest else 2
-    opts = filelevel.parse_args(rest, home=getattr(args, "home", None))
-    written, s = filelevel.run_stage(args.stage, opts, "calops stage " + " ".join(
-        [args.stage] + rest))
-    report(written, s)
-    return 0
+    register_file_command(sub, "stage", "stage name", USAGE,
+                          "run a whole stage on files or an association JSON (no workspace needed)")

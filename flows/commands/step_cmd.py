@@ -26,25 +26,31 @@ Parameters apply in jwst's order: defaults < CRDS pars-<step> < --config < comma
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("step", help="run one step on files (jwst's strun habit; no workspace needed)",
-                       usage=USAGE, add_help=False,
-                       description="Run one step on files; see `calops step --help`.")
-    p.add_argument("step", nargs="?", help="step name or jwst class")
+    register_file_command(sub, "step", "step name or jwst class", USAGE,
+                          "run one step on files (jwst's strun habit; no workspace needed)")
+
+
+def register_file_command(sub: Any, name: str, what: str, usage: str, help_: str) -> None:
+    """``calops step`` / ``calops stage``: NAME, then files and jwst-style options in any order
+    (parsed by flows.filelevel, not argparse)."""
+    p = sub.add_parser(name, help=help_, usage=usage, add_help=False,
+                       description=f"See `calops {name} --help`.")
+    p.add_argument("target", nargs="?", help=what)
     p.add_argument("-h", "--help", action="store_true", dest="show_help")
     p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_step)
+    p.set_defaults(func=lambda args: run_file_command(args, name, usage))
 
 
-def cmd_step(args: Any) -> int:
+def run_file_command(args: Any, name: str, usage: str) -> int:
     from flows import filelevel
 
     rest = list(args.args or [])
-    if args.show_help or args.step is None or "-h" in rest or "--help" in rest:
-        print(USAGE)
+    if args.show_help or args.target is None or "-h" in rest or "--help" in rest:
+        print(usage)
         return 0 if args.show_help or rest else 2
     opts = filelevel.parse_args(rest, home=getattr(args, "home", None))
-    written, s = filelevel.run_step(args.step, opts, "calops step " + " ".join(
-        [args.step] + rest))
+    run = filelevel.run_step if name == "step" else filelevel.run_stage
+    written, s = run(args.target, opts, f"calops {name} " + " ".join([args.target] + rest))
     report(written, s)
     return 0
 
