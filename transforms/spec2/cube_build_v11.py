@@ -39,7 +39,7 @@ def _internal_geometry(mapped, zc, zlo, zhi, zw, linear, cdelt3) -> v10.Geometry
     width = np.abs(m.corners[2] - m.corners[0])  # corner 1 (b-) to corner 2 (b+)
     width = float(np.median(width[np.isfinite(width)]))
     b_min, b_max = float(across.min()), float(across.max())
-    nslice = max(1, int(round((b_max - b_min) / width)))
+    nslice = max(1, round((b_max - b_min) / width))
     c1 = (b_max - b_min) / nslice
     c2 = c1 / 2.0
     alimit = max(abs(float(along.min())), abs(float(along.max())))
