@@ -143,10 +143,15 @@ def _case_msa_flagging():
     return _no_sregion(_apply("msa_flagging", "1.1", m, nrs_refs())), SKY
 
 
-def _case_nrs_flat_photom():
+@functools.cache
+def nrs_cal() -> DataModel:
     m = _apply("assign_wcs", "2.1", _nrs_rate(), nrs_refs())
     m = _apply("flat_field", "2.1", m, nrs_refs())
-    return _no_sregion(_apply("photom", "2.1", m, nrs_refs())), SKY32
+    return _apply("photom", "2.1", m, nrs_refs())
+
+
+def _case_nrs_flat_photom():
+    return _no_sregion(nrs_cal()), SKY32
 
 
 def _case_straylight():
@@ -184,11 +189,8 @@ def _case_cube_build():
 
 def _case_cube_build_internal_cal():
     """1.1: the NIRSpec internal_cal cube (1.0 raised ZeroDivisionError on it)."""
-    m = _apply("assign_wcs", "2.1", _nrs_rate(), nrs_refs())
-    m = _apply("flat_field", "2.1", m, nrs_refs())
-    m = _apply("photom", "2.1", m, nrs_refs())
     spec, _ = _step("cube_build", "1.1")
-    out = spec.apply(m, nrs_refs(), spec.make_params({"coord_system": "internal_cal"}))
+    out = spec.apply(nrs_cal(), nrs_refs(), spec.make_params({"coord_system": "internal_cal"}))
     return _no_sregion(out), SKY32
 
 
