@@ -1107,7 +1107,11 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
             data_in = roles["input"] if "pointing" not in roles else \
                 roles["input"].replace(meta=roles["pointing"].meta)
         try:
-            products = dict(st.run(data_in, loaded_plan(recipe), None))
+            from flows.runner import plan_refs
+
+            refs = plan_refs(recipe)  # each reference read when a step needs it, dropped after
+            products = dict(st.run(data_in, refs.plan(), lambda name, _s: refs.done(name)))
+            del refs
         except CalopsError:
             raise
         except Exception as exc:  # a science error in this input: one line, as the runner's
