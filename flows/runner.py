@@ -80,13 +80,14 @@ def _nbytes(model: DataModel) -> int:
     return sum(getattr(a, "nbytes", 0) for a in model.arrays.values())
 
 
-def load_reference(path: str) -> DataModel:
-    """The reference file ``path`` as a model (read once while it is in use; see ``_LIVE``)."""
-    key = (str(path), Path(path).stat().st_mtime_ns)
+def load_reference(path: str, arrays: tuple[str, ...] | None = None) -> DataModel:
+    """The reference file ``path`` as a model (read once while it is in use; see ``_LIVE``);
+    ``arrays``: only those arrays (``StepSpec.ref_arrays``)."""
+    key = (str(path), Path(path).stat().st_mtime_ns, arrays)
     with _REF_LOCK:  # asdf.open (distortion files) is not thread-safe: one reader at a time
         model = _LIVE.get(key)
         if model is None:
-            model = fits.read_reference(path)
+            model = fits.read_reference(path, arrays)
             _LIVE[key] = model
         if key in _KEEP:
             _KEEP.move_to_end(key)
@@ -105,24 +106,24 @@ class PlanRefs:
 
     def __init__(self, steps: Sequence[tuple[PlannedStep, Mapping[str, str]]]):
         self._steps = list(steps)
-        self._uses: dict[str, int] = {}
+        self._uses: dict[tuple, int] = {}
         for planned, paths in self._steps:
             if not planned.skip:
-                for p in set(paths.values()):
-                    self._uses[p] = self._uses.get(p, 0) + 1
-        self._memo: dict[str, DataModel] = {}
+                for key in _keys(planned, paths):
+                    self._uses[key] = self._uses.get(key, 0) + 1
+        self._memo: dict[tuple, DataModel] = {}
         self._done: set[int] = set()
         self._lock = threading.Lock()
 
     def plan(self) -> list[PlannedStep]:
-        return [dataclasses.replace(planned, refs=_StepRefs(self, paths))
+        return [dataclasses.replace(planned, refs=_StepRefs(self, paths, planned.spec))
                 for planned, paths in self._steps]
 
-    def get(self, path: str) -> DataModel:
+    def get(self, path: str, arrays: tuple[str, ...] | None = None) -> DataModel:
         with self._lock:
-            model = self._memo.get(path)
+            model = self._memo.get((path, arrays))
             if model is None:
-                model = self._memo[path] = load_reference(path)
+                model = self._memo[(path, arrays)] = load_reference(path, arrays)
             return model
 
     def done(self, step: str) -> None:
@@ -132,15 +133,19 @@ class PlanRefs:
                 if i in self._done or planned.skip or planned.spec.name != step:
                     continue
                 self._done.add(i)
-                for p in set(paths.values()):
-                    self._uses[p] -= 1
-                    if self._uses[p] <= 0:
-                        self._memo.pop(p, None)
+                for key in _keys(planned, paths):
+                    self._uses[key] -= 1
+                    if self._uses[key] <= 0:
+                        self._memo.pop(key, None)
                 break
 
     def loaded(self) -> list[str]:
         """Paths currently held (tests)."""
-        return sorted(self._memo)
+        return sorted({p for p, _ in self._memo})
+
+
+def _keys(planned: PlannedStep, paths: Mapping[str, str]) -> set[tuple]:
+    return {(p, planned.spec.arrays_of(rt)) for rt, p in paths.items()}
 
 
 def plan_refs(recipe: StageRecipe) -> PlanRefs:
@@ -151,11 +156,11 @@ def plan_refs(recipe: StageRecipe) -> PlanRefs:
 class _StepRefs(Mapping):
     """One step's reftype -> model mapping over a ``PlanRefs`` (models read on access)."""
 
-    def __init__(self, owner: PlanRefs, paths: Mapping[str, str]):
-        self._owner, self._paths = owner, dict(paths)
+    def __init__(self, owner: PlanRefs, paths: Mapping[str, str], spec: registry.StepSpec):
+        self._owner, self._paths, self._spec = owner, dict(paths), spec
 
     def __getitem__(self, reftype: str) -> DataModel:
-        return self._owner.get(self._paths[reftype])
+        return self._owner.get(self._paths[reftype], self._spec.arrays_of(reftype))
 
     def __iter__(self):
         return iter(self._paths)

@@ -130,7 +130,7 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
 
 
 @register(NAME, VERSION, "detector1", DarkCurrentParams, ("dark",),
-          keyword="S_DARK", inplace=apply_inplace)
+          keyword="S_DARK", inplace=apply_inplace, ref_arrays={"dark": ("data", "dq")})
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: DarkCurrentParams) -> DataModel:
     """Subtract the dark averaged to the science NFRAMES/GROUPGAP."""
     return apply_by_copy(model, refs, params, NAME, apply_inplace)
