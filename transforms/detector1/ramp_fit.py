@@ -92,7 +92,8 @@ def fit_ramps_arrays(
     zf = readonly(zeroframe if has_zf else np.zeros((nints, 1, 1)), np.float32)
     if has_zf and zf.shape != (nints, ny, nx):
         raise ValueError(f"ramp_fit: zeroframe shape {zf.shape} != {(nints, ny, nx)}")
-    dark = readonly(np.zeros((ny, nx)) if dark2d is None else dark2d, np.float32)
+    # float32 zeros are calloc'd pages the kernel only reads: no 16 MB full-frame copy
+    dark = readonly(np.zeros((ny, nx), np.float32) if dark2d is None else dark2d, np.float32)
     rate = {k: np.empty((ny, nx), np.float32) for k in ("data", "var_poisson", "var_rnoise", "err")}
     rate["dq"] = np.empty((ny, nx), np.uint32)
     ints = {k: np.empty((nints, ny, nx), np.float32)
