@@ -16,8 +16,9 @@ What it does:
    ``VmHWM`` (/proc/self/status, the kernel's high-water mark of that process's memory since
    its exec), which the child prints as it exits. (``ru_maxrss`` from ``wait4`` would not do:
    Linux carries the forking parent's resident set into the child's ``ru_maxrss``.)
-   - ``idle``: ``calops stage --help``, i.e. the interpreter plus what the CLI imports before
-     it runs anything (the baseline a user pays for any ``calops`` command);
+   - ``idle``: ``calops stage --help`` (the CLI's start-up), and a process that only imports
+     what a stage run imports before it reads a file (every stage package, numba, astropy,
+     crds): the floor under any ``calops stage`` run;
    - ``calops``: ``calops stage calwebb_detector1 <uncal> --crds <cache> -o <dir>``, exactly
      as a user runs it (read the uncal, pick the references in CRDS, run the chain, write
      ``_rate``/``_rateints``). The first run is a warm-up (numba cache); the best of the
@@ -98,6 +99,12 @@ REPORT = ("import atexit, sys\n"
           "atexit.register(_hwm)\n")
 
 
+# what `calops stage` imports before it reads a file (every stage package registers its steps)
+IMPORTS = ("from flows import cli, filelevel, runner\n"
+           "from transforms import registry\n"
+           "registry.stages()\n")
+
+
 def calops_argv(*args: str) -> list[str]:
     return [sys.executable, "-c", REPORT + "from flows.cli import main\n"
             "sys.exit(main(sys.argv[1:]))", *args]
@@ -142,8 +149,10 @@ def main() -> None:
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
 
-    idle = measure(calops_argv("stage", "--help"), env)[1]
-    print(f"idle `calops stage --help`: peak RSS {idle:.0f} MiB")
+    cli = measure(calops_argv("stage", "--help"), env)[1]
+    idle = measure([sys.executable, "-c", REPORT + IMPORTS], env)[1]
+    print(f"idle: `calops stage --help` peak RSS {cli:.0f} MiB; a process with a stage run's "
+          f"imports (every stage package, numba, astropy, crds) {idle:.0f} MiB")
     args = ["stage", "calwebb_detector1", str(uncal), "--crds", str(crds),
             "--context", "jwst_0001.pmap", "-o", str(out / "calops")]
     w0, p0, _ = measure(calops_argv(*args), env)
