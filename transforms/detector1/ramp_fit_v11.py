@@ -38,7 +38,8 @@ def fit_ramps(model: DataModel, refs: Mapping[str, DataModel],
     """As version 1.0, with pixels of non-finite read noise flagged DO_NOT_USE."""
     rate, ints, meta = v10.fit_ramps_owned(model, refs, params)
     rn = cut_ref(need_ref(refs, "readnoise", NAME), "data", model.meta, model["data"].shape[-2:])
-    bad = ~np.isfinite(rn)
+    bad = np.isfinite(rn)
+    np.logical_not(bad, out=bad)  # in place: this runs at the chain's memory peak
     if bad.any():
         _flag(rate, bad)
         _flag(ints, bad)
