@@ -226,6 +226,8 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:56db71d571a4d36047628a5c8a4b89297a57a7834f9fe2db057384f6042db6c0",
     "extract_1d==1.1":
         "sha256:08dd4066b7a4e5f7a70679bf384b379d0f4475e12e8db8f6cd16934b668a96ad",
+    "extract_1d==1.2":
+        "sha256:80e629ab0af07e1a7c21db4f817ddfb444fb6aa55f95e271c71e345feb080397",
     "master_background==1.1":
         ('sha256:fff6a67821b5ef46ffc70409aae989dfcce80230519ea1aaf4cc1fd8d4a4caee',
          'sha256:f03971de831552d502d96cf4aaf3db6bdd0407858c32591d041b6095323d85db'),
