@@ -15,10 +15,10 @@ for p in (str(_HERE), str(_HERE.parent)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from golden_ids import check, ids_of  # noqa: E402
-from test_ifu_golden import X1D, mrs_refs, mrs_s3d  # noqa: E402
+from golden_ids import check, ids_of
+from test_ifu_golden import X1D, mrs_refs, mrs_s3d
 
-from transforms import registry  # noqa: E402
+from transforms import registry
 
 pytest.importorskip("store.identity", reason="product ids come from store.identity")
 
