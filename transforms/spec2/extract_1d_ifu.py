@@ -1,5 +1,5 @@
-"""extract_1d for IFU cubes: a pure function that extract_1d 1.1 calls for s3d products
-(jwst 3.0's ``ifu_extract1d`` with build 10.0's changes).
+"""extract_1d for IFU cubes: a pure function that extract_1d 1.1 and 1.2 (``jwst_clip``: jwst
+3.0's background rules) call for s3d products (jwst 3.0's ``ifu_extract1d`` with build 10.0's changes).
 
 Per cube, per wavelength plane:
 
