@@ -47,3 +47,26 @@ def test_v12_keeps_v11_but_the_background_rules():
             np.testing.assert_array_equal(a[k], b[k])
         elif col == "background":
             assert not np.array_equal(a[k], b[k])
+
+
+def test_v12_gives_the_slit_version_products(monkeypatch):
+    """Slit spectra go to 1.0 unchanged: the slit golden input gives 1.0's pinned id."""
+    import importlib.util
+
+    from golden_ids import GOLDEN
+
+    path = _HERE.parent / "spec" / "test_spec_golden.py"
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location("_spec_golden_for_x1d12", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    new = registry.get("extract_1d", "1.2")
+
+    def call(model, refs, params):
+        return new.apply(model, refs, new.params(**{
+            k: v for k, v in params.__dict__.items() if k in new.params.__dataclass_fields__}))
+
+    monkeypatch.setattr(mod, "extract_1d", call)
+    make, canon = mod.CASES["extract_1d==1.0"]
+    assert ids_of(make(), canon) == GOLDEN["extract_1d==1.0"]
