@@ -46,6 +46,11 @@ MODELS = ("DistortionMRSModel", "SpecwcsModel", "RegionsModel", "Wavelengthrange
 ASDF_MODELS = ("DistortionMRSModel", "SpecwcsModel", "WavelengthrangeModel",
                "Extract1dIFUModel", "IFUFOREModel", "IFUSlicerModel", "IFUPostModel",
                "MirMrsApcorrModel", "NrsIfuApcorrModel", "RegionsModel")
+# ASDF references whose arrays are written inline in the YAML, as the CRDS files are: jwst
+# 3.0's extract_1d reads Extract1dIFUModel's arrays after closing the model (ifu.py's
+# get_extract_parameters), so arrays in binary blocks fail there with "Attempt to load block
+# from closed file"; the operational files keep them readable in the YAML (jwst#5408).
+INLINE_MODELS = ("Extract1dIFUModel",)
 IFU_REFTYPES = ("distortion", "specwcs", "regions", "wavelengthrange", "photom", "flat",
                 "fringe", "fringefreq", "mrsxartcorr", "mrsptcorr", "cubepar", "extract1d",
                 "apcorr", "ifufore", "ifuslicer", "ifupost", "fflat", "sflat", "dflat", "area")
@@ -185,7 +190,9 @@ def write(model: DataModel, path: str | os.PathLike, overwrite: bool = True,
         if p.suffix == ".asdf":
             with asdf.config_context() as cfg:
                 cfg.validate_on_write = False  # the layout is checked by a test instead
-                asdf.AsdfFile(_asdf_tree(model, tree)).write_to(str(tmp))
+                inline = model.get("model_type") in INLINE_MODELS
+                asdf.AsdfFile(_asdf_tree(model, tree)).write_to(
+                    str(tmp), all_array_storage="inline" if inline else None)
         else:
             from astropy.io import fits as afits
 

@@ -228,6 +228,8 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:51d9b732717c134592c5bbd49fa1c587b008e9f9c1537005788bf201252bd6ac",
     "extract_1d==1.1":
         "sha256:08dd4066b7a4e5f7a70679bf384b379d0f4475e12e8db8f6cd16934b668a96ad",
+    "extract_1d==1.2":
+        "sha256:80e629ab0af07e1a7c21db4f817ddfb444fb6aa55f95e271c71e345feb080397",
     "master_background==1.1":
         ('sha256:fff6a67821b5ef46ffc70409aae989dfcce80230519ea1aaf4cc1fd8d4a4caee',
          'sha256:f03971de831552d502d96cf4aaf3db6bdd0407858c32591d041b6095323d85db'),

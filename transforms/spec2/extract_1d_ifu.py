@@ -1,5 +1,5 @@
-"""extract_1d for IFU cubes: a pure function that extract_1d 1.1 calls for s3d products
-(jwst 3.0's ``ifu_extract1d`` with build 10.0's changes).
+"""extract_1d for IFU cubes: a pure function that extract_1d 1.1 and 1.2 (``jwst_clip``: jwst
+3.0's background rules) call for s3d products (jwst 3.0's ``ifu_extract1d`` with build 10.0's changes).
 
 Per cube, per wavelength plane:
 
@@ -93,6 +93,30 @@ def _clipped_planes(data: np.ndarray, use: np.ndarray, sigma: float, maxiters: i
     return keep.reshape(data.shape)
 
 
+def _jwst_clipped_planes(data: np.ndarray, wmap: np.ndarray, sigma: float
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """jwst 3.0's background clip (``ifu._apply_bkg_sigma_clip``), per plane: astropy's
+    ``sigma_clipped_stats(sigma=..., maxiters=5)`` of the voxels with weight >= 1 (jwst clamps
+    the weight map at 1 and takes the voxels equal to 1) gives a mean and std; the voxels within
+    ``mean +- sigma std`` are kept. Returns (kept, has_stats): a plane with no such voxel is not
+    clipped (``has_stats`` False)."""
+    from astropy.stats import sigma_clipped_stats
+
+    nz = data.shape[0]
+    keep = np.ones(data.shape, bool)
+    has = np.zeros(nz, bool)
+    for k in range(nz):
+        st = data[k][wmap[k] >= 1]
+        if st.size == 0:
+            continue
+        with _quiet():
+            mean, _, std = sigma_clipped_stats(st, sigma=sigma, maxiters=5)
+        has[k] = True
+        d = data[k]
+        keep[k] = ~((d < mean - sigma * std) | (d > mean + sigma * std))
+    return keep, has
+
+
 class _quiet:
     def __enter__(self):
         import warnings
@@ -182,8 +206,12 @@ def _ref_table(ref: DataModel | None) -> dict[str, np.ndarray] | None:
     return out
 
 
-def extract_cube(cube: I.Cube, refs: Mapping[str, DataModel], params: Any) -> S.Spectrum:
-    """One cube's spectrum (see the module docstring)."""
+def extract_cube(cube: I.Cube, refs: Mapping[str, DataModel], params: Any,
+                 jwst_clip: bool = False) -> S.Spectrum:
+    """One cube's spectrum (see the module docstring). ``jwst_clip`` (extract_1d 1.2): jwst
+    3.0's background clip (``_jwst_clipped_planes``), the point-source background variance over
+    the whole annulus, and the variance columns zero for a cube without VAR_* arrays, as jwst;
+    False: extract_1d 1.1's rules."""
     data = np.asarray(cube.arrays["data"], np.float64)
     if data.ndim != 3:
         raise IfuStepError(f"extract_1d: an IFU cube is 3-D, got {data.shape}")
@@ -235,7 +263,11 @@ def extract_cube(cube: I.Cube, refs: Mapping[str, DataModel], params: Any) -> S.
     else:
         x_c, y_c = nx / 2.0 - 0.5, ny / 2.0 - 0.5
     sigma = float(getattr(params, "bkg_sigma_clip", 3.0))
-    keep = _clipped_planes(data, covered & np.isfinite(data), sigma)
+    if jwst_clip:
+        keep, has_stats = _jwst_clipped_planes(data, wmap, sigma)
+    else:
+        keep = _clipped_planes(data, covered & np.isfinite(data), sigma)
+        has_stats = np.ones(nz, bool)
     flux = np.zeros(nz)
     fvar = np.zeros(nz)
     npix = np.ones(nz)
@@ -263,13 +295,15 @@ def extract_cube(cube: I.Cube, refs: Mapping[str, DataModel], params: Any) -> S.
             if a_area > 0:
                 use = keep[k] & good
                 bkg[k] = float(np.sum(ann * np.where(use, data[k], 0.0)))
-                bvar[k] = float(np.sum(ann * np.where(use, v, 0.0)))
+                bvar[k] = float(np.sum(ann * np.where(good if jwst_clip else use, v, 0.0)))
                 norm = area / a_area
                 flux[k] -= bkg[k] * norm
                 fvar[k] += bvar[k] * norm * norm
                 npix_b[k] = a_area
             else:
                 npix_b[k] = 0.0
+        elif stype == "EXTENDED" and not has_stats[k]:
+            npix_b[k] = 0.0  # jwst: no voxel to clip on, no background
         elif stype == "EXTENDED":
             use = keep[k] & good
             bkg[k] = float(np.sum(np.where(use, data[k], 0.0)))
@@ -308,6 +342,9 @@ def extract_cube(cube: I.Cube, refs: Mapping[str, DataModel], params: Any) -> S.
     cols["bkgd_var_rnoise"] = np.zeros(nz)
     cols["bkgd_var_flat"] = np.zeros(nz)
     cols["npixels"] = npix
+    if jwst_clip and "var_poisson" not in cube.arrays:  # jwst: only generalised errors
+        for c in ("flux_var_poisson", "sb_var_poisson", "bkgd_var_poisson"):
+            cols[c] = np.zeros(nz)
     if inst == "MIRI":
         if rf is None:
             rf = (np.full(nz, np.nan),) * 3
@@ -400,10 +437,11 @@ def _apcorr(ref: DataModel | None, wave: np.ndarray, radius_arcsec: np.ndarray
     return out
 
 
-def extract_ifu(model: DataModel, refs: Mapping[str, DataModel], params: Any) -> DataModel:
-    """The x1d of an s3d product: one spectrum per cube."""
+def extract_ifu(model: DataModel, refs: Mapping[str, DataModel], params: Any,
+                jwst_clip: bool = False) -> DataModel:
+    """The x1d of an s3d product: one spectrum per cube (``jwst_clip``: see extract_cube)."""
     cubes = I.cubes(model)
-    specs = [extract_cube(c, refs, params) for c in cubes]
+    specs = [extract_cube(c, refs, params, jwst_clip) for c in cubes]
     base = {k: v for k, v in cubes[0].meta.items() if not k.startswith(("wcsinfo.", "ifu."))}
     base.pop("cube.name", None)
     return S.spectra_product("x1d", base, specs,
