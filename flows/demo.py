@@ -1,12 +1,17 @@
 """`calops demo`: the quarterly-build story on simulated data, in one command.
 
 A fresh workspace; `calops simulate`'s default program (dithered NIRCam, NIRISS and MIRI
-imaging, a NIRSpec fixed-slit and a MIRI LRS exposure: stage 1 on every instrument) with its
-truth and a generated CRDS cache (context 2 brings new darks and flats); the program processed
-under the operations build; the candidate build run beside it (reusing what it can); one exposure
-reissued with a definitive ephemeris and reprocessed incrementally; a regression diff of
-operations against candidate with an HTML report; and the provenance questions operators ask,
-answered from the catalog. Every number printed comes from this run.
+imaging, a NIRSpec fixed-slit and a MIRI LRS observation) with its truth and a generated CRDS
+cache (context 2 brings new darks and flats, and a recalibrated photometric response for FS and
+LRS: ``all_program.SPEC_RESPONSE_CHANGES``); the program processed under the operations build
+(NIRCam and NIRISS through detector1, image2, image3; FS and LRS through detector1, spec2 and,
+where an association forms, spec3; MIRI imaging through detector1; other modes, e.g. MOS, only
+ingested); the candidate build run beside it, reusing what it can (the spectra's rates are the
+same, their spec2 recipes differ from photom on, which the demo shows step by step); one
+exposure reissued with a definitive ephemeris and reprocessed incrementally; a regression diff
+of operations against candidate with an HTML report, and the spectra that moved named with their
+flux ratios (median, blue and red ends); and the provenance questions operators ask, answered
+from the catalog. Every number printed comes from this run.
 """
 
 from __future__ import annotations
