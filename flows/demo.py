@@ -170,8 +170,9 @@ def run_demo(out: str | Path = "demo-output", seed: int = 1) -> int:
     """Run the whole story; returns 0 when every stage of every build ran."""
     from flows import prefect_env
 
-    # numpy's note on a wavelength column with no finite value (outside a slit) is not news
-    warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+    # numpy's notes on wavelength columns with no finite value (outside a slit) are not news
+    for msg in ("All-NaN slice encountered", "Mean of empty slice"):
+        warnings.filterwarnings("ignore", msg, RuntimeWarning)
     out = _fresh(Path(out).absolute())
     home = out / "home"
     prefect_env.configure(str(home))
