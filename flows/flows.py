@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flows import prefect_env  # noqa: F401  (offline defaults before prefect is imported)
@@ -106,24 +106,39 @@ def _crashed(stage: str, subject: str, build: str, exc: BaseException) -> dict[s
 def run_layer(home: str, build: str, stage: str, subjects: Sequence[str], run_id: str,
               save_intermediates: bool = False) -> list[dict]:
     """Every subject of one stage as Prefect tasks; their rows land in one catalog batch."""
-    futures = [stage_task.submit(home, build, stage, s, run_id, save_intermediates)
-               for s in subjects]
-    results: list[dict] = []
-    batch = Batch(run_id)
-    for subject, fut in zip(subjects, futures):
-        try:
-            res = fut.result()
-            for rows in res["rows"]:
-                batch.add_rows(rows)
-            out = res["outcome"]
-        except Exception as exc:  # the task itself crashed (not a recorded step failure)
-            out = _crashed(stage, subject, build, exc)
-            batch.add_rows(failure_rows(run_id, build, stage, subject, out["error"]))
-        results.append(out)
-        for listener in LISTENERS:
-            listener(out)
-    _workspace(home).catalog.write_batch(batch)
-    return results
+    return run_wave(home, build, {stage: list(subjects)}, run_id, save_intermediates)[stage]
+
+
+def run_wave(home: str, build: str, work: Mapping[str, Sequence[str]], run_id: str,
+             save_intermediates: bool = False) -> dict[str, list[dict]]:
+    """Every subject of stages that do not read each other (e.g. image2 and spec2) as Prefect
+    tasks submitted together, so that neither waits for the other's slowest task; once all
+    are done, each stage's rows land in one catalog batch (no catalog write while a task of
+    the wave may read it)."""
+    futures = {stage: [stage_task.submit(home, build, stage, s, run_id, save_intermediates)
+                       for s in subjects] for stage, subjects in work.items()}
+    out: dict[str, list[dict]] = {}
+    batches: list[Batch] = []
+    for stage, subjects in work.items():
+        results: list[dict] = []
+        batch = Batch(run_id)
+        for subject, fut in zip(subjects, futures[stage]):
+            try:
+                res = fut.result()
+                for rows in res["rows"]:
+                    batch.add_rows(rows)
+                o = res["outcome"]
+            except Exception as exc:  # the task itself crashed (not a recorded step failure)
+                o = _crashed(stage, subject, build, exc)
+                batch.add_rows(failure_rows(run_id, build, stage, subject, o["error"]))
+            results.append(o)
+            for listener in LISTENERS:
+                listener(o)
+        out[stage] = results
+        batches.append(batch)
+    for batch in batches:
+        _workspace(home).catalog.write_batch(batch)
+    return out
 
 
 def record_hits(ws: Workspace, plan: planner.RunPlan, run_id: str) -> list[dict]:
@@ -146,22 +161,40 @@ def record_hits(ws: Workspace, plan: planner.RunPlan, run_id: str) -> list[dict]
     return results
 
 
+def waves() -> list[list[str]]:
+    """The stages in waves: a stage runs in the wave after the last of its upstream stages
+    (detector1; image2 and spec2; image3 and spec3), in the stage table's order within one."""
+    depth: dict[str, int] = {}
+    for st in registry.stages().values():  # upstream before downstream
+        depth[st.name] = 1 + max((depth[u] for u in st.upstream if u in depth), default=-1)
+    out: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for name, d in depth.items():
+        out[d].append(name)
+    return out
+
+
 def execute(home: str, build: str, work: dict[str, list[str]], run_id: str,
             save_intermediates: bool = False) -> list[dict]:
-    """The planned work, stage by stage (upstream first); a subject whose exposure failed an
-    earlier stage goes no further."""
+    """The planned work, wave by wave (upstream first; stages of one wave side by side); a
+    subject whose exposure failed an earlier stage goes no further."""
     results: list[dict] = []
     failed: set[str] = set()
-    for st in registry.stages().values():
-        subjects = work.get(st.name, [])
-        if st.subject == "exposure":
-            subjects = [s for s in subjects if s not in failed]
-        if not subjects:
+    table = registry.stages()
+    for wave in waves():
+        todo: dict[str, list[str]] = {}
+        for name in wave:
+            subjects = work.get(name, [])
+            if table[name].subject == "exposure":
+                subjects = [s for s in subjects if s not in failed]
+            if subjects:
+                todo[name] = subjects
+        if not todo:
             continue
-        res = run_layer(home, build, st.name, subjects, run_id, save_intermediates)
-        results += res
-        if st.subject == "exposure":
-            failed |= {r["subject"] for r in res if r["status"] != "ok"}
+        done = run_wave(home, build, todo, run_id, save_intermediates)
+        for name, res in done.items():
+            results += res
+            if table[name].subject == "exposure":
+                failed |= {r["subject"] for r in res if r["status"] != "ok"}
     return results
 
 

@@ -53,6 +53,13 @@ def test_default_program_has_all_four_instruments_and_resolves_in_one_cache(sim)
     for rt in ("mask", "saturation", "dark", "reset", "gain"):
         assert exp1[lrs][rt] != exp1[img][rt], rt
     assert exp1[lrs]["rscd"] == exp1[img]["rscd"]  # the same content and selection: one file
+    # context 2 recalibrates the FS and LRS photom (SPEC_RESPONSE_CHANGES): a new file each,
+    # every other spectroscopic reference the same as context 1's
+    exp2 = expected["jwst_0002.pmap"]
+    for et in ("NRS_FIXEDSLIT", "MIR_LRS-FIXEDSLIT"):
+        n = next(n for n, m in metas.items() if m["exposure.type"] == et)
+        changed = {rt for rt in exp1[n] if exp1[n][rt] != exp2[n][rt]}
+        assert changed == {"photom"}, (et, changed)
 
 
 def test_detector1_gives_a_rate_for_every_exposure_with_every_step_keyword(sim):

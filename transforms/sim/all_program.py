@@ -28,6 +28,7 @@ serves both modes), so the imaging part uses it too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -224,6 +225,79 @@ def _share_imager_distortion(imaging: list[list[tuple[RefFile, ...]]],
     return out
 
 
+@dataclass(frozen=True)
+class ResponseChange:
+    """A recalibrated photometric response of one spectroscopic mode (EXP_TYPE): the PHOTOM
+    file's RELRESPONSE times ``scale * (1 + tilt * x)``, x running from -1 to 1 over the
+    file's wavelength grid. Calibrated spectra (photom multiplies by the conversion) move by
+    that factor: ``scale`` is about their median flux ratio new / old."""
+
+    exp_type: str
+    scale: float
+    tilt: float
+
+    def factor(self, lam: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        x = 2.0 * (np.asarray(lam, np.float64) - lo) / (hi - lo) - 1.0
+        return self.scale * (1.0 + self.tilt * x)
+
+
+# Context 2 (jwst_0002.pmap, the candidate's) replaces the photom of these modes: fixed slit
+# +3% (rising 2% to the red end), LRS -4% (falling 3% to the red end). A new file with the same
+# UseAfter, as context 2's corrected flats: CRDS selects it under context 2 only.
+SPEC_RESPONSE_CHANGES: tuple[ResponseChange, ...] = (
+    ResponseChange("NRS_FIXEDSLIT", 1.03, 0.02),
+    ResponseChange("MIR_LRS-FIXEDSLIT", 0.96, -0.03),
+)
+_SERIAL_NAME = re.compile(r"^(?P<stem>.+_)(?P<n>\d{4})(?P<ext>\.[a-z]+)$")
+
+
+def changed_response(model: DataModel, change: ResponseChange) -> DataModel:
+    """The photom reference with its relative response times ``change.factor``."""
+    lam = np.asarray(model.arrays["phot_table.wavelength"], np.float64)
+    rel = np.asarray(model.arrays["phot_table.relresponse"])
+    used = np.isfinite(lam) & (lam > 0)
+    if not used.any():
+        raise ProgramError(f"the {change.exp_type} photom has no wavelengths to recalibrate")
+    f = np.where(used, change.factor(np.where(used, lam, 0.0), lam[used].min(),
+                                     lam[used].max()), 1.0)
+    desc = (f"{model.get('description') or 'photometric response'}; recalibrated: "
+            f"x{change.scale:g} with a {change.tilt:+.0%} tilt blue to red")
+    return model.replace(arrays={"phot_table.relresponse": (rel * f).astype(rel.dtype)},
+                         meta={"description": desc})
+
+
+def recalibrated_photom(refs: tuple[RefFile, ...], expected: Mapping[str, Mapping[str, str]],
+                        changes: tuple[ResponseChange, ...]
+                        ) -> tuple[tuple[RefFile, ...], dict[str, dict[str, str]]]:
+    """A spectroscopic part's references and expected selections with each photom whose
+    EXP_TYPE ``changes`` names replaced by its recalibrated version under the next free file
+    serial of the part (same selection, same UseAfter)."""
+    by_type = {c.exp_type: c for c in changes}
+    serials: dict[tuple[str, str], int] = {}
+    for r in refs:
+        m = _SERIAL_NAME.match(r.filename)
+        if m:
+            key = (m["stem"], m["ext"])
+            serials[key] = max(serials.get(key, 0), int(m["n"]))
+    out, renamed = [], {}
+    for r in refs:
+        change = (by_type.get(str(r.model.get("exposure.type") or ""))
+                  if r.reftype == "photom" and r.model is not None else None)
+        m = _SERIAL_NAME.match(r.filename)
+        if change is None or m is None:
+            out.append(r)
+            continue
+        key = (m["stem"], m["ext"])
+        serials[key] += 1
+        new = replace(r, filename=f"{m['stem']}{serials[key]:04d}{m['ext']}",
+                      model=changed_response(r.model, change))
+        renamed[r.filename] = new.filename
+        out.append(new)
+    exp = {name: {rt: renamed.get(f, f) for rt, f in sel.items()}
+           for name, sel in expected.items()}
+    return tuple(out), exp
+
+
 def _simulate_part(job: tuple[str, Any, int]) -> Any:
     kind, s, seed = job
     if kind == "imaging":
@@ -261,8 +335,13 @@ def simulate_all(spec: AllSpec | None = None, seed: int = 0, map_fn: Any = map) 
         all_spec_refs += list(refs)
         exp = _spec_expected(p, per_exp)
         ncontexts = len(imaging[0].contexts) if imaging else 2
-        spec_parts.append(tuple(refs for _ in range(ncontexts)))
-        spec_expected.append(tuple(exp for _ in range(ncontexts)))
+        ctx_refs, ctx_exp = [refs], [exp]
+        for _ in range(1, ncontexts):  # context 2 on: the spectroscopic reference changes
+            refs, exp = recalibrated_photom(refs, exp, SPEC_RESPONSE_CHANGES)
+            ctx_refs.append(refs)
+            ctx_exp.append(exp)
+        spec_parts.append(tuple(ctx_refs[:ncontexts]))
+        spec_expected.append(tuple(ctx_exp[:ncontexts]))
     img_parts = _share_imager_distortion([list(p.contexts) for p in imaging], all_spec_refs)
     parts = tuple(tuple(c) for c in img_parts) + tuple(spec_parts)
     expected = tuple(tuple(p.expected) for p in imaging) + tuple(spec_expected)
