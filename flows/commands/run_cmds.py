@@ -160,9 +160,12 @@ def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[st
         with _bar(total, f"{build}") as tick:
             def listener(res: dict) -> None:
                 what = "hit " if res.get("hit") else ("FAIL" if res["status"] != "ok" else "run ")
-                tick(f"{res['stage']:<9} {what} {res['subject']}")
+                # a spec3 association's name is jwst's per-source template: shown without
+                # its fields, as the exporter names the association's file
+                tick(f"{res['stage']:<9} {what} {untemplated(res['subject'])}")
 
             from flows import flows
+            from flows.export import untemplated
 
             flows.LISTENERS.append(listener)
             try:
