@@ -61,12 +61,16 @@ def _common(p: Any) -> None:
 
 
 def _expand(patterns: Sequence[str]) -> list[str]:
+    """The files the patterns name; MSA metadata files (``*_msa.fits``, beside a MOS uncal
+    as jwst expects them) are not exposures: ingest reads each with its exposure."""
+    from flows.ingest import is_msa_metafile
+
     out: list[str] = []
     for pat in patterns:
         hits = sorted(glob.glob(pat))
         if not hits:
             raise CalopsError(f"no file matches {pat}")
-        out += hits
+        out += [h for h in hits if not is_msa_metafile(h)]
     return out
 
 

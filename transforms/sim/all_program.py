@@ -48,8 +48,12 @@ from transforms.sim.program import (
 
 FS_OBSERVATION = 4
 LRS_OBSERVATION = 5
+MOS_OBSERVATION = 6
 FS_NGROUPS = 5
 LRS_NGROUPS = 4
+MOS_NGROUPS = 3
+MOS_SOURCES = 2
+SPEC_PARTS = ("fs", "lrs", "mos")  # the spectroscopic parts ``all_program(without=...)`` names
 MIRI_IMAGING_EXPOSURES = 2  # miri_program's SUB256 dither pair (not its BRIGHTSKY exposure)
 
 # The parameters of the real JWST rmaps (crds/jwst/specs) a spectroscopic exposure's detector1
@@ -111,14 +115,27 @@ def renumber(spec: SPG.SpecProgramSpec, observation: int) -> SPG.SpecProgramSpec
 
 
 def all_program(fs_ngroups: int = FS_NGROUPS, lrs_ngroups: int = LRS_NGROUPS,
+                mos_ngroups: int = MOS_NGROUPS, without: tuple[str, ...] = (),
                 **overrides: Any) -> AllSpec:
-    """The default program; ``overrides`` apply to the imaging sub-programs
-    (e.g. ``pointing_error_arcsec``)."""
-    fs = renumber(SPG.fs_program(nod=None, ngroups=fs_ngroups), FS_OBSERVATION)
-    lrs = renumber(SPG.lrs_program(nod=False, ngroups=lrs_ngroups), LRS_OBSERVATION)
+    """The default program; ``without`` leaves spectroscopic parts out (names in
+    ``SPEC_PARTS``: ``calops demo`` leaves out ``"mos"``); ``overrides`` apply to the imaging
+    sub-programs (e.g. ``pointing_error_arcsec``)."""
+    unknown = sorted(set(without) - set(SPEC_PARTS))
+    if unknown:
+        raise ProgramError(f"unknown part(s) {unknown} to leave out; the parts are "
+                           f"{', '.join(SPEC_PARTS)}")
+    spectra = {
+        "fs": lambda: renumber(SPG.fs_program(nod=None, ngroups=fs_ngroups), FS_OBSERVATION),
+        "lrs": lambda: renumber(SPG.lrs_program(nod=True, ngroups=lrs_ngroups),
+                                LRS_OBSERVATION),
+        "mos": lambda: renumber(SPG.mos_program(nsources=MOS_SOURCES, nod=False, imprint=False,
+                                                msa_leak=0.0,
+                                                ngroups=mos_ngroups), MOS_OBSERVATION),
+    }
     miri = miri_program(**overrides)
     miri = replace(miri, exposures=miri.exposures[:MIRI_IMAGING_EXPOSURES])
-    return AllSpec("all", (small_program(**overrides), miri), (fs, lrs))
+    return AllSpec("all", (small_program(**overrides), miri),
+                   tuple(make() for k, make in spectra.items() if k not in without))
 
 
 def same_content(a: Any, b: Any, ignore_meta: tuple[str, ...] = ()) -> bool:
