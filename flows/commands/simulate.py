@@ -116,7 +116,7 @@ def _simulate_all(out: Path, seed: int, pointing_error: float, reissues: bool,
     for e in prog.exposures:
         uncal = e.uncal
         if uncal.get("msa.shutter_info") is not None:
-            msa = out / "uncal" / Path(str(uncal["instrument.msa_metadata_file"])).name
+            msa = out / "uncal" / Path(str(uncal.meta["instrument.msa_metadata_file"])).name
             if str(msa) not in written["msa"]:
                 written["msa"].append(str(write_msa_metafile(uncal.meta, msa)))
             uncal = uncal.replace(drop=("msa.shutter_info", "msa.source_info"))
