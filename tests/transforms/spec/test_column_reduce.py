@@ -13,6 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from transforms.spectral import column_reduce
 
+_SHAPES = hnp.array_shapes(min_dims=2, max_dims=2, max_side=40)
 _FLOATS = st.one_of(st.floats(-1e6, 1e6, width=32), st.just(float("nan")))
 
 
@@ -26,9 +27,7 @@ def _same_bits(got, want):
 
 
 @settings(max_examples=60, deadline=None)
-@given(a=st.one_of(
-    hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, max_side=40), elements=_FLOATS),
-    hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2, max_side=40), elements=_FLOATS)),
+@given(a=st.one_of(*(hnp.arrays(t, _SHAPES, elements=_FLOATS) for t in (np.float64, np.float32))),
     reduce=st.sampled_from([np.nanmean, np.nanmedian]), nan_cols=st.data())
 def test_same_bits_as_numpy_and_no_warning(a, reduce, nan_cols):
     a = a.copy()
