@@ -56,7 +56,7 @@ from catalogs.recipes import StageOutcome, StageRecipe, StepRecipe, output_key
 from store import fits
 from store.errors import CalopsError
 from transforms import registry
-from transforms.model import DataModel
+from transforms.model import DataModel, Handoff
 from transforms.registry import PlannedStep
 
 FILE_LEVEL = "file-level"
@@ -1106,8 +1106,18 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
         else:
             data_in = roles["input"] if "pointing" not in roles else \
                 roles["input"].replace(meta=roles["pointing"].meta)
+            if st.reads[0] == "exposure:pixels":  # detector1 lets the uncal's pixels go
+                first = DataModel(first.kind, {}, first.meta)  # (once in its ramp buffer)
+                subj.models[0] = first
+                del data
+                roles.clear()
+                data_in = Handoff(data_in)
         try:
-            products = dict(st.run(data_in, loaded_plan(recipe), None))
+            from flows.runner import plan_refs
+
+            refs = plan_refs(recipe)  # each reference read when a step needs it, dropped after
+            products = dict(st.run(data_in, refs.plan(), lambda name, _s: refs.done(name)))
+            del refs
         except CalopsError:
             raise
         except Exception as exc:  # a science error in this input: one line, as the runner's

@@ -17,7 +17,9 @@ import os
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,16 +65,111 @@ def reference_identity(path: str) -> tuple[str, str]:
 
 
 _REF_LOCK = threading.Lock()
+# A reference model stays shared while anything holds it (concurrent stage runs of one
+# process read one copy); small ones (subarray references) are also kept for later runs.
+# Full-frame ones are not: a long-lived process must not hold gigabytes of references
+# (a full-frame NIRCam dark alone is 350 MB), and one stage run drops each reference after
+# the last step that reads it (``PlanRefs``), which is what keeps its peak memory low.
+_LIVE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_KEEP: OrderedDict = OrderedDict()  # (path, mtime) -> model, small references only
+KEEP_MAX_BYTES = 4 * 2**20  # per reference
+KEEP_MAX_COUNT = 64
 
 
-@lru_cache(maxsize=64)
-def _load_reference(path: str, mtime_ns: int) -> DataModel:
+def _nbytes(model: DataModel) -> int:
+    return sum(getattr(a, "nbytes", 0) for a in model.arrays.values())
+
+
+def load_reference(path: str, arrays: tuple[str, ...] | None = None) -> DataModel:
+    """The reference file ``path`` as a model (read once while it is in use; see ``_LIVE``);
+    ``arrays``: only those arrays (``StepSpec.ref_arrays``)."""
+    key = (str(path), Path(path).stat().st_mtime_ns, arrays)
     with _REF_LOCK:  # asdf.open (distortion files) is not thread-safe: one reader at a time
-        return fits.read_reference(path)
+        model = _LIVE.get(key)
+        if model is None:
+            model = fits.read_reference(path, arrays)
+            _LIVE[key] = model
+        if key in _KEEP:
+            _KEEP.move_to_end(key)
+        elif _nbytes(model) <= KEEP_MAX_BYTES:
+            _KEEP[key] = model
+            while len(_KEEP) > KEEP_MAX_COUNT:
+                _KEEP.popitem(last=False)
+        return model
 
 
-def load_reference(path: str) -> DataModel:
-    return _load_reference(path, Path(path).stat().st_mtime_ns)
+class PlanRefs:
+    """The references of one stage run, read when a step first asks for one and dropped
+    once the last step that reads it has run (``done(step)``, called from the chain's
+    ``on_step``). Which file each step reads is fixed by the recipe, so the models the
+    steps see are the ones an eager load would give; only when they are in memory changes."""
+
+    def __init__(self, steps: Sequence[tuple[PlannedStep, Mapping[str, str]]]):
+        self._steps = list(steps)
+        self._uses: dict[tuple, int] = {}
+        for planned, paths in self._steps:
+            if not planned.skip:
+                for key in _keys(planned, paths):
+                    self._uses[key] = self._uses.get(key, 0) + 1
+        self._memo: dict[tuple, DataModel] = {}
+        self._done: set[int] = set()
+        self._lock = threading.Lock()
+
+    def plan(self) -> list[PlannedStep]:
+        return [dataclasses.replace(planned, refs=_StepRefs(self, paths, planned.spec))
+                for planned, paths in self._steps]
+
+    def get(self, path: str, arrays: tuple[str, ...] | None = None) -> DataModel:
+        with self._lock:
+            model = self._memo.get((path, arrays))
+            if model is None:
+                model = self._memo[(path, arrays)] = load_reference(path, arrays)
+            return model
+
+    def done(self, step: str) -> None:
+        """``step`` has run: forget the references no later step reads."""
+        with self._lock:
+            for i, (planned, paths) in enumerate(self._steps):
+                if i in self._done or planned.skip or planned.spec.name != step:
+                    continue
+                self._done.add(i)
+                for key in _keys(planned, paths):
+                    self._uses[key] -= 1
+                    if self._uses[key] <= 0:
+                        self._memo.pop(key, None)
+                break
+
+    def loaded(self) -> list[str]:
+        """Paths currently held (tests)."""
+        return sorted({p for p, _ in self._memo})
+
+
+def _keys(planned: PlannedStep, paths: Mapping[str, str]) -> set[tuple]:
+    return {(p, planned.spec.arrays_of(rt)) for rt, p in paths.items()}
+
+
+def plan_refs(recipe: StageRecipe) -> PlanRefs:
+    """The lazily read references of a recipe's steps."""
+    return PlanRefs([(s.planned, s.ref_paths) for s in recipe.steps])
+
+
+class _StepRefs(Mapping):
+    """One step's reftype -> model mapping over a ``PlanRefs`` (models read on access)."""
+
+    def __init__(self, owner: PlanRefs, paths: Mapping[str, str], spec: registry.StepSpec):
+        self._owner, self._paths, self._spec = owner, dict(paths), spec
+
+    def __getitem__(self, reftype: str) -> DataModel:
+        return self._owner.get(self._paths[reftype], self._spec.arrays_of(reftype))
+
+    def __iter__(self):
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __contains__(self, reftype: object) -> bool:
+        return reftype in self._paths
 
 
 # --- recipes ---------------------------------------------------------------------------------
@@ -243,10 +340,15 @@ def run_stage(
         with PeakRSS() as mem:
             data = load_inputs()
             last[0] = time.perf_counter()
-            plan = [dataclasses.replace(s.planned, refs={r: load_reference(p)
-                                                          for r, p in s.ref_paths.items()})
-                    for s in recipe.steps]
-            products = chain(data, plan, on_step)
+            refs = plan_refs(recipe)
+            plan = refs.plan()
+
+            def on_step_refs(name: str, snapshot: Callable[[], DataModel]) -> None:
+                on_step(name, snapshot)
+                refs.done(name)
+
+            products = chain(data, plan, on_step_refs)
+            del plan, refs
             new_products: dict[str, NewProduct] = {}
             for name, key in recipe.output_keys.items():
                 model = products.get(name)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +141,10 @@ _REF_KW = by_key(REFERENCE)
 # Small helpers: opening, writing, headers
 # ---------------------------------------------------------------------------------------------
 
-def _open(path: str | os.PathLike) -> fits.HDUList:
-    """Open a FITS file fully into memory; any damage becomes a BadFile naming the file."""
+def _open(path: str | os.PathLike, load_data: bool = True) -> fits.HDUList:
+    """Open a FITS file fully into memory; any damage becomes a BadFile naming the file.
+    ``load_data=False``: headers only, checksums unverified (``_verified`` reads and verifies
+    one extension's data when it is used)."""
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise BadFile(f"{p}: no such file")
@@ -150,10 +152,11 @@ def _open(path: str | os.PathLike) -> fits.HDUList:
         warnings.simplefilter("always")
         hdul = None
         try:
-            hdul = fits.open(p, memmap=False, lazy_load_hdus=False, checksum=True,
+            hdul = fits.open(p, memmap=False, lazy_load_hdus=False, checksum=load_data,
                              do_not_scale_image_data=True)
             for hdu in hdul:
-                _ = hdu.data  # force the read so a truncated file fails here
+                if load_data or hdu.name == asdf_ext.EXTNAME:
+                    _ = hdu.data  # force the read so a truncated file fails here
         except (OSError, ValueError, TypeError, IndexError, fits.VerifyError) as exc:
             if hdul is not None:
                 hdul.close()
@@ -404,11 +407,54 @@ def _array_hdus(images: Mapping[str, np.ndarray], tables: Mapping[str, dict]) ->
     return hdus
 
 
-def _read_arrays(hdul: fits.HDUList, where: str) -> dict[str, np.ndarray]:
+def _ones_sum32(buf: np.ndarray, total: int = 0) -> int:
+    """FITS's 32-bit ones'-complement sum of bytes (big-endian words, zero-padded), in chunks
+    (no copy of the buffer)."""
+    step = 1 << 22  # bytes per chunk, a multiple of 4
+    for i in range(0, buf.size, step):
+        c = buf[i:i + step]
+        if c.size % 4:
+            c = np.concatenate([c, np.zeros(4 - c.size % 4, np.uint8)])
+        total += int(c.view(">u4").sum(dtype=np.uint64))
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+def _verified(hdu: Any, where: str) -> None:
+    """An extension of a file opened with ``load_data=False``: read its data and check its
+    DATASUM and CHECKSUM (the whole extension, header and data, sums to -0 in ones'
+    complement), as ``_open`` checks every extension, without astropy's copy of the data."""
+    raw = hdu.data
+    if raw is None:
+        return
+    buf = np.ascontiguousarray(raw).reshape(-1).view(np.uint8)
+    datasum = _ones_sum32(buf)
+    h = hdu.header
+    bad = "DATASUM" in h and str(h["DATASUM"]).strip() not in ("", str(datasum))
+    if not bad and "CHECKSUM" in h:
+        info = hdu.fileinfo()
+        with open(info["file"].name, "rb") as f:
+            f.seek(info["hdrLoc"])
+            head = np.frombuffer(f.read(info["datLoc"] - info["hdrLoc"]), np.uint8)
+        bad = _ones_sum32(head, datasum) != 0xFFFFFFFF
+    if bad:
+        raise BadFile(f"{where}: checksum mismatch in extension {hdu.name}, the file is corrupt")
+
+
+def _read_arrays(hdul: fits.HDUList, where: str,
+                 only: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """Every extension's arrays, or only the arrays named in ``only`` (the others are not
+    read: ``hdul`` was opened with ``load_data=False``)."""
     arrays: dict[str, np.ndarray] = {}
     for hdu in hdul[1:]:
         if hdu.name == asdf_ext.EXTNAME:
             continue
+        if only is not None:
+            name = _HDU_ARRAY.get(hdu.name, hdu.name.lower())
+            if isinstance(hdu, fits.BinTableHDU) or name not in only:
+                continue
+            _verified(hdu, where)
         if isinstance(hdu, fits.BinTableHDU):
             arrays.update(_table_columns(hdu, _HDU_TABLE.get(hdu.name, hdu.name.lower())))
         elif isinstance(hdu, fits.ImageHDU) and hdu.data is not None:
@@ -810,8 +856,12 @@ def write_reference(model: DataModel, path: str | os.PathLike, overwrite: bool =
     return _write_atomic(fits.HDUList([ph, *hdus, asdf_ext.asdf_hdu(tree)]), path, overwrite)
 
 
-def read_reference(path: str | os.PathLike) -> DataModel:
-    """A JWST reference file as ``DataModel("ref.<reftype>")`` (FITS, or ASDF for distortion)."""
+def read_reference(path: str | os.PathLike, arrays: Collection[str] | None = None) -> DataModel:
+    """A JWST reference file as ``DataModel("ref.<reftype>")`` (FITS, or ASDF for distortion).
+
+    ``arrays``: read only these image arrays of a FITS reference (e.g. a dark's ``data`` and
+    ``dq``, not its ``err``); the others are neither read nor in the model. Each array read
+    is checksum-verified as in a full read."""
     where = os.fspath(path)
     from store import spec_references  # spectroscopic layouts (NIRSpec flats, pathloss, ...)
 
@@ -827,20 +877,23 @@ def read_reference(path: str | os.PathLike) -> DataModel:
         from store import spec_products
 
         return spec_products.read_extract1d(where)
-    with _open(path) as hdul:
+    only = None if arrays is None else frozenset(arrays)
+    with _open(path, load_data=only is None) as hdul:
         node = asdf_ext.read_calops_node(hdul)
         table = dict(product_table())
         table.update(_REF_KW)
         meta = _get_meta(hdul, table, where, node.get("meta"))
-        arrays = _read_arrays(hdul, where)
-    _restore_dtypes(arrays, node.get("dtypes", {}))
+        read = _read_arrays(hdul, where, only)
+    dtypes = node.get("dtypes", {})
+    _restore_dtypes(read, dtypes if only is None else {k: v for k, v in dtypes.items()
+                                                        if k in read})
     kind = node.get("kind")
     if not kind:
         reftype = str(meta.get("reftype") or "").lower()
         if not reftype:
             raise BadFile(f"{where}: no REFTYPE keyword; not a JWST reference file")
         kind = f"ref.{reftype}"
-    return DataModel(kind, arrays, meta)
+    return DataModel(kind, read, meta)
 
 
 def _write_distortion(model: DataModel, meta: dict[str, Any], path: str | os.PathLike,

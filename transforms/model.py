@@ -79,3 +79,24 @@ class DataModel:
     def __repr__(self) -> str:
         arrs = ", ".join(f"{k}:{v.dtype}{list(v.shape)}" for k, v in self.arrays.items())
         return f"DataModel({self.kind!r}, arrays=[{arrs}], meta={len(self.meta)} keys)"
+
+
+class Handoff:
+    """A model given away to a chain: the chain ``take``s it and the box forgets it, so the
+    chain can let the model (and its arrays) go as soon as it has no more use for it, e.g.
+    detector1 once the uncal's pixels are in its ramp buffer. The model is not modified."""
+
+    def __init__(self, model: DataModel):
+        self._model: DataModel | None = model
+
+    def take(self) -> DataModel:
+        model, self._model = self._model, None
+        if model is None:
+            raise ValueError("this Handoff was already taken; hand each run its own")
+        return model
+
+    @staticmethod
+    def open(value: "DataModel | Handoff") -> DataModel:
+        """The model of ``value`` (taken from it when it is a Handoff)."""
+        return value.take() if isinstance(value, Handoff) else value
+

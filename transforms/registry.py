@@ -56,6 +56,13 @@ class StepSpec:
     skip_by_default: bool = False  # JWST runs it only when asked (a build's pin turns it on)
     instruments: frozenset[str] | None = None  # None: every instrument the stage sees
     exp_types: frozenset[str] | None = None  # None: every mode (EXP_TYPE) the stage sees
+    # reftype -> the only arrays of that reference the step reads (a runner may leave the
+    # others unread: a full-frame dark's ERR is 160 MB no step uses); absent: every array
+    ref_arrays: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def arrays_of(self, reftype: str) -> tuple[str, ...] | None:
+        """The arrays of ``reftype`` the step reads; None: all of them."""
+        return dict(self.ref_arrays).get(reftype)
 
     def make_params(self, overrides: Mapping[str, Any] | None = None) -> Any:
         """The step's parameters with overrides applied; unknown names are refused."""
@@ -116,6 +123,7 @@ def register(
     skip_by_default: bool = False,
     instruments: Sequence[str] | None = None,
     exp_types: Sequence[str] | None = None,
+    ref_arrays: Mapping[str, Sequence[str]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``fn`` (the pure ``apply``) as version ``version`` of ``name``."""
     if not dataclasses.is_dataclass(params):
@@ -123,6 +131,9 @@ def register(
     if not (isinstance(keyword, str) and keyword.startswith("S_") and len(keyword) <= 8):
         raise TypeError(f"step {name}: keyword must be its S_* FITS keyword, got {keyword!r}")
     fields = {f.name for f in dataclasses.fields(params)}
+    if ref_arrays and set(ref_arrays) - set(reftypes) - set(optional_reftypes):
+        raise TypeError(f"step {name}: ref_arrays names reftypes it does not read "
+                        f"{sorted(set(ref_arrays) - set(reftypes) - set(optional_reftypes))}")
     if set(exec_only) - fields:
         raise TypeError(f"step {name}: exec_only names unknown parameters "
                         f"{sorted(set(exec_only) - fields)}")
@@ -136,7 +147,8 @@ def register(
             name, version, stage, params, tuple(reftypes), fn, keyword, doc,
             tuple(optional_reftypes), inplace, fit, frozenset(exec_only), skip_by_default,
             None if instruments is None else frozenset(i.upper() for i in instruments),
-            None if exp_types is None else frozenset(t.upper() for t in exp_types))
+            None if exp_types is None else frozenset(t.upper() for t in exp_types),
+            tuple(sorted((k, tuple(v)) for k, v in (ref_arrays or {}).items())))
         _STEPS.clear()
         return fn
 

@@ -11,11 +11,12 @@ import datetime as dt
 import io
 import json
 import sys
-from typing import Any, TextIO
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, TextIO
 
 from store.errors import CalopsError
+
+if TYPE_CHECKING:  # imported where a table is printed: `calops stage`/`step` never load it
+    import pyarrow as pa
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -56,6 +57,8 @@ def format_table(table: pa.Table, max_width: int = 40) -> str:
     rows = [[cut(c) for c in r] for r in rows]
     heads = [cut(n) for n in names]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(heads)]
+    import pyarrow as pa
+
     numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) for t in table.schema.types]
 
     def line(cells: list[str]) -> str:

@@ -224,6 +224,8 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:ce8d41318f66e030df427865f6a5d740c8af56662c9b94c143f6be9129d046da",
     "cube_build==1.0":
         "sha256:56db71d571a4d36047628a5c8a4b89297a57a7834f9fe2db057384f6042db6c0",
+    "cube_build==1.1":
+        "sha256:51d9b732717c134592c5bbd49fa1c587b008e9f9c1537005788bf201252bd6ac",
     "extract_1d==1.1":
         "sha256:08dd4066b7a4e5f7a70679bf384b379d0f4475e12e8db8f6cd16934b668a96ad",
     "master_background==1.1":

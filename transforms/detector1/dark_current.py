@@ -116,7 +116,7 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
         frames = ddata[min(i, ddata.shape[0] - 1)]  # no copy: only the frames used are read
         _subtract_dark(data[i], frames, direct, sci_nf + sci_gap, sci_nf)
     if "dq" in dark.arrays:
-        ddq = np.asarray(cut_ref(dark, "dq", meta, (ny, nx))).astype(np.uint32)
+        ddq = np.asarray(cut_ref(dark, "dq", meta, (ny, nx))).astype(np.uint32, copy=False)
         while ddq.ndim > 2:
             ddq = np.bitwise_or.reduce(ddq, axis=0)
         np.bitwise_or(pdq, ddq, out=pdq)
@@ -130,7 +130,7 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
 
 
 @register(NAME, VERSION, "detector1", DarkCurrentParams, ("dark",),
-          keyword="S_DARK", inplace=apply_inplace)
+          keyword="S_DARK", inplace=apply_inplace, ref_arrays={"dark": ("data", "dq")})
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: DarkCurrentParams) -> DataModel:
     """Subtract the dark averaged to the science NFRAMES/GROUPGAP."""
     return apply_by_copy(model, refs, params, NAME, apply_inplace)

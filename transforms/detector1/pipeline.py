@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from transforms.model import DataModel
+from transforms.model import DataModel, Handoff
 from transforms.plans import OnStep, PlanError, check_plan, default_plan as _default_plan
 from transforms.registry import PlannedStep
 
@@ -62,14 +62,18 @@ def _adopt(arrays: dict[str, np.ndarray], result: DataModel) -> None:
             arrays[name] = np.array(new, copy=True)
 
 
-def run(uncal: DataModel, plan: Sequence[PlannedStep],
+def run(uncal: DataModel | Handoff, plan: Sequence[PlannedStep],
         on_step: OnStep | None = None) -> dict[str, DataModel]:
     """Run the planned detector1 steps on ``uncal``; returns {"rate": ..., "rateints": ...}.
 
-    The uncal is never modified. Skipped steps get ``cal_step.<name> = "SKIPPED"``."""
+    The uncal is never modified. Skipped steps get ``cal_step.<name> = "SKIPPED"``. Given as
+    a ``Handoff`` it is let go once converted to the ramp buffer (a full frame's uint16
+    pixels are 80 MB that the rest of the chain does not need)."""
+    uncal = Handoff.open(uncal)
     _validate(plan, uncal.meta)
     arrays = dq_init.to_ramp(uncal)
     meta: dict[str, Any] = dict(uncal.meta)
+    del uncal
     products: dict[str, DataModel] | None = None
 
     def snapshot() -> DataModel:

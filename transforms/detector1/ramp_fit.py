@@ -92,7 +92,8 @@ def fit_ramps_arrays(
     zf = readonly(zeroframe if has_zf else np.zeros((nints, 1, 1)), np.float32)
     if has_zf and zf.shape != (nints, ny, nx):
         raise ValueError(f"ramp_fit: zeroframe shape {zf.shape} != {(nints, ny, nx)}")
-    dark = readonly(np.zeros((ny, nx)) if dark2d is None else dark2d, np.float32)
+    # float32 zeros are calloc'd pages the kernel only reads: no 16 MB full-frame copy
+    dark = readonly(np.zeros((ny, nx), np.float32) if dark2d is None else dark2d, np.float32)
     rate = {k: np.empty((ny, nx), np.float32) for k in ("data", "var_poisson", "var_rnoise", "err")}
     rate["dq"] = np.empty((ny, nx), np.uint32)
     ints = {k: np.empty((nints, ny, nx), np.float32)
@@ -124,6 +125,15 @@ def _timing(meta: Mapping[str, Any]) -> dict[str, Any]:
 def fit_ramps(model: DataModel, refs: Mapping[str, DataModel],
               params: RampFitParams = RampFitParams()) -> tuple[DataModel, DataModel]:
     """The rate and rateints products of a ramp (gain e-/DN and readnoise DN references)."""
+    rate, ints, meta = fit_ramps_owned(model, refs, params)
+    return DataModel("rate", rate, meta), DataModel("rateints", ints, meta)
+
+
+def fit_ramps_owned(model: DataModel, refs: Mapping[str, DataModel],
+                    params: RampFitParams = RampFitParams()
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """``fit_ramps`` before its products are made: the new (writable, unshared) rate and
+    rateints arrays and their metadata, for a later version to amend without copying."""
     check_ramp(model, NAME)
     shape = model["data"].shape[-2:]
     gain_ref = need_ref(refs, "gain", NAME)
@@ -140,7 +150,7 @@ def fit_ramps(model: DataModel, refs: Mapping[str, DataModel],
     gain_factor = gain_ref.get("exposure.gain_factor")
     if gain_factor is not None:  # carried for gain_scale, as JWST does
         meta["exposure.gain_factor"] = gain_factor
-    return DataModel("rate", rate, meta), DataModel("rateints", ints, meta)
+    return rate, ints, meta
 
 
 @register(NAME, VERSION, "detector1", RampFitParams, ("gain", "readnoise"),

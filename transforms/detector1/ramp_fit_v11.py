@@ -15,7 +15,7 @@ import numpy as np
 
 from transforms import dq as DQ
 from transforms.detector1 import ramp_fit as v10
-from transforms.detector1._subarray import check_ramp, cut_ref, need_ref
+from transforms.detector1._subarray import cut_ref, need_ref
 from transforms.model import DataModel
 from transforms.registry import register
 
@@ -25,29 +25,25 @@ RampFitParams = v10.RampFitParams
 SCIENCE = ("data", "err", "var_poisson", "var_rnoise")
 
 
-def _flag(model: DataModel, bad: np.ndarray) -> DataModel:
-    arrays = {}
+def _flag(arrays: dict[str, np.ndarray], bad: np.ndarray) -> None:
+    """Flag ``bad`` pixels in new arrays this step owns (in place: no copy of the products)."""
     for name in SCIENCE:
-        if name in model.arrays:
-            a = np.array(model[name])
-            a[..., bad] = np.nan
-            arrays[name] = a
-    dq = np.array(model["dq"])
-    dq[..., bad] |= np.uint32(DQ.DO_NOT_USE)
-    arrays["dq"] = dq
-    return model.replace(arrays=arrays)
+        if name in arrays:
+            arrays[name][..., bad] = np.nan
+    arrays["dq"][..., bad] |= np.uint32(DQ.DO_NOT_USE)
 
 
 def fit_ramps(model: DataModel, refs: Mapping[str, DataModel],
               params: RampFitParams = RampFitParams()) -> tuple[DataModel, DataModel]:
     """As version 1.0, with pixels of non-finite read noise flagged DO_NOT_USE."""
-    rate, ints = v10.fit_ramps(model, refs, params)
-    check_ramp(model, NAME)
+    rate, ints, meta = v10.fit_ramps_owned(model, refs, params)
     rn = cut_ref(need_ref(refs, "readnoise", NAME), "data", model.meta, model["data"].shape[-2:])
-    bad = ~np.isfinite(rn)
-    if not bad.any():
-        return rate, ints
-    return _flag(rate, bad), _flag(ints, bad)
+    bad = np.isfinite(rn)
+    np.logical_not(bad, out=bad)  # in place: this runs at the chain's memory peak
+    if bad.any():
+        _flag(rate, bad)
+        _flag(ints, bad)
+    return DataModel("rate", rate, meta), DataModel("rateints", ints, meta)
 
 
 @register(NAME, VERSION, "detector1", RampFitParams, ("gain", "readnoise"),

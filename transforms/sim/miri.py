@@ -63,8 +63,12 @@ EMI_AMPLITUDE_DN = {"Hz390": 2.0, "Hz218": 1.0, "Hz10": 0.8}
 # Fixed offsets (DN) per output (rows) and row parity (columns).
 FIXED_OFFSETS = np.array([[12.0, -8.0], [-5.0, 9.0], [7.0, -11.0], [-9.0, 6.0]])
 # Groups the RSCD reference flags (integration 1, integrations 2+), per subarray and speed.
-RSCD_SKIP = {("FULL", "FAST"): (1, 4), ("FULL", "SLOW"): (1, 1),
-             **{(n, "FAST"): (1, 3) for n in md.SUBARRAYS if n != "FULL"}}
+# The FASTR1/SLOWR1 patterns (FAST/SLOW with a reset frame between integrations, which MIRI
+# spectroscopy uses: LRS, MRS) have rows of their own in JWST's RSCD tables, and jwst matches
+# READPATT exactly; the simulator gives them the FAST/SLOW counts.
+_RSCD_SPEED = {("FULL", "FAST"): (1, 4), ("FULL", "SLOW"): (1, 1),
+               **{(n, "FAST"): (1, 3) for n in md.SUBARRAYS if n != "FULL"}}
+RSCD_SKIP = {**_RSCD_SPEED, **{(sub, f"{speed}R1"): v for (sub, speed), v in _RSCD_SPEED.items()}}
 # Thermal + zodiacal background (MJy/sr) per MIRI filter: the sky is far brighter than in the
 # near-IR and rises to the red.
 BACKGROUND_MJYSR = {"F560W": 0.6, "F770W": 3.0, "F1000W": 8.0, "F1130W": 14.0, "F1280W": 20.0,

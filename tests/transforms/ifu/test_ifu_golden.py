@@ -1,5 +1,5 @@
 """Golden product ids of the IFU step versions (assign_wcs 2.1, msa_flagging 1.1, straylight,
-flat_field 2.1, fringe, photom 2.1, residual_fringe, pixel_replace 1.1, cube_build,
+flat_field 2.1, fringe, photom 2.1, residual_fringe, pixel_replace 1.1, cube_build 1.0 and 1.1,
 extract_1d 1.1, master_background 1.1, outlier_detection 2.1, spectral_leak): a silent change
 to their output fails here (then add a new version of the step).
 
@@ -143,10 +143,15 @@ def _case_msa_flagging():
     return _no_sregion(_apply("msa_flagging", "1.1", m, nrs_refs())), SKY
 
 
-def _case_nrs_flat_photom():
+@functools.cache
+def nrs_cal() -> DataModel:
     m = _apply("assign_wcs", "2.1", _nrs_rate(), nrs_refs())
     m = _apply("flat_field", "2.1", m, nrs_refs())
-    return _no_sregion(_apply("photom", "2.1", m, nrs_refs())), SKY32
+    return _apply("photom", "2.1", m, nrs_refs())
+
+
+def _case_nrs_flat_photom():
+    return _no_sregion(nrs_cal()), SKY32
 
 
 def _case_straylight():
@@ -180,6 +185,13 @@ def _case_pixel_replace():
 
 def _case_cube_build():
     return _no_sregion(mrs_s3d()), SKY32
+
+
+def _case_cube_build_internal_cal():
+    """1.1: the NIRSpec internal_cal cube (1.0 raised ZeroDivisionError on it)."""
+    spec, _ = _step("cube_build", "1.1")
+    out = spec.apply(nrs_cal(), nrs_refs(), spec.make_params({"coord_system": "internal_cal"}))
+    return _no_sregion(out), SKY32
 
 
 def _case_extract_1d():
@@ -232,6 +244,7 @@ CASES = {
     "residual_fringe==1.0": _case_residual_fringe,
     "pixel_replace==1.1": _case_pixel_replace,
     "cube_build==1.0": _case_cube_build,
+    "cube_build==1.1": _case_cube_build_internal_cal,
     "extract_1d==1.1": _case_extract_1d,
     "master_background==1.1": _case_master_background,
     "outlier_detection==2.1": _case_outlier_detection,
@@ -260,6 +273,16 @@ def test_canonical_forms_still_see_a_small_change():
     x1 = registry.get("extract_1d", "1.1")
     x1d = x1.apply(s3d, mrs_refs(), x1.make_params({"ifu_rfcorr": False}))
     assert ids_of(x1d, X1D) != GOLDEN["extract_1d==1.1"]
+
+
+def test_cube_build_1_1_gives_1_0s_cubes_outside_internal_cal():
+    """1.1 changes only the NIRSpec internal_cal grid: 1.0's golden input (an MRS skyalign
+    cube) gives 1.0's pinned id through 1.1."""
+    from golden_ids import GOLDEN
+
+    spec, _ = _step("cube_build", "1.1")
+    s3d = spec.apply(mrs_cal(), mrs_refs(), spec.make_params({"channel": "1"}))
+    assert ids_of(_no_sregion(s3d), SKY32) == GOLDEN["cube_build==1.0"]
 
 
 @pytest.mark.parametrize("key,name,version,attr", [
