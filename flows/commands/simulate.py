@@ -157,7 +157,10 @@ def simulate_to(outdir: str | os.PathLike, program: str = "all", seed: int = 0,
     if program == "all":
         return _simulate_all(out, seed, pointing_error, reissues, tuple(without))
     if without:
-        raise ValueError(f"--without applies to the all program only, not {program!r}")
+        from store.errors import CalopsError
+
+        raise CalopsError(f"--without applies to the all program only, not {program!r}; drop "
+                          "--without or use --program all")
     spec = program_spec(program, pointing_error_arcsec=pointing_error)
     prog = simulate_program(spec, seed)
     written: dict[str, list[str]] = {"uncal": [], "crds": [], "truth": [], "reissue": []}
