@@ -189,7 +189,7 @@ def _story(out: Path, home: Path, seed: int, server) -> int:
     from flows.ingest import ingest_file
     from flows.workspace import Workspace
     from store.fits import write_uncal
-    from transforms.sim.all_program import simulate_all
+    from transforms.sim.all_program import all_program, simulate_all
     from transforms.sim.program import reissue
 
     t_start = time.perf_counter()
@@ -197,7 +197,7 @@ def _story(out: Path, home: Path, seed: int, server) -> int:
     ws, _ = Workspace.init(home)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(SIM_THREADS) as pool:  # the parts are independent
-        prog = simulate_all(seed=seed, map_fn=pool.map)  # `calops simulate`'s default program
+        prog = simulate_all(all_program(without=("mos",)), seed=seed, map_fn=pool.map)  # no MOS
     t_sim = time.perf_counter() - t0
     sim = out / "sim"
     (sim / "uncal").mkdir(parents=True)

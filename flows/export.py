@@ -135,7 +135,7 @@ def plan_export(ws: Any, build: str, kinds: tuple[str, ...] = tuple(SUFFIX),
                           "context": row["context"]})
             wrote = True
         if associations and wrote and row["stage"] in asn_stages:
-            items.append({"name": f"{safe_name(_untemplated(row['subject']))}_asn.json",
+            items.append({"name": f"{safe_name(untemplated(row['subject']))}_asn.json",
                           "asn": row["subject"]})
     names = [i["name"] for i in items]
     if len(set(names)) != len(names):  # pragma: no cover - safe_name keeps names distinct
@@ -280,7 +280,7 @@ def association_document(ws: Any, asn_name: str, items: list[dict[str, Any]]) ->
 _TEMPLATE_FIELD = re.compile(r"[_-]?\{(?:source_id|slit_name)\}")
 
 
-def _untemplated(name: str) -> str:
+def untemplated(name: str) -> str:
     """A product name without its per-source template fields (what the asn file is named)."""
     return _TEMPLATE_FIELD.sub("", name)
 
@@ -288,7 +288,7 @@ def _untemplated(name: str) -> str:
 def _product_name(name: str) -> str:
     """The association's product name: a spec3 template stays a template (calops stage and
     jwst fill it per source) when the rest of it is safe; anything else is made safe."""
-    bare = _untemplated(name)
+    bare = untemplated(name)
     return name if bare and bare != name and safe_name(bare) == bare else safe_name(name)
 
 

@@ -57,9 +57,33 @@ class Ingested:
     changed: tuple[str, ...] = ()
 
 
+def is_msa_metafile(path: str | Path) -> bool:
+    """A NIRSpec MSA metadata file (``jw01234006001_01_msa.fits``), not an exposure."""
+    return Path(path).name.endswith("_msa.fits")
+
+
+def with_msa_metadata(uncal: DataModel, path: str | Path) -> DataModel:
+    """A NIRSpec MOS uncal with its MSA metadata: jwst's assign_wcs reads the file MSAMETFL
+    names from the exposure's directory; calops reads it here, once, into the stored pixels'
+    ``msa.shutter_info`` / ``msa.source_info`` (the shutters are part of what the exposure
+    is). An uncal that already carries them, or whose file is not beside it, is unchanged
+    (then spec2's assign_wcs says what is missing)."""
+    name = uncal.get("instrument.msa_metadata_file")
+    if (str(uncal.get("exposure.type", "")).upper() != "NRS_MSASPEC" or not name
+            or uncal.get("msa.shutter_info") is not None):
+        return uncal
+    f = Path(path).parent / Path(str(name)).name
+    if not f.is_file():
+        return uncal
+    from store.spec_references import read_msa_metafile
+
+    return uncal.replace(meta=read_msa_metafile(f))
+
+
 def ingest_file(ws: Workspace, path: str | Path, run_id: str) -> Ingested:
-    """Store one uncal file's pixels and pointing and record the exposure version."""
-    uncal = fits.read_uncal(str(path))
+    """Store one uncal file's pixels and pointing and record the exposure version (a MOS
+    exposure's MSA metadata file is read from beside it: ``with_msa_metadata``)."""
+    uncal = with_msa_metadata(fits.read_uncal(str(path)), path)
     pixels, pointing = split(uncal)
     eid = exposure_id(uncal.meta, str(path))
     sdp = uncal.get("data_processing_software_version") or uncal.get("calibration_software_version")

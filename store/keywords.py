@@ -206,6 +206,7 @@ REF_FILE: dict[str, str] = {
     "wavelengthrange": "R_WAVRAN",
     "disperser": "R_DISPER",
     "msa": "R_MSA",
+    "msaoper": "R_MSAOPE",  # schema path ref_file.badshutter (REF_SCHEMA_NAME)
     "specwcs": "R_SPCWCS",
     "extract1d": "R_EXTR1D",
     "emicorr": "R_MIREMI",  # MIRI
@@ -251,9 +252,13 @@ REFERENCE: tuple[Keyword, ...] = (
     _k("bunit_data", "BUNIT", S, str),
 )
 
+# reftypes the core schema records under another name (jwst's msaflagopen reads MSAOPER)
+REF_SCHEMA_NAME = {"msaoper": "badshutter"}
+
 KEYWORDS: tuple[Keyword, ...] = (
     _BASE
-    + tuple(_k(f"ref_file.{r}", kw, P, str, f"meta.ref_file.{r}.name") for r, kw in REF_FILE.items())
+    + tuple(_k(f"ref_file.{r}", kw, P, str, f"meta.ref_file.{REF_SCHEMA_NAME.get(r, r)}.name")
+            for r, kw in REF_FILE.items())
 )
 
 

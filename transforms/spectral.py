@@ -94,6 +94,22 @@ class Slit:
         return int(d) if d in (1, 2) else HORIZONTAL
 
 
+def column_reduce(reduce: Any, a: np.ndarray) -> np.ndarray:
+    """``reduce(a, axis=0)`` for a NaN-skipping numpy reduction (``np.nanmean``,
+    ``np.nanmedian``), NaN without numpy's RuntimeWarning ('Mean of empty slice', 'All-NaN
+    slice') for the columns with no finite value. The array keeps its shape (those columns
+    are reduced as zeros, then set to NaN), so every other column goes through exactly the
+    same numpy code as ``reduce(a, axis=0)``: the same bits (a NaN's sign bit may differ from
+    numpy's: use the finite columns only)."""
+    a = np.asarray(a)
+    empty = ~np.isfinite(a).any(axis=0)
+    if not empty.any():
+        return reduce(a, axis=0)
+    out = np.asarray(reduce(np.where(empty, a.dtype.type(0), a), axis=0))
+    out[empty] = np.nan
+    return out
+
+
 def is_multislit(model: DataModel) -> bool:
     """A product with named slits (MultiSlitModel layout)."""
     return SLITS in model.meta

@@ -61,12 +61,16 @@ def _common(p: Any) -> None:
 
 
 def _expand(patterns: Sequence[str]) -> list[str]:
+    """The files the patterns name; MSA metadata files (``*_msa.fits``, beside a MOS uncal
+    as jwst expects them) are not exposures: ingest reads each with its exposure."""
+    from flows.ingest import is_msa_metafile
+
     out: list[str] = []
     for pat in patterns:
         hits = sorted(glob.glob(pat))
         if not hits:
             raise CalopsError(f"no file matches {pat}")
-        out += hits
+        out += [h for h in hits if not is_msa_metafile(h)]
     return out
 
 
@@ -160,9 +164,12 @@ def _execute(ws: Workspace, args: Any, stages: Sequence[str], exposures: list[st
         with _bar(total, f"{build}") as tick:
             def listener(res: dict) -> None:
                 what = "hit " if res.get("hit") else ("FAIL" if res["status"] != "ok" else "run ")
-                tick(f"{res['stage']:<9} {what} {res['subject']}")
+                # a spec3 association's name is jwst's per-source template: shown without
+                # its fields, as the exporter names the association's file
+                tick(f"{res['stage']:<9} {what} {untemplated(res['subject'])}")
 
             from flows import flows
+            from flows.export import untemplated
 
             flows.LISTENERS.append(listener)
             try:

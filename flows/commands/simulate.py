@@ -18,9 +18,13 @@ def register(subparsers: Any) -> None:
                     "contexts jwst_0001.pmap and jwst_0002.pmap) and OUTDIR/truth/ (JSON + .npy).")
     p.add_argument("outdir", help="directory to write into (created if missing)")
     p.add_argument("--program", default="all", choices=("all", "small", "full"),
-                   help="all (default): NIRCam, NIRISS and MIRI imaging plus a NIRSpec fixed-slit "
-                        "and a MIRI LRS exposure, one CRDS cache; small: NIRCam + NIRISS "
-                        "test-sized subarrays; full: full-frame NIRCam + NIRISS (benchmarks)")
+                   help="all (default): NIRCam, NIRISS and MIRI imaging plus NIRSpec fixed-slit, "
+                        "MIRI LRS (a nod pair) and NIRSpec MOS spectroscopy, one CRDS cache; "
+                        "small: NIRCam + NIRISS test-sized subarrays; full: full-frame NIRCam + "
+                        "NIRISS (benchmarks)")
+    p.add_argument("--without", action="append", default=[], choices=("fs", "lrs", "mos"),
+                   metavar="PART", help="leave a spectroscopic part of the all program out "
+                   "(fs, lrs or mos; repeatable): e.g. --without mos, the one full-frame part")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--pointing-error", type=float, default=0.0, metavar="ARCSEC",
                    help="max error injected into the header pointing (default 0)")
@@ -89,23 +93,34 @@ def write_spec_truth(name: str, t: Any, truth_dir: Path) -> list[Path]:
     return out + [path]
 
 
-def _simulate_all(out: Path, seed: int, pointing_error: float, reissues: bool
-                  ) -> dict[str, list[str]]:
-    """The default program: every part's exposures and truth, one merged CRDS cache."""
+def _simulate_all(out: Path, seed: int, pointing_error: float, reissues: bool,
+                  without: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """The default program: every part's exposures and truth, one merged CRDS cache. A MOS
+    exposure's MSA metadata goes to the ``_msa.fits`` file its MSAMETFL names, beside the
+    uncal files (where jwst and ``calops ingest`` look for it), not into the uncal."""
     from concurrent.futures import ThreadPoolExecutor
 
     from catalogs.crds_cache import merged_program_contexts, write_cache
     from store.fits import write_uncal
+    from store.spec_references import write_msa_metafile
     from transforms.sim.all_program import all_program, simulate_all
     from transforms.sim.program import reissue
 
+    spec = all_program(pointing_error_arcsec=pointing_error, without=tuple(without))
     with ThreadPoolExecutor(2) as pool:  # the parts are independent; same result as serial
-        prog = simulate_all(all_program(pointing_error_arcsec=pointing_error), seed, pool.map)
-    written: dict[str, list[str]] = {"uncal": [], "crds": [], "truth": [], "reissue": []}
+        prog = simulate_all(spec, seed, pool.map)
+    written: dict[str, list[str]] = {"uncal": [], "crds": [], "truth": [], "reissue": [],
+                                     "msa": []}
     (out / "uncal").mkdir(parents=True, exist_ok=True)
     (out / "truth").mkdir(parents=True, exist_ok=True)
     for e in prog.exposures:
-        written["uncal"].append(str(write_uncal(e.uncal, out / "uncal" / e.name)))
+        uncal = e.uncal
+        if uncal.get("msa.shutter_info") is not None:
+            msa = out / "uncal" / Path(str(uncal.meta["instrument.msa_metadata_file"])).name
+            if str(msa) not in written["msa"]:
+                written["msa"].append(str(write_msa_metafile(uncal.meta, msa)))
+            uncal = uncal.replace(drop=("msa.shutter_info", "msa.source_info"))
+        written["uncal"].append(str(write_uncal(uncal, out / "uncal" / e.name)))
     for p in prog.imaging:
         for e in p.exposures:
             written["truth"] += [str(x) for x in write_truth(e, out / "truth")]
@@ -130,15 +145,22 @@ def _simulate_all(out: Path, seed: int, pointing_error: float, reissues: bool
 
 
 def simulate_to(outdir: str | os.PathLike, program: str = "all", seed: int = 0,
-                pointing_error: float = 0.0, reissues: bool = False) -> dict[str, list[str]]:
-    """Simulate and write everything; returns the written paths by kind."""
+                pointing_error: float = 0.0, reissues: bool = False,
+                without: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Simulate and write everything; returns the written paths by kind (``without``: the
+    all program's spectroscopic parts to leave out)."""
     from catalogs.crds_cache import contexts_from_program, write_cache
     from store.fits import write_uncal
     from transforms.sim.program import program_spec, reissue, simulate_program
 
     out = Path(outdir)
     if program == "all":
-        return _simulate_all(out, seed, pointing_error, reissues)
+        return _simulate_all(out, seed, pointing_error, reissues, tuple(without))
+    if without:
+        from store.errors import CalopsError
+
+        raise CalopsError(f"--without applies to the all program only, not {program!r}; drop "
+                          "--without or use --program all")
     spec = program_spec(program, pointing_error_arcsec=pointing_error)
     prog = simulate_program(spec, seed)
     written: dict[str, list[str]] = {"uncal": [], "crds": [], "truth": [], "reissue": []}
@@ -162,9 +184,10 @@ def simulate_to(outdir: str | os.PathLike, program: str = "all", seed: int = 0,
 
 
 def run(args: argparse.Namespace) -> int:
-    w = simulate_to(args.outdir, args.program, args.seed, args.pointing_error, args.reissue)
-    for kind in ("uncal", "reissue"):
-        for p in w[kind]:
+    w = simulate_to(args.outdir, args.program, args.seed, args.pointing_error, args.reissue,
+                    tuple(args.without))
+    for kind in ("uncal", "msa", "reissue"):
+        for p in w.get(kind, ()):
             print(f"{kind:8s} {p}")
     print(f"crds     {Path(args.outdir) / 'crds'} ({len(w['crds'])} files; contexts "
           "jwst_0001.pmap, jwst_0002.pmap; use CRDS_PATH=<that dir> CRDS_MODE=local)")

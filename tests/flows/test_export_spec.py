@@ -64,10 +64,10 @@ def test_a_spec3_asn_keeps_jwsts_product_template_and_is_named_without_it():
     """The exported spec3 asn holds the product-name template that jwst and `calops stage`
     fill per source; its file is named without the template fields; an unsafe name is made
     safe all the same."""
-    from flows.export import _product_name, _untemplated
+    from flows.export import _product_name, untemplated
 
     t = "jw01234-o004_{source_id}_nirspec_f100lp-g140m-{slit_name}"
-    assert _untemplated(t) == "jw01234-o004_nirspec_f100lp-g140m"
+    assert untemplated(t) == "jw01234-o004_nirspec_f100lp-g140m"
     assert _product_name(t) == t
     assert _product_name("jw01234-o001_t001_nircam_clear-f150w") == \
         "jw01234-o001_t001_nircam_clear-f150w"

@@ -1,17 +1,27 @@
 """The default program of ``calops simulate``: exposures of all four instruments in one program.
 
-``all_program()`` composes sub-programs that exist on their own, unchanged:
+``all_program()`` composes sub-programs that exist on their own (with the options below):
 
 - ``small_program`` — NIRCam and NIRISS imaging (observations 1, 2; 7 exposures);
 - ``miri_program`` — MIRI imaging, its SUB256 dither pair (observation 3; 2 exposures of 10
   groups x 2 integrations);
 - ``fs_program`` — one NIRSpec fixed-slit exposure (S200A1 in SUBS200A1, 64x2048, NRS readout,
   ``FS_NGROUPS`` groups, no nod), observation 4;
-- ``lrs_program`` — one MIRI LRS fixed-slit exposure (FULL 1024x1032 as the mode requires,
-  FASTR1, ``LRS_NGROUPS`` groups, no nod), observation 5.
+- ``lrs_program`` — a MIRI LRS fixed-slit ALONG-SLIT-NOD pair (FULL 1024x1032 as the mode
+  requires, FASTR1, ``LRS_NGROUPS`` groups), observation 5: jwst's LRS spec3 association takes
+  nodded exposures only, so the pair is what gives it (and its combined products);
+- ``mos_program`` — one NIRSpec MOS exposure (FULL 2048x2048, the one full-frame part; NRS
+  readout, ``MOS_NGROUPS`` groups; ``MOS_SOURCES`` sources in 3-shutter slitlets plus a
+  background slitlet and a failed-open shutter; its MSA metadata as ``msa.*`` meta, which
+  ``calops simulate`` writes to the ``_msa.fits`` file MSAMETFL names), observation 6. No nods
+  and no leakcal (imprint) exposures: calops' spec2 runs per exposure, without association
+  members, so they would cost three more full frames and change nothing; no MSA leak either
+  (nothing here could remove it).
 
-The spectroscopic parts and the MIRI imaging subset are kept small so that ``calops demo``, which
-runs this program, stays about as fast as it was with NIRCam + NIRISS alone.
+``all_program(without=("mos", ...))`` leaves spectroscopic parts out (``SPEC_PARTS``;
+``calops simulate --without mos``): ``calops demo`` runs without the MOS part. The other
+spectroscopic parts and the MIRI imaging subset are kept small so that the demo stays about as
+fast as it was with NIRCam + NIRISS alone.
 
 The spectroscopic parts are simulated at level ``uncal`` so stage 1 runs on them; their
 detector1 references (``SpecExposure.stage1_refs``) become ``RefFile`` entries whose CRDS
@@ -23,7 +33,9 @@ one CRDS cache (file names that collide, the same selection twice) is the catalo
 (``catalogs.crds_cache.merge_contexts``). One resolution happens here because it is about the
 science, not the cache: the MIRI imager distortion of the LRS part is the imaging part's model
 declared for ``MIR_IMAGE|MIR_LRS-FIXEDSLIT`` (as in JWST's contexts, one imager distortion
-serves both modes), so the imaging part uses it too.
+serves both modes), so the imaging part uses it too. Likewise the fixed-slit part shares the MOS
+part's NIRSpec D-flat and its detector1 files that the rmaps select without SUBARRAY
+(``share_nirspec_references``: full-detector files, as JWST's).
 """
 
 from __future__ import annotations
@@ -49,8 +61,12 @@ from transforms.sim.program import (
 
 FS_OBSERVATION = 4
 LRS_OBSERVATION = 5
+MOS_OBSERVATION = 6
 FS_NGROUPS = 5
 LRS_NGROUPS = 4
+MOS_NGROUPS = 3
+MOS_SOURCES = 2
+SPEC_PARTS = ("fs", "lrs", "mos")  # the spectroscopic parts ``all_program(without=...)`` names
 MIRI_IMAGING_EXPOSURES = 2  # miri_program's SUB256 dither pair (not its BRIGHTSKY exposure)
 
 # The parameters of the real JWST rmaps (crds/jwst/specs) a spectroscopic exposure's detector1
@@ -112,14 +128,40 @@ def renumber(spec: SPG.SpecProgramSpec, observation: int) -> SPG.SpecProgramSpec
 
 
 def all_program(fs_ngroups: int = FS_NGROUPS, lrs_ngroups: int = LRS_NGROUPS,
+                mos_ngroups: int = MOS_NGROUPS, without: tuple[str, ...] = (),
                 **overrides: Any) -> AllSpec:
-    """The default program; ``overrides`` apply to the imaging sub-programs
-    (e.g. ``pointing_error_arcsec``)."""
-    fs = renumber(SPG.fs_program(nod=None, ngroups=fs_ngroups), FS_OBSERVATION)
-    lrs = renumber(SPG.lrs_program(nod=False, ngroups=lrs_ngroups), LRS_OBSERVATION)
+    """The default program; ``without`` leaves spectroscopic parts out (names in
+    ``SPEC_PARTS``: ``calops demo`` leaves out ``"mos"``); ``overrides`` apply to the imaging
+    sub-programs (e.g. ``pointing_error_arcsec``)."""
+    unknown = sorted(set(without) - set(SPEC_PARTS))
+    if unknown:
+        raise ProgramError(f"unknown part(s) {unknown} to leave out; the parts are "
+                           f"{', '.join(SPEC_PARTS)}")
+    spectra = {
+        "fs": lambda: renumber(SPG.fs_program(nod=None, ngroups=fs_ngroups), FS_OBSERVATION),
+        "lrs": lambda: renumber(SPG.lrs_program(nod=True, ngroups=lrs_ngroups),
+                                LRS_OBSERVATION),
+        "mos": lambda: renumber(SPG.mos_program(nsources=MOS_SOURCES, nod=False, imprint=False,
+                                                msa_leak=0.0,
+                                                ngroups=mos_ngroups), MOS_OBSERVATION),
+    }
+    parts = {k: make() for k, make in spectra.items() if k not in without}
+    if "fs" in parts and "mos" in parts:  # one CRDS cache: the NIRSpec files they share
+        parts["fs"] = share_nirspec_references(parts["fs"], parts["mos"])
     miri = miri_program(**overrides)
     miri = replace(miri, exposures=miri.exposures[:MIRI_IMAGING_EXPOSURES])
-    return AllSpec("all", (small_program(**overrides), miri), (fs, lrs))
+    return AllSpec("all", (small_program(**overrides), miri), tuple(parts.values()))
+
+
+def share_nirspec_references(fs: SPG.SpecProgramSpec, mos: SPG.SpecProgramSpec
+                             ) -> SPG.SpecProgramSpec:
+    """The fixed-slit part made to share the MOS part's NIRSpec references where the real
+    rmaps cannot tell the two apart: the D-flat (selected by DETECTOR only) over the MOS
+    reference window, which holds the fixed slits' subarray rows, and the detector1 files
+    selected without SUBARRAY (mask, saturation, linearity, gain, readnoise) over the full
+    detector, as JWST's are (the steps cut them to the subarray). The same seed then gives
+    both parts the same content, one file each."""
+    return replace(fs, ref_window=mos.ref_window, full_frame_refs=True)
 
 
 def same_content(a: Any, b: Any, ignore_meta: tuple[str, ...] = ()) -> bool:

@@ -116,6 +116,10 @@ class SpecProgramSpec:
     noise: bool = True
     ref_window: tuple[int, int, int, int] | None = None  # NIRSpec S/D-flat window (1-based)
     sdp_version: str = DEFAULT_SDP
+    # NIRSpec uncal: detector1 references over the full detector (the steps cut them, as
+    # jwst's are) instead of the exposure's window, so a subarray exposure and a full-frame
+    # one of another program can share them in one CRDS cache
+    full_frame_refs: bool = False
 
 
 @dataclass(frozen=True)
@@ -779,7 +783,9 @@ def _uncal(spec: SpecProgramSpec, e: SpecExposureSpec, meta: Mapping[str, Any],
 
         light_e = np.where(props.refpix, 0.0, light_dn * props.gain)
         data, _ = synthesize_nirspec(light_e, props, sub, tim, rng, Effects(), e.detector)
-        refs = trad_refs(props, tim, sub, e.exp_type, tim.nframes_per_integration + 2)
+        rprops = (rf.detector_properties(e.detector, seed)
+                  if spec.full_frame_refs and sub.name != "FULL" else props)
+        refs = trad_refs(rprops, tim, sub, e.exp_type, tim.nframes_per_integration + 2)
     else:
         from transforms.sim import miri as sim_miri
         from transforms.sim.detector import Effects

@@ -345,14 +345,11 @@ def _along_slit(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.
     with np.errstate(invalid="ignore", divide="ignore"):
         norm = np.hypot(dxi, deta)
         ux, uy = dxi / norm, deta / norm
-    # one direction per column: the median of its rows
+    # one direction per column: the median of its rows (NaN off the slit, without numpy's
+    # warning: warnings.catch_warnings is not thread-safe and let it through under calops run)
     with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            ux = np.nanmedian(ux, axis=0)[None, :]
-            uy = np.nanmedian(uy, axis=0)[None, :]
+        ux = S.column_reduce(np.nanmedian, ux)[None, :]
+        uy = S.column_reduce(np.nanmedian, uy)[None, :]
     return xi * ux + eta * uy
 
 

@@ -310,7 +310,8 @@ def build_grid(pieces: Sequence[Piece], params: ResampleSpecParams,
     if not table:
         raise ResampleSpecError(f"slit {ref.slit.name} has no finite wavelengths to resample")
     # does the wavelength decrease along the reference's dispersion index?
-    lam_c = np.nanmedian(np.where(np.isfinite(ref.wavelength), ref.wavelength, np.nan), axis=0) \
+    lam_c = S.column_reduce(np.nanmedian,
+                            np.where(np.isfinite(ref.wavelength), ref.wavelength, np.nan)) \
         if np.isfinite(ref.wavelength).any() else np.zeros(1)
     fin = np.flatnonzero(np.isfinite(lam_c))
     flip = bool(fin.size > 1 and lam_c[fin[-1]] < lam_c[fin[0]])

@@ -22,6 +22,7 @@ import numpy as np
 from transforms.instruments.nirspec import slits as N
 from transforms.model import DataModel
 from transforms.registry import register
+from transforms.spectral import column_reduce
 from transforms.spec2._common import (NIRSPEC_SLIT_TYPES, exp_type, need_ref, slit_arrays,
                                       slit_meta, slit_names, srctype_of, update_slits)
 
@@ -67,9 +68,9 @@ def correction(params: Mapping[str, Any], wavelength: np.ndarray, table: Mapping
     _, left = N.pixel_coords(params, x - 0.5, y)
     _, right = N.pixel_coords(params, x + 0.5, y)
     disp = right - left
-    with np.errstate(invalid="ignore"):
-        lam_mean = np.nanmean(np.where(np.isfinite(lam), lam, np.nan), axis=0)
-        disp_mean = np.nanmean(np.where(np.isfinite(disp), disp, np.nan), axis=0)
+    with np.errstate(invalid="ignore"):  # columns off the slit have no finite value
+        lam_mean = column_reduce(np.nanmean, np.where(np.isfinite(lam), lam, np.nan))
+        disp_mean = column_reduce(np.nanmean, np.where(np.isfinite(disp), disp, np.nan))
     ok = np.isfinite(lam_mean) & np.isfinite(disp_mean)
     if ok.sum() < 2:
         return None
