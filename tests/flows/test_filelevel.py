@@ -349,3 +349,24 @@ def test_spec3_from_an_association_names_files_per_source(sim_dir, tmp_path):
     assert len(got) == 9
     h = fits.getheader(tmp_path / "out" / got[0])
     assert h["CO_BUILD"] == "file-level" and h["S_COMB1D"] in ("COMPLETE", "SKIPPED")
+
+
+def test_a_secondary_reference_that_is_na_does_not_skip_the_step(tmp_path):
+    """jwst's saturation reads a superbias when the context has one and runs without it where
+    it is N/A (MIRI): only the saturation reference being N/A skips it. (The file-level build
+    skipped MIRI saturation until superbias became its optional reference, unlike the
+    workspace runner.)"""
+    from transforms import registry
+    from transforms.registry import PlannedStep
+
+    spec = registry.get("saturation", "1.0")
+    assert spec.reftypes == ("saturation",) and "superbias" in spec.optional_reftypes
+    sat = tmp_path / "sat.fits"
+    sat.write_bytes(b"")
+    step = PlannedStep(spec, spec.params())
+    plan, paths, notes = filelevel.choose_references(
+        [step], {}, "jwst_0001.pmap", str(tmp_path), {"saturation": str(sat), "superbias": "N/A"})
+    assert not plan[0].skip and paths == {"saturation": str(sat), "superbias": "N/A"}, notes
+    plan, _, notes = filelevel.choose_references(
+        [step], {}, "jwst_0001.pmap", str(tmp_path), {"saturation": "N/A", "superbias": "N/A"})
+    assert plan[0].skip and notes == ["saturation skipped: saturation is N/A"]

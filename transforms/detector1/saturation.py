@@ -234,8 +234,8 @@ def apply_inplace(arrays: dict[str, np.ndarray], refs: Mapping[str, DataModel],
     return {f"cal_step.{NAME}": "COMPLETE"}
 
 
-@register(NAME, VERSION, "detector1", SaturationParams, ("saturation", "superbias"),
-          keyword="S_SATURA", inplace=apply_inplace)
+@register(NAME, VERSION, "detector1", SaturationParams, ("saturation",),
+          optional_reftypes=("superbias",), keyword="S_SATURA", inplace=apply_inplace)
 def apply(model: DataModel, refs: Mapping[str, DataModel], params: SaturationParams) -> DataModel:
     """Flag saturated groups (+ neighbours, + read-pattern partial saturation)."""
     return apply_by_copy(model, refs, params, NAME, apply_inplace)
