@@ -111,14 +111,24 @@ def renumber(spec: SPG.SpecProgramSpec, observation: int) -> SPG.SpecProgramSpec
 
 
 def all_program(fs_ngroups: int = FS_NGROUPS, lrs_ngroups: int = LRS_NGROUPS,
-                **overrides: Any) -> AllSpec:
+                ifu: bool = True, **overrides: Any) -> AllSpec:
     """The default program; ``overrides`` apply to the imaging sub-programs
-    (e.g. ``pointing_error_arcsec``)."""
+    (e.g. ``pointing_error_arcsec``); ``ifu=False`` leaves out the IFU observations
+    (7: MIRI MRS, 8: NIRSpec IFU), the most expensive parts."""
     fs = renumber(SPG.fs_program(nod=None, ngroups=fs_ngroups), FS_OBSERVATION)
     lrs = renumber(SPG.lrs_program(nod=False, ngroups=lrs_ngroups), LRS_OBSERVATION)
     miri = miri_program(**overrides)
     miri = replace(miri, exposures=miri.exposures[:MIRI_IMAGING_EXPOSURES])
-    return AllSpec("all", (small_program(**overrides), miri), (fs, lrs))
+    return AllSpec("all", (small_program(**overrides), miri), (fs, lrs) + _ifu_parts(ifu))
+
+
+def _ifu_parts(ifu: bool) -> tuple[Any, ...]:
+    """The IFU observations of the default program (``sim.ifu_program``), or none."""
+    if not ifu:
+        return ()
+    from transforms.sim import ifu_program as IFU
+
+    return (IFU.mrs_program(), IFU.nrs_ifu_program())
 
 
 def same_content(a: Any, b: Any, ignore_meta: tuple[str, ...] = ()) -> bool:
@@ -228,6 +238,10 @@ def _simulate_part(job: tuple[str, Any, int]) -> Any:
     kind, s, seed = job
     if kind == "imaging":
         return simulate_program(s, seed)
+    from transforms.sim import ifu_program as IFU
+
+    if isinstance(s, IFU.IfuProgramSpec):
+        return IFU.simulate_ifu_program(s, seed)
     return SPG.simulate_spec_program(s, seed, level="uncal")
 
 
