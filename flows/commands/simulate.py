@@ -19,11 +19,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("outdir", help="directory to write into (created if missing)")
     p.add_argument("--program", default="all", choices=("all", "small", "full"),
                    help="all (default): NIRCam, NIRISS and MIRI imaging plus a NIRSpec fixed-slit "
-                        "and a MIRI LRS exposure, one CRDS cache; small: NIRCam + NIRISS "
+                        "and a MIRI LRS exposure and MIRI MRS and NIRSpec IFU dithers, one "
+                        "CRDS cache; small: NIRCam + NIRISS "
                         "test-sized subarrays; full: full-frame NIRCam + NIRISS (benchmarks)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--pointing-error", type=float, default=0.0, metavar="ARCSEC",
                    help="max error injected into the header pointing (default 0)")
+    p.add_argument("--no-ifu", dest="ifu", action="store_false",
+                   help="--program all: leave out the IFU observations (MIRI MRS, NIRSpec IFU), "
+                        "the most expensive parts")
     p.add_argument("--reissue", action="store_true",
                    help="also write definitive-ephemeris reissues under OUTDIR/reissue/")
     p.set_defaults(func=run)
@@ -89,8 +93,8 @@ def write_spec_truth(name: str, t: Any, truth_dir: Path) -> list[Path]:
     return out + [path]
 
 
-def _simulate_all(out: Path, seed: int, pointing_error: float, reissues: bool
-                  ) -> dict[str, list[str]]:
+def _simulate_all(out: Path, seed: int, pointing_error: float, reissues: bool,
+                  ifu: bool = True) -> dict[str, list[str]]:
     """The default program: every part's exposures and truth, one merged CRDS cache."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -100,7 +104,8 @@ def _simulate_all(out: Path, seed: int, pointing_error: float, reissues: bool
     from transforms.sim.program import reissue
 
     with ThreadPoolExecutor(2) as pool:  # the parts are independent; same result as serial
-        prog = simulate_all(all_program(pointing_error_arcsec=pointing_error), seed, pool.map)
+        prog = simulate_all(all_program(ifu=ifu, pointing_error_arcsec=pointing_error), seed,
+                            pool.map)
     written: dict[str, list[str]] = {"uncal": [], "crds": [], "truth": [], "reissue": []}
     (out / "uncal").mkdir(parents=True, exist_ok=True)
     (out / "truth").mkdir(parents=True, exist_ok=True)
@@ -130,15 +135,17 @@ def _simulate_all(out: Path, seed: int, pointing_error: float, reissues: bool
 
 
 def simulate_to(outdir: str | os.PathLike, program: str = "all", seed: int = 0,
-                pointing_error: float = 0.0, reissues: bool = False) -> dict[str, list[str]]:
-    """Simulate and write everything; returns the written paths by kind."""
+                pointing_error: float = 0.0, reissues: bool = False, ifu: bool = True
+                ) -> dict[str, list[str]]:
+    """Simulate and write everything; returns the written paths by kind (``ifu=False``: the
+    default program without its IFU observations)."""
     from catalogs.crds_cache import contexts_from_program, write_cache
     from store.fits import write_uncal
     from transforms.sim.program import program_spec, reissue, simulate_program
 
     out = Path(outdir)
     if program == "all":
-        return _simulate_all(out, seed, pointing_error, reissues)
+        return _simulate_all(out, seed, pointing_error, reissues, ifu)
     spec = program_spec(program, pointing_error_arcsec=pointing_error)
     prog = simulate_program(spec, seed)
     written: dict[str, list[str]] = {"uncal": [], "crds": [], "truth": [], "reissue": []}
@@ -162,7 +169,8 @@ def simulate_to(outdir: str | os.PathLike, program: str = "all", seed: int = 0,
 
 
 def run(args: argparse.Namespace) -> int:
-    w = simulate_to(args.outdir, args.program, args.seed, args.pointing_error, args.reissue)
+    w = simulate_to(args.outdir, args.program, args.seed, args.pointing_error, args.reissue,
+                    args.ifu)
     for kind in ("uncal", "reissue"):
         for p in w[kind]:
             print(f"{kind:8s} {p}")

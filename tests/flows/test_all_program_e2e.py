@@ -23,7 +23,9 @@ def sim(tmp_path_factory):
     from flows.commands.simulate import simulate_to
 
     out = tmp_path_factory.mktemp("allsim")
-    simulate_to(out, seed=4)  # the default program
+    # the default program without its IFU dithers (full-frame MRS and NIRSpec IFU ramps take
+    # minutes: test_ifu_program_e2e runs those)
+    simulate_to(out, seed=4, ifu=False)
     return out
 
 

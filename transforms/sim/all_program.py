@@ -8,15 +8,24 @@
 - ``fs_program`` — one NIRSpec fixed-slit exposure (S200A1 in SUBS200A1, 64x2048, NRS readout,
   ``FS_NGROUPS`` groups, no nod), observation 4;
 - ``lrs_program`` — one MIRI LRS fixed-slit exposure (FULL 1024x1032 as the mode requires,
-  FASTR1, ``LRS_NGROUPS`` groups, no nod), observation 5.
+  FASTR1, ``LRS_NGROUPS`` groups, no nod), observation 5;
+- ``ifu_program.mrs_program`` — a MIRI MRS 2-point dither, MIRIFUSHORT band SHORT (channels
+  1A + 2A), FULL FASTR1, ``ifu_program.MRS_NGROUPS`` groups, observation 7;
+- ``ifu_program.nrs_ifu_program`` — a NIRSpec IFU 2-point dither, NRS1 G235M/F170LP, FULL
+  NRSRAPID, ``ifu_program.NRS_IFU_NGROUPS`` groups, observation 8.
 
-The spectroscopic parts and the MIRI imaging subset are kept small so that ``calops demo``, which
-runs this program, stays about as fast as it was with NIRCam + NIRISS alone.
+The IFU parts are full-frame ramps (the modes have no subarray) and cost minutes to simulate
+and calibrate: ``all_program(ifu=False)`` (``calops simulate --no-ifu``) leaves them out.
+
+The slit parts and the MIRI imaging subset are kept small so that ``calops demo``, which
+runs this program without its IFU parts, stays about as fast as it was with NIRCam + NIRISS
+alone.
 
 The spectroscopic parts are simulated at level ``uncal`` so stage 1 runs on them; their
 detector1 references (``SpecExposure.stage1_refs``) become ``RefFile`` entries whose CRDS
 selection uses every parameter of the real rmap that the exposure has a value for
-(``STAGE1_SELECTORS``), so they are selected for those exposures only.
+(``STAGE1_SELECTORS``), so they are selected for those exposures only; the IFU parts' spec2/3
+references likewise (``ifu_program.IFU_SELECTORS``).
 
 ``simulate_all`` returns each part's references per context as it made them; merging them into
 one CRDS cache (file names that collide, the same selection twice) is the catalog's job
