@@ -33,7 +33,7 @@ from store.errors import CalopsError
 from store.names import safe_name, safe_path
 
 SUFFIX = {"rate": "rate", "rateints": "rateints", "cal": "cal", "i2d": "i2d", "catalog": "cat",
-          "s2d": "s2d", "x1d": "x1d", "c1d": "c1d"}
+          "s2d": "s2d", "s3d": "s3d", "x1d": "x1d", "c1d": "c1d"}
 
 LATEST_SQL = """
 SELECT subject, stage, any_value(product_id) AS outputs, any_value(crds_context) AS context
