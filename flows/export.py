@@ -48,6 +48,7 @@ def provenance_keywords(ws: Any, product_id: str, build: str, context: str | Non
     import crds
 
     from catalogs.questions import provenance
+    from store.keywords import product_table
 
     prov: dict[str, Any] = {"build": build, "product_id": product_id,
                             "pipeline_version": ws.builds.get(build).pipeline_version,
@@ -58,9 +59,13 @@ def provenance_keywords(ws: Any, product_id: str, build: str, context: str | Non
         prov["recipe_key"] = keys[0]
     if context:
         prov["crds_context"] = context
+    known = product_table()
     for row in provenance(ws.catalog, product_id).to_pylist():
         if row["section"] == "reference":
-            prov[f"ref_file.{row['name']}"] = f"crds://{row['value']}"
+            # a reftype without a header keyword in stdatamodels' schema (IFU apcorr; msaoper,
+            # which the schema names badshutter) is in the lineage only, as jwst writes none
+            if f"ref_file.{row['name']}" in known:
+                prov[f"ref_file.{row['name']}"] = f"crds://{row['value']}"
         elif row["section"] == "sdp_version":
             prov["sdp_version"] = row["value"]
         elif row["section"] == "ephemeris" and row["detail"] == "pointing used":

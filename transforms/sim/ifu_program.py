@@ -61,18 +61,23 @@ IFU_SELECTORS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "regions": (_DET, _CH, _BND), "wavelengthrange": (_ET,),
         "flat": (_DET, _FLT, _BND, _RP, _SUB), "fringe": (_DET, _BND), "photom": (_DET, _FLT),
         "mrsxartcorr": (_ET,), "mrsptcorr": (_ET,), "cubepar": (_ET,), "extract1d": (_ET,),
-        "apcorr": (_ET, _CH), "fringefreq": (_DET,),
+        "apcorr": (_ET, _CH), "fringefreq": (_DET,), "pathloss": (_ET,),
     },
     "NIRSPEC": {
         "ifufore": (_ET,), "ifuslicer": (_ET,), "ifupost": (_ET,), "msaoper": (_ET,),
         "photom": (_ET,), "area": (_DET, _FLT, _ET), "cubepar": (_ET, _LM),
         "extract1d": (_ET, _LM, _LS), "apcorr": (_ET, _LM, _LS), "dflat": (_DET,),
         "fflat": (_GRT, _FLT, _ET), "sflat": (_DET, _FLT, _GRT, _ET, _LM, _LS),
-        "flat": (_DET, _FLT, _GRT, _ET), "distortion": (_DET,),
+        "flat": (_DET, _FLT, _GRT, _ET), "distortion": (_DET,), "pathloss": (_ET,),
+        "barshadow": (_ET,), "wavecorr": (_ET,),
     },
 }
-# NIRSpec IFU reftypes CRDS answers N/A for (the step reads the F/S/D flats; no distortion)
-_NRS_NA = ("flat", "distortion")
+# Reftypes of the spec2 plan's steps that CRDS answers N/A for on these exposures: the slit
+# steps the IFU chain does not run (pathloss, barshadow, wavecorr: the other parts' rmaps
+# select them for the slit modes only), NIRSpec's flat (flat_field reads the F/S/D flats) and
+# distortion (the IFU WCS is in ifufore/ifuslicer/ifupost).
+NOT_APPLICABLE = {"MIRI": ("pathloss",),
+                  "NIRSPEC": ("flat", "distortion", "pathloss", "barshadow", "wavecorr")}
 
 
 @dataclass(frozen=True)
@@ -262,7 +267,7 @@ def ifu_references(spec: IfuProgramSpec, seed: int, exposures: Any
             models = dict(SN.nrs_ifu_references(seed, detector=e.detector))
             # the failed-open shutters as the MOS part writes MSAOPER (JWST's JSON layout)
             models["msaoper"] = R.nirspec_msaoper(SN.FAILED_OPEN)
-            models.update(dict.fromkeys(_NRS_NA))
+        models.update(dict.fromkeys(NOT_APPLICABLE[inst]))
         sel: dict[str, DataModel] = {}
         for rt, model in sorted(models.items()):
             match = _match(inst, rt, meta)
