@@ -78,7 +78,7 @@ def test_default_program_shares_the_imager_distortion_and_names_spec_stage1_refs
 
     spec = all_program()
     names = {(s.name, e.observation) for s in spec.spectra for e in s.exposures}
-    assert names == {("fs", 4), ("lrs", 5)}
+    assert names == {("fs", 4), ("lrs", 5), ("mrs", 7), ("nrs_ifu", 8)}
     assert {e.observation for s in spec.imaging for e in s.exposures} == {1, 2, 3}
     for inst, table in STAGE1_SELECTORS.items():
         for rt, keys in table.items():

@@ -72,16 +72,19 @@ def test_run_all_makes_and_exports_cubes_and_spectra(ran):
         cal = _open(out / f"{stem}_cal.fits")
         assert type(cal).__name__ == "IFUImageModel"
         assert cal.meta.cal_step.photom == "COMPLETE"
-    for obs, inst in ((7, "miri"), (8, "nirspec")):
-        for kind, model in (("s3d", "IFUCubeModel"), ("x1d", "MultiSpecModel")):
-            hits = sorted(n for n in names if n.startswith(f"jw01234-o{obs:03d}_")
-                          and f"_{inst}_" in n and n.endswith(f"_{kind}.fits"))
-            assert hits, (obs, kind, sorted(names))
-            for n in hits:
+    # spec3: one s3d and one x1d per cube, named as jwst's cube_build names them
+    cubes = {7: ("miri", ("ch1-short", "ch2-short")), 8: ("nirspec", ("g235m-f170lp",))}
+    for obs, (inst, names_) in cubes.items():
+        assert f"jw01234-o{obs:03d}_t001_{inst}_asn.json" in names
+        for cube in names_:
+            for kind, model in (("s3d", "IFUCubeModel"), ("x1d", "MultiSpecModel")):
+                n = f"jw01234-o{obs:03d}_t001_{inst}_{cube}_{kind}.fits"
+                assert n in names, (n, sorted(names))
                 m = _open(out / n)
                 assert type(m).__name__.endswith(model), (n, type(m).__name__)
                 if kind == "s3d":
                     assert m.data.ndim == 3 and np.isfinite(m.data).any()
+                    assert m.meta.wcs is not None
 
 
 def _spectrum(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -90,25 +93,28 @@ def _spectrum(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(spec["WAVELENGTH"], float), np.asarray(spec["FLUX"], float)
 
 
-@pytest.mark.parametrize("obs", (7, 8))
-def test_combined_x1d_is_the_point_sources_spectrum(ran, obs):
-    """The spec3 x1d of the combined cube against the simulator's point source (continuum and
-    lines through the instrument's LSF): median flux ratio within 10 % (uncal level, 5
-    groups: the noise of a 14 s / 54 s ramp), 5th-95th percentile within 35 %."""
+@pytest.mark.parametrize("name", ("jw01234-o007_t001_miri_ch1-short_x1d.fits",
+                                  "jw01234-o007_t001_miri_ch2-short_x1d.fits",
+                                  "jw01234-o008_t001_nirspec_g235m-f170lp_x1d.fits"))
+def test_combined_x1d_is_the_point_sources_spectrum(ran, name):
+    """The spec3 x1d of each combined cube against the simulator's point source (continuum and
+    lines through the instrument's LSF, ``ifu_scene.point_spectrum``): median flux ratio
+    within 5 %, 5th-95th percentile within 15 % (uncal level, 5 groups: the noise of a 14 s
+    MRS / 54 s NIRSpec ramp; docs/ifu.md gives the measured values)."""
     from transforms.sim import ifu_program as IFU
     from transforms.sim import ifu_scene as SC
 
     base, prog, _ = ran
+    obs = int(name[9:12])
     spec = next(s for s in prog.spec.spectra
                 if {e.observation for e in s.exposures} == {obs})
-    (path,) = sorted((base / "out").glob(f"jw01234-o{obs:03d}_*_x1d.fits"))
-    lam, flux = _spectrum(path)
+    lam, flux = _spectrum(base / "out" / name)
     truth = SC.point_spectrum(IFU.scene(spec).points[0], lam, IFU.optics(spec))
     ok = np.isfinite(flux) & (truth > 0)
-    assert ok.sum() > 100
+    assert ok.sum() > 0.8 * lam.size
     ratio = flux[ok] / truth[ok]
     p5, med, p95 = np.percentile(ratio, [5, 50, 95])
-    print(f"obs {obs}: x1d / truth median {med:.4f} (p5 {p5:.3f}, p95 {p95:.3f}), "
+    print(f"{name}: x1d / truth median {med:.4f} (p5 {p5:.3f}, p95 {p95:.3f}), "
           f"{ok.sum()} planes")
-    assert abs(med - 1) < 0.10, med
-    assert 0.65 < p5 and p95 < 1.35, (p5, p95)
+    assert abs(med - 1) < 0.05, med
+    assert 0.85 < p5 and p95 < 1.15, (p5, p95)
