@@ -47,6 +47,7 @@ NRS_IFU_NGROUPS = 5  # NRSRAPID full frame: 10.74 s a group
 MRS_DATE = "2024-03-10T07:00:00"
 NRS_IFU_DATE = "2024-03-11T08:00:00"
 RA, DEC, ROLL = 53.16, -27.79, 40.0
+DFLAT_USEAFTER = NRS_IFU_DATE[:10] + "T00:00:00"  # after the slit parts' NRS1 D-flat's dates
 DITHER = ((0.0, 0.0), (0.3, 0.2))  # arcsec in the V frame: a 2-point dither
 
 _DET, _FLT, _RP, _SUB, _GRT = ("instrument.detector", "instrument.filter", "exposure.readpatt",
@@ -256,7 +257,6 @@ def ifu_references(spec: IfuProgramSpec, seed: int, exposures: Any
     out: list[RefFile] = []
     count: dict[str, int] = {}
     by_exp: dict[str, dict[str, DataModel]] = {}
-    day = NRS_IFU_DATE[:10] + "T00:00:00"
     from transforms.sim.all_program import same_content
     for ex in exposures:
         e, meta = ex.spec, ex.model.meta
@@ -271,9 +271,7 @@ def ifu_references(spec: IfuProgramSpec, seed: int, exposures: Any
         sel: dict[str, DataModel] = {}
         for rt, model in sorted(models.items()):
             match = _match(inst, rt, meta)
-            ua = day if (inst, rt) == ("NIRSPEC", "dflat") else SM.USEAFTER
-            if model is not None and ua != SM.USEAFTER:
-                model = model.replace(meta={"useafter": ua})
+            ua = DFLAT_USEAFTER if (inst, rt) == ("NIRSPEC", "dflat") else SM.USEAFTER
             hit = next((r for r in out if r.reftype == rt and dict(r.match) == match
                         and same_content(r.model, model)), None)
             if hit is None:
