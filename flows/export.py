@@ -254,9 +254,21 @@ def _split_cubes(model: Any, item: dict[str, Any], suffix: str) -> list[dict[str
     from store import ifu_products
     from transforms.associations_spec import fill_cube_name
 
-    return [{**item, "name": f"{safe_name(fill_cube_name(item['subject'], cube))}_{suffix}.fits",
-             "part": part, "ifu": True}
-            for cube, part in ifu_products.split_by_cube(model)]
+    out = []
+    for cube, part in ifu_products.split_by_cube(model):
+        cube = cube or part.get("cube.name") or _spectrum_name(part)
+        out.append({**item, "name": f"{safe_name(fill_cube_name(item['subject'], cube))}"
+                                    f"_{suffix}.fits", "part": part, "ifu": True})
+    return out
+
+
+def _spectrum_name(model: Any) -> str | None:
+    """The cube name of a single-cube product (its x1d's spectrum is named after it)."""
+    names = model.get("spectra") or []
+    if names:
+        return str(names[0])
+    name = model.get("cube.name")
+    return None if name in (None, "cube") else str(name)
 
 
 def _export_spectra(model: Any, subject: str, suffix: str, prov: dict[str, Any], out: Path

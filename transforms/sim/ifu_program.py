@@ -44,6 +44,7 @@ MRS_OBSERVATION = 7
 NRS_IFU_OBSERVATION = 8
 MRS_NGROUPS = 5  # FASTR1 full frame: 2.775 s a group (the point source's core nears the well)
 NRS_IFU_NGROUPS = 5  # NRSRAPID full frame: 10.74 s a group
+NRS_POINT_MJY = 0.2  # the NIRSpec IFU point source at 1.5 um (see ``scene``)
 MRS_DATE = "2024-03-10T07:00:00"
 NRS_IFU_DATE = "2024-03-11T08:00:00"
 RA, DEC, ROLL = 53.16, -27.79, 40.0
@@ -114,8 +115,14 @@ def nrs_ifu_program(ngroups: int = NRS_IFU_NGROUPS, grating: str = "G235M",
 
 
 def scene(spec: IfuProgramSpec) -> SC.IfuScene:
-    """The simulated field of an IFU observation (the closed-form truth)."""
-    return SC.default_scene(RA, DEC) if spec.instrument == "MIRI" else SC.nirspec_scene(RA, DEC)
+    """The simulated field of an IFU observation (the closed-form truth): the test scenes, the
+    NIRSpec point source at ``NRS_POINT_MJY`` (``nirspec_scene``'s 2 mJy reaches ~3000 DN/s
+    in G235M's core: a full-frame NRSRAPID group of 10.7 s saturates it, and detector1 flags
+    those pixels DO_NOT_USE)."""
+    if spec.instrument == "MIRI":
+        return SC.default_scene(RA, DEC)
+    return SC.default_scene(RA, DEC, SC.NRS_EXT_LINES, SC.NRS_POINT_LINES,
+                            point_mjy=NRS_POINT_MJY, lref=1.5)
 
 
 def optics(spec: IfuProgramSpec) -> SC.Optics:
