@@ -114,3 +114,25 @@ def test_lineage_of_the_cal_lists_both_rates(lrs_ws):
     rows = ws.catalog.sql("SELECT input_id FROM recipe_inputs WHERE recipe_key = ?",
                           [first.key]).to_pylist()
     assert rates <= {r["input_id"] for r in rows}
+
+
+@pytest.mark.parametrize("state, want", [("failed", "failed"), ("miss", "waits")])
+def test_a_members_detector1_failure_fails_the_spec2_with_its_reason(state, want):
+    """Planned without a workspace: nod 2's detector1 failed (or must run first), so nod 1's
+    spec2 cannot run (or waits), naming the member; no exception."""
+    from flows import planner
+    from transforms import registry
+
+    p = planner._Planner.__new__(planner._Planner)
+    p.rows = {e: {"pixels_id": f"px{e[-10:]}", "pointing_id": f"pt{e[-10:]}"}
+              for e in (NOD1, NOD2)}
+    p.members, p.left_out = {}, {}
+    p.state = {("detector1", NOD1): planner.Item("detector1", NOD1, planner.HIT,
+                                                 outputs={"rate": "rate1"}),
+               ("detector1", NOD2): planner.Item("detector1", NOD2, state,
+                                                 cause="ValueError: boom")}
+    p.exposure_members = {("spec2", NOD1): {"background": [NOD2]}}
+    item, inputs = p._inputs(registry.stage("spec2"), NOD1)
+    assert item.state == want and inputs == {}
+    assert (f"background member {NOD2} has no detector1:rate (ValueError: boom)"
+            if want == "failed" else f"waits for detector1 of {NOD2}") == item.cause
