@@ -232,10 +232,10 @@ class _Planner:
             for i, source in enumerate(st.reads):
                 pid, up = self._source(source, m)
                 if pid is None:
-                    if up is not None and up.state in (MISS, WAITS):
-                        item.state, item.cause = WAITS, f"waits for {up.stage}"
+                    state, why = _missing(up)
+                    if state == WAITS:
+                        item.state, item.cause = WAITS, f"waits for {why}"
                         return item, {}
-                    why = up.cause if up is not None else "not planned"
                     if st.subject == "association":  # left out; the others still combine
                         left_out[m] = f"no {source}: {why}"
                         continue
@@ -249,12 +249,10 @@ class _Planner:
                 for r, source in st.member_reads(role, m):
                     pid, up = self._source(source, m)
                     if pid is None:
-                        if up is not None and up.state in (MISS, WAITS):
-                            item.state, item.cause = WAITS, f"waits for {up.stage} of {m}"
-                            return item, {}
-                        why = up.cause if up is not None else "not planned"
-                        item.state, item.cause = FAILED, (
-                            f"{role} member {m} has no {source} ({why})")
+                        state, why = _missing(up)
+                        item.state, item.cause = state, (
+                            f"waits for {why} of {m}" if state == WAITS
+                            else f"{role} member {m} has no {source} ({why})")
                         return item, {}
                     inputs[r] = pid
         if left_out and not inputs:
@@ -314,6 +312,14 @@ class _Planner:
                     self.exposure_members[(st.name, e)] = ms
                     found |= {m for exps in ms.values() for m in exps}
         return found
+
+
+def _missing(up: Item | None) -> tuple[str, str]:
+    """Why a read has no product: (WAITS, the upstream stage that runs first) or (FAILED,
+    the upstream's cause)."""
+    if up is not None and up.state in (MISS, WAITS):
+        return WAITS, up.stage
+    return FAILED, up.cause if up is not None else "not planned"
 
 
 def _exposure_of(expname: str) -> str:
