@@ -131,13 +131,13 @@ POINT = {"jw01234-o004_s00001_nirspec_f100lp-g140m-s200a1": 0.10,
          "jw01234-o006_s00010_nirspec_f100lp-g140m": 0.05,
          "jw01234-o005_t002_miri_p750l": 0.05}
 LRS_XFAIL = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "MIRI LRS nod pair, nod-subtracted in spec2 (seed 3): the spec3 x1d is 0.948 of the truth "
-    "(BEFORE), but the c1d is ~0 (-0.08 before): extract_1d's locate finds no target in "
-    "the LRS s2d, per exposure or combined (their sky coordinates put the slit centre ~33\" from "
-    "dither.dithered_ra/dec), so the aperture stays at the s2d's centre: the combined s2d is "
-    "centred on the nods' common positive trace, each nod's own s2d (spec2 x1d, and the "
-    "per-exposure x1d the c1d combines) on the slit centre, between its positive and negative "
-    "trace; left for the lead"))
+    "MIRI LRS nod pair, nod-subtracted in spec2 (seed 3): the spec3 x1d is 0.948 of the "
+    "truth (0.962 without nod subtraction, rscd fixed), the c1d ~0 (0.050 without): "
+    "extract_1d's locate finds no target in the LRS s2d, per exposure or combined (their sky "
+    "coordinates put the slit centre ~33\" from dither.dithered_ra/dec), so the aperture "
+    "stays at the s2d's centre: the combined s2d is centred on the nods' common positive "
+    "trace, each nod's own s2d (spec2 x1d, and the per-exposure x1d the c1d combines) on the "
+    "slit centre, between its positive and negative trace; left for the lead"))
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=LRS_XFAIL) if "miri" in n else n
