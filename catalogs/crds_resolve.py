@@ -202,10 +202,13 @@ def resolve(meta: Mapping[str, Any], reftypes: Iterable[str], context: str,
         stamp = os.stat(os.path.join(root, "mappings", OBSERVATORY, context)).st_mtime_ns
     except OSError:
         stamp = None  # reported by _load_context below
-    selection = _SELECTION.get((root, context, stamp, instrument, tuple(reftypes)))
+    skey = (root, context, stamp, instrument, tuple(reftypes))
+    selection = _SELECTION.get(skey)
     if selection is not None:  # the fast path: no environment juggling, no mapping walk
         ctx_id, parkeys, dates = selection
-        raw = (id(selection), tuple(meta.get(parkey_to_meta(k)) for k in parkeys))
+        # keyed by the selection's key, not id(selection): the slow path below replaces the
+        # selection tuple, and a freed tuple's id can come back as another reftype list's
+        raw = (skey, tuple(meta.get(parkey_to_meta(k)) for k in parkeys))
         memo = _RAW.get(raw)
         if memo is None:
             header = _header(meta, parkeys, instrument)
@@ -231,8 +234,7 @@ def resolve(meta: Mapping[str, Any], reftypes: Iterable[str], context: str,
             except Exception:
                 pass
         dates = _useafter_dates(imap, reftypes, root)
-        _SELECTION[(root, context, stamp, instrument, tuple(reftypes))] = (
-            id(ctx), tuple(sorted(parkeys)), dates)
+        _SELECTION[skey] = (id(ctx), tuple(sorted(parkeys)), dates)
         header = _header(meta, tuple(sorted(parkeys)), instrument)
         memo = (root, context, id(ctx), tuple(reftypes), _selector(header, dates))
         hit = _RESOLVED.get(memo)

@@ -197,7 +197,8 @@ def _story(out: Path, home: Path, seed: int, server) -> int:
     ws, _ = Workspace.init(home)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(SIM_THREADS) as pool:  # the parts are independent
-        prog = simulate_all(all_program(without=("mos",)), seed=seed, map_fn=pool.map)  # no MOS
+        prog = simulate_all(all_program(without=("mos", "ifu")), seed=seed,
+                           map_fn=pool.map)  # no full-frame MOS, IFU
     t_sim = time.perf_counter() - t0
     sim = out / "sim"
     (sim / "uncal").mkdir(parents=True)

@@ -33,7 +33,7 @@ from store.errors import CalopsError
 from store.names import safe_name, safe_path
 
 SUFFIX = {"rate": "rate", "rateints": "rateints", "cal": "cal", "i2d": "i2d", "catalog": "cat",
-          "s2d": "s2d", "x1d": "x1d", "c1d": "c1d"}
+          "s2d": "s2d", "s3d": "s3d", "x1d": "x1d", "c1d": "c1d"}
 
 LATEST_SQL = """
 SELECT subject, stage, any_value(product_id) AS outputs, any_value(crds_context) AS context
@@ -48,6 +48,7 @@ def provenance_keywords(ws: Any, product_id: str, build: str, context: str | Non
     import crds
 
     from catalogs.questions import provenance
+    from store.keywords import product_table
 
     prov: dict[str, Any] = {"build": build, "product_id": product_id,
                             "pipeline_version": ws.builds.get(build).pipeline_version,
@@ -58,9 +59,13 @@ def provenance_keywords(ws: Any, product_id: str, build: str, context: str | Non
         prov["recipe_key"] = keys[0]
     if context:
         prov["crds_context"] = context
+    known = product_table()
     for row in provenance(ws.catalog, product_id).to_pylist():
         if row["section"] == "reference":
-            prov[f"ref_file.{row['name']}"] = f"crds://{row['value']}"
+            # a reftype without a header keyword in stdatamodels' schema (IFU apcorr; msaoper,
+            # which the schema names badshutter) is in the lineage only, as jwst writes none
+            if f"ref_file.{row['name']}" in known:
+                prov[f"ref_file.{row['name']}"] = f"crds://{row['value']}"
         elif row["section"] == "sdp_version":
             prov["sdp_version"] = row["value"]
         elif row["section"] == "ephemeris" and row["detail"] == "pointing used":
@@ -183,13 +188,21 @@ def export_build(ws: Any, build: str, outdir: str | Path, kinds: tuple[str, ...]
             prov = provenance_keywords(ws, pid, build, item["context"])
             if not any(k.startswith(POINTING_PREFIXES) for k in model.meta):
                 prov.update(_pointing(ws, item["subject"]))  # header only: content unchanged
-            if "part" in item:  # one source of a spectroscopic product
+            if "part" in item and item.get("ifu") and model.kind == "s3d":  # one cube
+                from transforms.ifu import file_wcs as cube_wcs
+
+                wcs = cube_wcs(model)
+            elif "part" in item:  # one source of a spectroscopic product
                 from transforms.spectral import file_wcs
 
                 wcs = file_wcs(model)
             else:
                 wcs = wcs_of(model) if model.kind in ("cal", "i2d") and "wcs.kind" in model.meta \
                     else None
+                if wcs is None and model.kind in ("cal", "s3d"):  # IFU slices or cubes
+                    from transforms.ifu import file_wcs as ifu_wcs
+
+                    wcs = ifu_wcs(model)
             written.append(fits.write_product(model, path, provenance=prov, wcs=wcs,
                                               overwrite=True))
     except BaseException:
@@ -221,6 +234,9 @@ def _expand_spectra(ws: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]
     written."""
     out: list[dict[str, Any]] = []
     for item in items:
+        if "product_id" in item and "{cube}" in item["subject"]:  # IFU stage 3: per cube
+            out += _split_cubes(ws.store.get(item["product_id"]), item, SUFFIX[item["output"]])
+            continue
         if "product_id" not in item or not _is_spectral(ws, item["product_id"]):
             out.append(item)
             continue
@@ -229,6 +245,30 @@ def _expand_spectra(ws: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]
         for fname, part in spec_products.split_by_source(model, item["subject"]):
             out.append({**item, "name": f"{safe_name(fname)}_{suffix}.fits", "part": part})
     return out
+
+
+def _split_cubes(model: Any, item: dict[str, Any], suffix: str) -> list[dict[str, Any]]:
+    """An IFU stage-3 product (s3d or x1d, its association's name with a ``{cube}`` field) as
+    one item per cube, named as jwst's cube_build names them
+    (``jw01234-o007_t001_miri_ch1-short_s3d.fits``)."""
+    from store import ifu_products
+    from transforms.associations_spec import fill_cube_name
+
+    out = []
+    for cube, part in ifu_products.split_by_cube(model):
+        cube = cube or part.get("cube.name") or _spectrum_name(part)
+        out.append({**item, "name": f"{safe_name(fill_cube_name(item['subject'], cube))}"
+                                    f"_{suffix}.fits", "part": part, "ifu": True})
+    return out
+
+
+def _spectrum_name(model: Any) -> str | None:
+    """The cube name of a single-cube product (its x1d's spectrum is named after it)."""
+    names = model.get("spectra") or []
+    if names:
+        return str(names[0])
+    name = model.get("cube.name")
+    return None if name in (None, "cube") else str(name)
 
 
 def _export_spectra(model: Any, subject: str, suffix: str, prov: dict[str, Any], out: Path
@@ -277,7 +317,7 @@ def association_document(ws: Any, asn_name: str, items: list[dict[str, Any]]) ->
 
 
 # jwst's spec3 product names are templates its pipeline fills per source ({source_id} ...)
-_TEMPLATE_FIELD = re.compile(r"[_-]?\{(?:source_id|slit_name)\}")
+_TEMPLATE_FIELD = re.compile(r"[_-]?\{(?:source_id|slit_name|cube)\}")
 
 
 def untemplated(name: str) -> str:
@@ -288,6 +328,9 @@ def untemplated(name: str) -> str:
 def _product_name(name: str) -> str:
     """The association's product name: a spec3 template stays a template (calops stage and
     jwst fill it per source) when the rest of it is safe; anything else is made safe."""
+    # an IFU product's {cube} is calops' own field: jwst's cube_build appends the cube's
+    # channel/band (grating/filter) to the association's product name itself
+    name = name.replace("_{cube}", "").replace("{cube}", "")
     bare = untemplated(name)
     return name if bare and bare != name and safe_name(bare) == bare else safe_name(name)
 

@@ -212,6 +212,15 @@ REF_FILE: dict[str, str] = {
     "emicorr": "R_MIREMI",  # MIRI
     "rscd": "R_RSCD",
     "reset": "R_RESET",
+    "regions": "R_REGION",  # integral-field units
+    "fringe": "R_FRINGE",
+    "fringefreq": "R_FRIFRQ",
+    "mrsxartcorr": "R_MRSXAR",
+    "mrsptcorr": "R_MRSPT",
+    "cubepar": "R_CUBPAR",
+    "ifufore": "R_IFUFOR",
+    "ifuslicer": "R_IFUSLI",
+    "ifupost": "R_IFUPOS",
 }
 
 # Reference-file header keywords (referencefile.schema + the CRDS match keys).

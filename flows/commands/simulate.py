@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+# all_program.SPEC_PARTS, spelled here so that building the CLI does not import the simulator
+PARTS = ("fs", "lrs", "mos", "ifu")
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -19,12 +22,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("outdir", help="directory to write into (created if missing)")
     p.add_argument("--program", default="all", choices=("all", "small", "full"),
                    help="all (default): NIRCam, NIRISS and MIRI imaging plus NIRSpec fixed-slit, "
-                        "MIRI LRS (a nod pair) and NIRSpec MOS spectroscopy, one CRDS cache; "
+                        "MIRI LRS (a nod pair), NIRSpec MOS, MIRI MRS and NIRSpec IFU "
+                        "spectroscopy, one CRDS cache; "
                         "small: NIRCam + NIRISS test-sized subarrays; full: full-frame NIRCam + "
                         "NIRISS (benchmarks)")
-    p.add_argument("--without", action="append", default=[], choices=("fs", "lrs", "mos"),
+    p.add_argument("--without", action="append", default=[], choices=PARTS,
                    metavar="PART", help="leave a spectroscopic part of the all program out "
-                   "(fs, lrs or mos; repeatable): e.g. --without mos, the one full-frame part")
+                   f"({', '.join(PARTS)}; repeatable): e.g. --without ifu --without mos, "
+                   "the full-frame parts (ifu: the MIRI MRS and NIRSpec IFU dithers)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--pointing-error", type=float, default=0.0, metavar="ARCSEC",
                    help="max error injected into the header pointing (default 0)")

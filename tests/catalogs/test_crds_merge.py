@@ -78,10 +78,10 @@ def test_default_program_shares_the_imager_distortion_and_names_spec_stage1_refs
 
     spec = all_program()
     names = {(s.name, e.observation) for s in spec.spectra for e in s.exposures}
-    assert names == {("fs", 4), ("lrs", 5), ("mos", 6)}
+    assert names == {("fs", 4), ("lrs", 5), ("mos", 6), ("mrs", 7), ("nrs_ifu", 8)}
     assert [e.pattern for s in spec.spectra if s.name == "lrs" for e in s.exposures] == \
         ["ALONG-SLIT-NOD"] * 2  # a nod pair: its spec3 association exists
-    assert [s.name for s in all_program(without=("mos",)).spectra] == ["fs", "lrs"]
+    assert [s.name for s in all_program(without=("mos", "ifu")).spectra] == ["fs", "lrs"]
     assert {e.observation for s in spec.imaging for e in s.exposures} == {1, 2, 3}
     for inst, table in STAGE1_SELECTORS.items():
         for rt, keys in table.items():

@@ -157,3 +157,23 @@ def test_memoised_selection_honours_useafter_dates(cache, order):
             d = os.path.basename(resolve(m, ["dark"], "jwst_0002.pmap", root)["dark"])
             assert got.setdefault(m["observation.date"], d) == d
     assert got["2024-05-01"] != got["2024-07-01"]
+
+
+
+def test_a_recycled_object_id_never_answers_for_another_reftype_list(cache, monkeypatch):
+    """The slow path replaces a reftype list's memoised selection (a re-resolve); a freed
+    selection's object id can then come back as another list's. Memo keys must not rest on
+    such ids: with every id the same (a recycled id, made certain), gain and linearity, which
+    select on the same parameters, still get their own files (seen once as 'needs the
+    ifupost reference' in a full run)."""
+    from catalogs import crds_resolve as CR
+
+    prog, root = cache
+    meta = dict(prog.exposures[0].uncal.meta)
+    monkeypatch.setattr(CR, "id", lambda obj: 0, raising=False)
+    monkeypatch.setattr(CR, "_SELECTION", {})
+    monkeypatch.setattr(CR, "_RAW", {})
+    monkeypatch.setattr(CR, "_RESOLVED", {})
+    for _ in range(2):
+        for rts in (["gain"], ["linearity"], ["gain", "linearity"]):
+            assert sorted(resolve(meta, rts, "jwst_0001.pmap", root)) == rts

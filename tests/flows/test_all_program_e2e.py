@@ -1,9 +1,10 @@
 """``calops simulate``'s default program end to end: every instrument's exposures (NIRCam,
 NIRISS and MIRI imaging, a NIRSpec fixed-slit exposure and a MIRI LRS nod pair) and ONE CRDS
 cache under which detector1 gives a rate for every exposure on a fresh workspace, with every
-step's S_* keyword as stdatamodels spells it. The program's full-frame NIRSpec MOS part is
-left out here (``--without mos``) to keep this in the normal run: it has its own slow test,
-``test_spec_all_e2e.py``, from simulate to exported spec3 products."""
+step's S_* keyword as stdatamodels spells it. The program's full-frame parts (NIRSpec MOS, the
+IFU dithers) are left out here (``--without mos --without ifu``) to keep this in the normal
+run: they have slow tests of their own, ``test_spec_all_e2e.py`` and ``test_ifu_program_e2e.py``,
+from simulate to exported stage-3 products."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ def sim(tmp_path_factory):
     from flows.commands.simulate import simulate_to
 
     out = tmp_path_factory.mktemp("allsim")
-    simulate_to(out, seed=4, without=("mos",))  # the default program but MOS
+    # the default program without its full-frame MOS and IFU parts (minutes of ramps:
+    # test_spec_all_e2e and test_ifu_program_e2e run those)
+    simulate_to(out, seed=4, without=("mos", "ifu"))
     return out
 
 

@@ -17,7 +17,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     text = capsys.readouterr().out
     # every stage of both builds ran, the rerun was all hits, the reissue reused stage 1
     assert re.search(r"second run: build 11\.1\.1.*\n\s+detector1\s+(\d+) tasks\s+\1 hits", text)
-    # stage 1 on every instrument of `calops simulate --without mos` (12 exposures)
+    # stage 1 on every instrument of `calops simulate --without mos --without ifu` (12 exposures)
     assert re.search(r"first run: build 11\.1\.1.*\n\s+detector1\s+12 tasks", text)
     assert "MIRI MIR_LRS-FIXEDSLIT" in text and "NIRSPEC NRS_FIXEDSLIT" in text
     reissue = text.split("7. A reissued exposure")[1]

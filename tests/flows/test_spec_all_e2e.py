@@ -57,7 +57,7 @@ def _calops(*argv: str) -> None:
 def done(tmp_path_factory):
     top = tmp_path_factory.mktemp("specall")
     sim, home, out = top / "sim", str(top / "home"), top / "out"
-    _calops("simulate", str(sim), "--seed", "3")
+    _calops("simulate", str(sim), "--seed", "3", "--without", "ifu")  # IFU: its own test
     _calops("--home", home, "init", "--crds", str(sim / "crds"))
     # the spectroscopic files; the glob also matches the MOS _msa.fits, which ingest skips
     _calops("--home", home, "run", "all", str(sim / "uncal" / "jw0123400[456]*.fits"),

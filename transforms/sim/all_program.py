@@ -10,23 +10,27 @@
 - ``lrs_program`` — a MIRI LRS fixed-slit ALONG-SLIT-NOD pair (FULL 1024x1032 as the mode
   requires, FASTR1, ``LRS_NGROUPS`` groups), observation 5: jwst's LRS spec3 association takes
   nodded exposures only, so the pair is what gives it (and its combined products);
-- ``mos_program`` — one NIRSpec MOS exposure (FULL 2048x2048, the one full-frame part; NRS
-  readout, ``MOS_NGROUPS`` groups; ``MOS_SOURCES`` sources in 3-shutter slitlets plus a
-  background slitlet and a failed-open shutter; its MSA metadata as ``msa.*`` meta, which
-  ``calops simulate`` writes to the ``_msa.fits`` file MSAMETFL names), observation 6. No nods
-  and no leakcal (imprint) exposures: calops' spec2 runs per exposure, without association
-  members, so they would cost three more full frames and change nothing; no MSA leak either
-  (nothing here could remove it).
+- ``mos_program`` — one NIRSpec MOS exposure (FULL 2048x2048; NRS readout, ``MOS_NGROUPS``
+  groups; ``MOS_SOURCES`` sources in 3-shutter slitlets plus a background slitlet and a
+  failed-open shutter; its MSA metadata as ``msa.*`` meta, which ``calops simulate`` writes to
+  the ``_msa.fits`` file MSAMETFL names), observation 6. No nods and no leakcal (imprint)
+  exposures (three more full frames each); no MSA leak either;
+- ``ifu_program.mrs_program`` — a MIRI MRS 2-point dither, MIRIFUSHORT band SHORT (channels
+  1A + 2A), FULL FASTR1, ``ifu_program.MRS_NGROUPS`` groups, observation 7;
+- ``ifu_program.nrs_ifu_program`` — a NIRSpec IFU 2-point dither, NRS1 G235M/F170LP, FULL
+  NRSRAPID, ``ifu_program.NRS_IFU_NGROUPS`` groups, observation 8.
 
-``all_program(without=("mos", ...))`` leaves spectroscopic parts out (``SPEC_PARTS``;
-``calops simulate --without mos``): ``calops demo`` runs without the MOS part. The other
-spectroscopic parts and the MIRI imaging subset are kept small so that the demo stays about as
-fast as it was with NIRCam + NIRISS alone.
+``all_program(without=("mos", "ifu", ...))`` leaves spectroscopic parts out (``SPEC_PARTS``;
+``calops simulate --without mos``; ``"ifu"`` is both IFU observations, full-frame ramps that
+cost minutes to simulate and calibrate): ``calops demo`` runs without MOS and IFU. The other
+spectroscopic parts and the MIRI imaging subset are kept small so that the demo stays about
+as fast as it was with NIRCam + NIRISS alone.
 
 The spectroscopic parts are simulated at level ``uncal`` so stage 1 runs on them; their
 detector1 references (``SpecExposure.stage1_refs``) become ``RefFile`` entries whose CRDS
 selection uses every parameter of the real rmap that the exposure has a value for
-(``STAGE1_SELECTORS``), so they are selected for those exposures only.
+(``STAGE1_SELECTORS``), so they are selected for those exposures only; the IFU parts' spec2/3
+references likewise (``ifu_program.IFU_SELECTORS``).
 
 ``simulate_all`` returns each part's references per context as it made them; merging them into
 one CRDS cache (file names that collide, the same selection twice) is the catalog's job
@@ -66,7 +70,7 @@ FS_NGROUPS = 5
 LRS_NGROUPS = 4
 MOS_NGROUPS = 3
 MOS_SOURCES = 2
-SPEC_PARTS = ("fs", "lrs", "mos")  # the spectroscopic parts ``all_program(without=...)`` names
+SPEC_PARTS = ("fs", "lrs", "mos", "ifu")  # the spectroscopic parts ``all_program(without=...)`` names
 MIRI_IMAGING_EXPOSURES = 2  # miri_program's SUB256 dither pair (not its BRIGHTSKY exposure)
 
 # The parameters of the real JWST rmaps (crds/jwst/specs) a spectroscopic exposure's detector1
@@ -131,8 +135,8 @@ def all_program(fs_ngroups: int = FS_NGROUPS, lrs_ngroups: int = LRS_NGROUPS,
                 mos_ngroups: int = MOS_NGROUPS, without: tuple[str, ...] = (),
                 **overrides: Any) -> AllSpec:
     """The default program; ``without`` leaves spectroscopic parts out (names in
-    ``SPEC_PARTS``: ``calops demo`` leaves out ``"mos"``); ``overrides`` apply to the imaging
-    sub-programs (e.g. ``pointing_error_arcsec``)."""
+    ``SPEC_PARTS``: ``calops demo`` leaves out ``"mos"`` and ``"ifu"``); ``overrides`` apply to
+    the imaging sub-programs (e.g. ``pointing_error_arcsec``)."""
     unknown = sorted(set(without) - set(SPEC_PARTS))
     if unknown:
         raise ProgramError(f"unknown part(s) {unknown} to leave out; the parts are "
@@ -146,11 +150,12 @@ def all_program(fs_ngroups: int = FS_NGROUPS, lrs_ngroups: int = LRS_NGROUPS,
                                                 ngroups=mos_ngroups), MOS_OBSERVATION),
     }
     parts = {k: make() for k, make in spectra.items() if k not in without}
+    ifu = () if "ifu" in without else _ifu_parts()
     if "fs" in parts and "mos" in parts:  # one CRDS cache: the NIRSpec files they share
         parts["fs"] = share_nirspec_references(parts["fs"], parts["mos"])
     miri = miri_program(**overrides)
     miri = replace(miri, exposures=miri.exposures[:MIRI_IMAGING_EXPOSURES])
-    return AllSpec("all", (small_program(**overrides), miri), tuple(parts.values()))
+    return AllSpec("all", (small_program(**overrides), miri), tuple(parts.values()) + ifu)
 
 
 def share_nirspec_references(fs: SPG.SpecProgramSpec, mos: SPG.SpecProgramSpec
@@ -162,6 +167,13 @@ def share_nirspec_references(fs: SPG.SpecProgramSpec, mos: SPG.SpecProgramSpec
     detector, as JWST's are (the steps cut them to the subarray). The same seed then gives
     both parts the same content, one file each."""
     return replace(fs, ref_window=mos.ref_window, full_frame_refs=True)
+
+
+def _ifu_parts() -> tuple[Any, ...]:
+    """The IFU observations of the default program (``sim.ifu_program``)."""
+    from transforms.sim import ifu_program as IFU
+
+    return (IFU.mrs_program(), IFU.nrs_ifu_program())
 
 
 def same_content(a: Any, b: Any, ignore_meta: tuple[str, ...] = ()) -> bool:
@@ -344,6 +356,10 @@ def _simulate_part(job: tuple[str, Any, int]) -> Any:
     kind, s, seed = job
     if kind == "imaging":
         return simulate_program(s, seed)
+    from transforms.sim import ifu_program as IFU
+
+    if isinstance(s, IFU.IfuProgramSpec):
+        return IFU.simulate_ifu_program(s, seed)
     return SPG.simulate_spec_program(s, seed, level="uncal")
 
 
