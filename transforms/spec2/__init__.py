@@ -84,10 +84,10 @@ def level2_members(science: Mapping[str, Any], candidates: Sequence[Mapping[str,
     positions (``bkg_subtract.nod_backgrounds``: ALONG-SLIT-NOD, 2-/3-POINT-NOD,
     3-SHUTTER-SLITLET), and ``imprint``, the NIRSpec leakcal exposures of the same
     observation, visit and optical path (imprint_subtract chooses among them). A leakcal
-    exposure itself has no members."""
+    exposure itself has no members, nor an IFU exposure (calops' IFU chain takes none)."""
     from transforms.spec2.bkg_subtract import nod_backgrounds
 
-    if is_leakcal(science):
+    if is_leakcal(science) or _ifu_chain.is_ifu(science):
         return {}
     out: dict[str, list[int]] = {}
     bkg = nod_backgrounds(science, candidates)
