@@ -33,7 +33,7 @@ def lrs_ws(tmp_path_factory):
     from store.fits import write_uncal
     from transforms.sim import all_program as AP
 
-    spec = AP.all_program(without=("fs", "mos"))
+    spec = AP.all_program(without=tuple(p for p in AP.SPEC_PARTS if p != "lrs"))
     spec = AP.AllSpec("lrs", (), spec.spectra)
     prog = AP.simulate_all(spec, seed=3)
     top = tmp_path_factory.mktemp("members")
