@@ -128,10 +128,19 @@ def plan_run(ws: Workspace, build: str, exposures: Sequence[str] | None = None,
             planner.form_associations(st, chosen)
             members |= {m for ms in planner.members.values() for m in ms}
     exposures_all = sorted(members)
+    # Exposure stages with a level-2 rule (spec2's nod backgrounds and leakcal imprints) read
+    # their members' products too: the members' earlier stages are planned (not the stage
+    # itself for them, unless they are chosen or in an association).
+    extra: set[str] = set()
+    for st in table.values():
+        if st.name in needed and st.members is not None:
+            extra |= planner.form_members(st, exposures_all)
     items: list[Item] = []
     for st in table.values():
         if st.name in needed:
-            items += planner.layer(st, chosen if st.subject == "association" else exposures_all)
+            subjects = (chosen if st.subject == "association" else exposures_all
+                        if st.members is not None else sorted(set(exposures_all) | extra))
+            items += planner.layer(st, subjects)
     plan = RunPlan(b.name, ctx, list(chosen), wanted, items)
     if explain:
         explain_misses(ws, plan)
@@ -161,6 +170,8 @@ class _Planner:
         self.members: dict[str, list[str]] = {}  # association -> member exposures
         self.members_of: dict[str, list[str]] = {}  # association stage -> its associations
         self.left_out: dict[tuple[str, str], dict[str, str]] = {}
+        # (exposure stage, exposure) -> role -> member exposures (the stage's level-2 rule)
+        self.exposure_members: dict[tuple[str, str], dict[str, list[str]]] = {}
         self.memo: dict = {}  # plan_stage's per-instrument plans and encoded keyers
         self.crds_path = ws.crds_path
 
@@ -221,10 +232,10 @@ class _Planner:
             for i, source in enumerate(st.reads):
                 pid, up = self._source(source, m)
                 if pid is None:
-                    if up is not None and up.state in (MISS, WAITS):
-                        item.state, item.cause = WAITS, f"waits for {up.stage}"
+                    state, why = _missing(up)
+                    if state == WAITS:
+                        item.state, item.cause = WAITS, f"waits for {why}"
                         return item, {}
-                    why = up.cause if up is not None else "not planned"
                     if st.subject == "association":  # left out; the others still combine
                         left_out[m] = f"no {source}: {why}"
                         continue
@@ -233,6 +244,17 @@ class _Planner:
                 role = (f"member:{m}" if st.subject == "association"
                         else "input" if i == 0 else source.split(":", 1)[1])
                 inputs[role] = pid
+        for role, exps in self.exposure_members.get((st.name, subject), {}).items():
+            for m in exps:
+                for r, source in st.member_reads(role, m):
+                    pid, up = self._source(source, m)
+                    if pid is None:
+                        state, why = _missing(up)
+                        item.state, item.cause = state, (
+                            f"waits for {why} of {m}" if state == WAITS
+                            else f"{role} member {m} has no {source} ({why})")
+                        return item, {}
+                    inputs[r] = pid
         if left_out and not inputs:
             item.state, item.cause = FAILED, "no member can be combined: " + "; ".join(
                 f"{m}: {why}" for m, why in sorted(left_out.items()))
@@ -250,8 +272,9 @@ class _Planner:
                 meta = {**metas.get(first, {}), "association.name": item.subject}
             else:
                 meta = {}
-                for pid in inputs.values():
-                    meta.update(metas.get(pid, {}))
+                for role, pid in inputs.items():
+                    if ":" not in role:  # the subject's own reads, not its members'
+                        meta.update(metas.get(pid, {}))
             try:
                 item.recipe = plan_stage(st.name, item.subject, self.build, self.context,
                                          self.crds_path, meta, inputs, self.memo)
@@ -275,6 +298,28 @@ class _Planner:
                     self.members[p["name"]] = members
                     self.members_of.setdefault(st.name, []).append(p["name"])
         return sorted(self.members_of.get(st.name, []))
+
+
+    def form_members(self, st: registry.Stage, exposures: Sequence[str]) -> set[str]:
+        """Each of ``exposures`` that ``st`` calibrates gets its members under the stage's
+        level-2 rule, among every current exposure; returns the members."""
+        metas = {e: self.metas.get(r["pixels_id"], {}) for e, r in self.rows.items()}
+        found: set[str] = set()
+        for e in exposures:
+            if e in metas and st.calibrates(metas[e]):
+                ms = st.member_exposures(e, metas)
+                if ms:
+                    self.exposure_members[(st.name, e)] = ms
+                    found |= {m for exps in ms.values() for m in exps}
+        return found
+
+
+def _missing(up: Item | None) -> tuple[str, str]:
+    """Why a read has no product: (WAITS, the upstream stage that runs first) or (FAILED,
+    the upstream's cause)."""
+    if up is not None and up.state in (MISS, WAITS):
+        return WAITS, up.stage
+    return FAILED, up.cause if up is not None else "not planned"
 
 
 def _exposure_of(expname: str) -> str:

@@ -72,16 +72,59 @@ def recipe_for(ws: Workspace, build: str, stage: str, subject: str
     meta: dict[str, Any] = {}
     for pid in ids.values():
         meta.update(ws.catalog.product_meta(pid))
+    members = _members(ws, st, subject)
+    for role, exps in members.items():
+        for e in exps:
+            for r, source in st.member_reads(role, e):
+                try:
+                    ids[r] = _read(ws, build, source, e)
+                except RunError as exc:
+                    raise RunError(f"{role} member {e} of {subject}: {exc}") from None
     recipe = plan_stage(stage, subject, b, ctx, ws.crds_path, meta, ids)
 
-    def load() -> DataModel:
-        models = [ws.store.get(pid) for pid in ids.values()]
-        extra: dict[str, Any] = {}
-        for m in models[1:]:
-            extra.update(m.meta)
-        return models[0].replace(meta=extra) if extra else models[0]
+    def load() -> Any:
+        science = _merged(ws, [pid for r, pid in ids.items() if ":" not in r])
+        if not members:
+            return science
+        return science, {role: [_merged(ws, [pid for r, pid in ids.items()
+                                             if r == f"{role}:{e}" or r.startswith(f"{role}:{e}:")])
+                                for e in exps] for role, exps in members.items()}
 
     return recipe, load
+
+
+def _merged(ws: Workspace, pids: Sequence[str]) -> DataModel:
+    """The first product with the metadata of the others (a rate with its pointing)."""
+    models = [ws.store.get(pid) for pid in pids]
+    extra: dict[str, Any] = {}
+    for m in models[1:]:
+        extra.update(m.meta)
+    return models[0].replace(meta=extra) if extra else models[0]
+
+
+def _members(ws: Workspace, st: registry.Stage, subject: str) -> dict[str, list[str]]:
+    """The subject's members by role under the stage's level-2 rule, among every current
+    exposure."""
+    if st.members is None:
+        return {}
+    rows = ws.catalog.current_exposures()
+    metas = ws.catalog.product_metas([r["pixels_id"] for r in rows.values()])
+    return st.member_exposures(subject, {e: metas.get(r["pixels_id"], {})
+                                         for e, r in rows.items()})
+
+
+def chain_of(st: registry.Stage) -> Callable[..., Any]:
+    """The stage's chain as run_stage calls it: a stage with members gets ``(science,
+    members)`` from its loader when the subject has any."""
+    if st.members is None:
+        return st.run
+
+    def chain(data: Any, plan: Any, on_step: Any = None) -> Any:
+        if isinstance(data, tuple):
+            return st.run(data[0], plan, on_step, members=data[1])
+        return st.run(data, plan, on_step)
+
+    return chain
 
 
 def _exposure(ws: Workspace, eid: str) -> Mapping[str, Any]:
@@ -114,7 +157,7 @@ def run(ws: Workspace, build: str, stage: str, subject: str, run_id: str,
         else:
             sink.append(rows)
         return out
-    return run_stage(ws, recipe, load, registry.stage(stage).run, run_id, save_intermediates,
+    return run_stage(ws, recipe, load, chain_of(registry.stage(stage)), run_id, save_intermediates,
                      sink=sink)
 
 

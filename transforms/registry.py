@@ -228,12 +228,21 @@ class Stage:
     # association stages: why an exposure cannot be a member (None: it can); such a member is
     # left out with that reason recorded, and the others still combine
     excludes: Callable[[Mapping[str, Any]], str | None] | None = None
+    # exposure stages: the level-2 association rule ``members(science, candidates) -> {role:
+    # [indices of candidates]}`` (candidates: every current exposure's metadata with its
+    # ``filename``). The stage then also reads, for each member, what it reads for the subject
+    # (input roles ``<role>:<exposure>`` and ``<role>:<exposure>:<what>``), so its recipe
+    # depends on the members' products, and ``run`` is called with ``members={role:
+    # [DataModel]}`` (spec2: the nod backgrounds and leakcal imprints)
+    members: Callable[..., Mapping[str, Sequence[int]]] | None = None
 
     def __post_init__(self) -> None:
         if self.subject not in ("exposure", "association"):
             raise ValueError(f"stage {self.name}: subject must be exposure or association")
         if self.subject == "association" and self.associate is None:
             raise ValueError(f"stage {self.name}: an association stage needs an associate rule")
+        if self.subject == "association" and self.members is not None:
+            raise ValueError(f"stage {self.name}: members are a rule of exposure stages")
 
     @property
     def all_steps(self) -> tuple[str, ...]:
@@ -264,6 +273,23 @@ class Stage:
         """Whether an exposure of this EXP_TYPE goes through this stage."""
         exp_type = str(meta.get("exposure.type", "")).upper()
         return any(fnmatch.fnmatchcase(exp_type, p) for p in self.exp_types)
+
+    def member_exposures(self, subject: str, metas: Mapping[str, Mapping[str, Any]]
+                         ) -> dict[str, list[str]]:
+        """The ``members`` rule applied to ``subject`` among ``metas`` (exposure -> metadata,
+        every current exposure): role -> member exposures (sorted)."""
+        if self.members is None or subject not in metas:
+            return {}
+        names = sorted(metas)
+        cands = [{**metas[n], "filename": n} for n in names]
+        found = self.members(cands[names.index(subject)], cands)
+        return {role: sorted(names[i] for i in idx) for role, idx in found.items() if idx}
+
+    def member_reads(self, role: str, exposure: str) -> list[tuple[str, str]]:
+        """(input role, source) of what the stage reads for one member: ``<role>:<exposure>``
+        for the first read, ``<role>:<exposure>:<what>`` for the others (pointing)."""
+        return [(f"{role}:{exposure}" if i == 0 else f"{role}:{exposure}:{src.split(':', 1)[1]}",
+                 src) for i, src in enumerate(self.reads)]
 
     @property
     def upstream(self) -> tuple[str, ...]:

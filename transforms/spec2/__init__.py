@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from transforms.model import DataModel
 from transforms.plans import OnStep, PlanError, check_plan
@@ -35,7 +36,8 @@ from transforms.registry import PlannedStep, Stage, register_stage
 
 from transforms.spec2._common import Spec2Error
 
-__all__ = ["EXP_TYPES", "STAGE", "STEPS", "Spec2Error", "run", "run_members"]
+__all__ = ["EXP_TYPES", "STAGE", "STEPS", "Spec2Error", "is_leakcal", "level2_members", "run",
+           "run_members"]
 
 STEPS = ("assign_wcs", "msa_flagging", "imprint_subtract", "bkg_subtract", "extract_2d",
          "srctype", "wavecorr", "straylight", "flat_field", "fringe", "pathloss", "barshadow",
@@ -57,10 +59,47 @@ def _load_steps() -> None:
             importlib.import_module(f"{__name__}.{mod.name}")
 
 
-def run(rate: DataModel, plan: Sequence[PlannedStep], on_step: OnStep | None = None
-        ) -> dict[str, DataModel]:
-    """Run the spec2 steps of ``plan`` on a rate; returns ``{"cal", ["s2d"], ["x1d"]}``."""
-    return run_members(rate, plan, None, on_step)
+def run(rate: DataModel, plan: Sequence[PlannedStep], on_step: OnStep | None = None,
+        members: dict[str, Sequence[DataModel]] | None = None) -> dict[str, DataModel]:
+    """Run the spec2 steps of ``plan`` on a rate; returns ``{"cal", ["s2d"], ["x1d"]}``.
+    ``members`` as ``run_members`` (the workspace runner passes those ``level2_members``
+    finds)."""
+    return run_members(rate, plan, members, on_step)
+
+
+_IMPRINT_KEY = ("observation.program_number", "observation.observation_number",
+                "observation.visit_number", "exposure.type", "instrument.grating",
+                "instrument.filter")
+
+
+def is_leakcal(meta: Mapping[str, Any]) -> bool:
+    """A NIRSpec leakcal (imprint) exposure: IS_IMPRT, or the simulator's ``calops.leakcal``."""
+    return bool(meta.get("exposure.imprint") or meta.get("calops.leakcal"))
+
+
+def level2_members(science: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]
+                   ) -> dict[str, list[int]]:
+    """jwst's level-2 association members of one spectroscopic exposure, as indices of
+    ``candidates`` (exposure metadata with ``filename``): ``background``, the other nod
+    positions (``bkg_subtract.nod_backgrounds``: ALONG-SLIT-NOD, 2-/3-POINT-NOD,
+    3-SHUTTER-SLITLET), and ``imprint``, the NIRSpec leakcal exposures of the same
+    observation, visit and optical path (imprint_subtract chooses among them). A leakcal
+    exposure itself has no members, nor an IFU exposure (calops' IFU chain takes none)."""
+    from transforms.spec2.bkg_subtract import nod_backgrounds
+
+    if is_leakcal(science) or _ifu_chain.is_ifu(science):
+        return {}
+    out: dict[str, list[int]] = {}
+    bkg = nod_backgrounds(science, candidates)
+    if bkg:
+        out["background"] = bkg
+    if str(science.get("instrument.name") or "").upper() == "NIRSPEC":
+        imp = [i for i, c in enumerate(candidates)
+               if is_leakcal(c) and c.get("filename") != science.get("filename")
+               and all(c.get(k) == science.get(k) for k in _IMPRINT_KEY)]
+        if imp:
+            out["imprint"] = imp
+    return out
 
 
 def run_members(rate: DataModel, plan: Sequence[PlannedStep],
@@ -112,5 +151,5 @@ _load_steps()
 STAGE = register_stage(Stage(
     name="spec2", subject="exposure", reads=("detector1:rate", "exposure:pointing"),
     outputs=("cal", "s2d", "x1d"), steps=STEPS, exp_types=EXP_TYPES, run=run,
-    mode_outputs=MODE_OUTPUTS,
+    mode_outputs=MODE_OUTPUTS, members=level2_members,
     doc="count rates -> calibrated, rectified and extracted spectra (calwebb_spec2)"))

@@ -1,0 +1,138 @@
+"""spec2 in the workspace runner gets its level-2 association members (issue #15): the MIRI
+LRS ALONG-SLIT-NOD pair of the default program (observation 5), simulated alone, each nod's
+spec2 subtracts the other nod (its ``background`` member) as ``transforms.spec2.run_members``
+does; the recipe key depends on the member's rate; lineage lists both rates.
+
+Two full-frame MIRI detector1 runs and two spec2 runs (the module fixture): ~75 s on the
+shared machine, so the tests on it are slow.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from flows import prefect_env
+
+prefect_env.configure()
+
+NOD1 = "jw01234005001_01101_00001_mirimage"
+NOD2 = "jw01234005001_01101_00002_mirimage"
+
+
+def _calops(*argv: str) -> None:
+    from flows.cli import main
+
+    assert main(list(argv)) == 0, argv
+
+
+@pytest.fixture(scope="module")
+def lrs_ws(tmp_path_factory):
+    """The default program's LRS nod pair only: uncal files, CRDS cache, a workspace that ran
+    ``calops run all --build 11.3`` on them."""
+    from catalogs.crds_cache import merged_program_contexts, write_cache
+    from store.fits import write_uncal
+    from transforms.sim import all_program as AP
+
+    spec = AP.all_program(without=tuple(p for p in AP.SPEC_PARTS if p != "lrs"))
+    spec = AP.AllSpec("lrs", (), spec.spectra)
+    prog = AP.simulate_all(spec, seed=3)
+    top = tmp_path_factory.mktemp("members")
+    (top / "uncal").mkdir()
+    for e in prog.exposures:
+        write_uncal(e.uncal, top / "uncal" / e.name)
+    contexts, _ = merged_program_contexts(prog)
+    write_cache(top / "crds", contexts)
+    home = str(top / "home")
+    _calops("--home", home, "init", "--crds", str(top / "crds"))
+    _calops("--home", home, "run", "all", str(top / "uncal" / "*.fits"), "--build", "11.3")
+    from flows.workspace import Workspace
+
+    return Workspace.resolve(home)
+
+
+def test_the_rule_makes_each_nod_the_others_background():
+    from transforms import registry
+    from transforms.sim import slit_program as S
+
+    st = registry.stage("spec2")
+    for prog, want in ((S.lrs_program(ngroups=4), {"e0": {"background": ["e1"]}}),
+                       (S.mos_program(ngroups=4), {"e0": {"background": ["e2", "e4"],
+                                                          "imprint": ["e1", "e3", "e5"]},
+                                                   "e1": {}})):  # a leakcal has no members
+        metas = {f"e{i}": dict(S.exposure_meta(prog, e)) for i, e in enumerate(prog.exposures)}
+        for e, members in want.items():
+            assert st.member_exposures(e, metas) == members
+
+
+@pytest.mark.slow
+def test_spec2_in_a_workspace_run_subtracts_the_other_nod(lrs_ws):
+    from flows import stages
+    from flows.runner import plan_refs
+    from store.identity import product_id
+    from transforms import spec2
+
+    ws = lrs_ws
+    recipe, load = stages.recipe_for(ws, "11.3", "spec2", NOD1)
+    rate2 = stages._upstream_output(ws, "11.3", "detector1", NOD2, "rate")
+    assert recipe.inputs[f"background:{NOD2}"] == rate2
+    science, members = load()
+    assert list(members) == ["background"] and len(members["background"]) == 1
+    want = spec2.run_members(science, plan_refs(recipe).plan(), members)
+    got = ws.catalog.realisations(recipe.output_keys["cal"])
+    assert got and got[0] == product_id(want["cal"])
+    cal = ws.store.get(got[0])
+    assert cal.meta["cal_step.bkg_subtract"] == "COMPLETE"
+
+
+@pytest.mark.slow
+def test_the_recipe_key_changes_with_the_members_rate(lrs_ws):
+    from flows import planner, stages
+    from flows.runner import plan_stage
+
+    ws = lrs_ws
+    recipe, _ = stages.recipe_for(ws, "11.3", "spec2", NOD1)
+    plan = planner.plan_run(ws, "11.3", [NOD1], ["spec2"])
+    (item,) = [i for i in plan.items if i.stage == "spec2" and i.subject == NOD1]
+    assert item.state == planner.HIT and item.recipe.key == recipe.key
+    assert not [i for i in plan.items if i.stage == "spec2" and i.subject == NOD2]
+    b = ws.builds.get("11.3")
+    other = dict(recipe.inputs, **{f"background:{NOD2}": "0" * 64})
+    meta = ws.catalog.product_meta(recipe.inputs["input"])
+    changed = plan_stage("spec2", NOD1, b, recipe.context, ws.crds_path, meta, other)
+    assert changed.key != recipe.key
+    assert changed.output_keys["cal"] != recipe.output_keys["cal"]
+
+
+@pytest.mark.slow
+def test_lineage_of_the_cal_lists_both_rates(lrs_ws):
+    from flows import stages
+
+    ws = lrs_ws
+    recipe, _ = stages.recipe_for(ws, "11.3", "spec2", NOD1)
+    rates = {stages._upstream_output(ws, "11.3", "detector1", e, "rate") for e in (NOD1, NOD2)}
+    first = next(s for s in recipe.steps if not s.skip)
+    rows = ws.catalog.sql("SELECT input_id FROM recipe_inputs WHERE recipe_key = ?",
+                          [first.key]).to_pylist()
+    assert rates <= {r["input_id"] for r in rows}
+
+
+@pytest.mark.parametrize("state, want", [("failed", "failed"), ("miss", "waits")])
+def test_a_members_detector1_failure_fails_the_spec2_with_its_reason(state, want):
+    """Planned without a workspace: nod 2's detector1 failed (or must run first), so nod 1's
+    spec2 cannot run (or waits), naming the member; no exception."""
+    from flows import planner
+    from transforms import registry
+
+    p = planner._Planner.__new__(planner._Planner)
+    p.rows = {e: {"pixels_id": f"px{e[-10:]}", "pointing_id": f"pt{e[-10:]}"}
+              for e in (NOD1, NOD2)}
+    p.members, p.left_out = {}, {}
+    p.state = {("detector1", NOD1): planner.Item("detector1", NOD1, planner.HIT,
+                                                 outputs={"rate": "rate1"}),
+               ("detector1", NOD2): planner.Item("detector1", NOD2, state,
+                                                 cause="ValueError: boom")}
+    p.exposure_members = {("spec2", NOD1): {"background": [NOD2]}}
+    item, inputs = p._inputs(registry.stage("spec2"), NOD1)
+    assert item.state == want and inputs == {}
+    assert (f"background member {NOD2} has no detector1:rate (ValueError: boom)"
+            if want == "failed" else f"waits for detector1 of {NOD2}") == item.cause
