@@ -96,7 +96,7 @@ class Handoff:
         return model
 
     @staticmethod
-    def open(value: "DataModel | Handoff") -> DataModel:
+    def unwrap(value: "DataModel | Handoff") -> DataModel:
         """The model of ``value`` (taken from it when it is a Handoff)."""
         return value.take() if isinstance(value, Handoff) else value
 

@@ -69,7 +69,7 @@ def run(uncal: DataModel | Handoff, plan: Sequence[PlannedStep],
     The uncal is never modified. Skipped steps get ``cal_step.<name> = "SKIPPED"``. Given as
     a ``Handoff`` it is let go once converted to the ramp buffer (a full frame's uint16
     pixels are 80 MB that the rest of the chain does not need)."""
-    uncal = Handoff.open(uncal)
+    uncal = Handoff.unwrap(uncal)
     _validate(plan, uncal.meta)
     arrays = dq_init.to_ramp(uncal)
     meta: dict[str, Any] = dict(uncal.meta)
