@@ -62,3 +62,22 @@ def workspace(tmp_path, monkeypatch):
     ws, _ = Workspace.init(tmp_path / "home")
     monkeypatch.setenv("CALOPS_HOME", str(ws.root))
     return ws
+
+
+@pytest.fixture(scope="module")
+def jwst_offline(tmp_path_factory):
+    """jwst in this process, offline (FIELD-NOTES): no CRDS server, no cache, every reference
+    an override; the CRDS environment is restored afterwards. Yields the empty CRDS root."""
+    from jwst_offline import crds_environment  # tests/ is on sys.path (this conftest's dir)
+
+    root = tmp_path_factory.mktemp("crds")
+    env = {k: v for k, v in crds_environment(root).items()
+           if k.startswith(("CRDS_", "STPIPE_"))}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield root
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

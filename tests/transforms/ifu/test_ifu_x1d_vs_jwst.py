@@ -38,7 +38,6 @@ jwst takes 10-40 s per run here: slow.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -54,27 +53,6 @@ pytest.importorskip("jwst")
 NZ = 240  # wavelength planes extracted by both sides (a slab of the cube)
 
 
-@pytest.fixture(scope="module")
-def jwst_offline(tmp_path_factory):
-    """FIELD-NOTES: jwst offline, no CRDS server, every reference an override."""
-    root = tmp_path_factory.mktemp("crds")
-    (root / "config" / "jwst").mkdir(parents=True)
-    (root / "config" / "jwst" / "server_config").write_text(
-        "{'observatory': 'jwst', 'operational_context': 'jwst_0000.pmap', 'edit_context': "
-        "'jwst_0000.pmap', 'bad_files_list': [], 'force_remote_mode': False, 'last_synced': "
-        "'2026-12-03 00:00:00', 'mappings': []}\n")
-    env = {"CRDS_PATH": str(root), "CRDS_MODE": "local", "CRDS_OBSERVATORY": "jwst",
-           "CRDS_SERVER_URL": "https://localhost:9/jwst-serverless-mode",
-           "CRDS_CONTEXT": "jwst_0000.pmap", "CRDS_READONLY_CACHE": "1",
-           "STPIPE_DISABLE_CRDS_STEPPARS": "True"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 def _app(name, version, model, refs, **kw):

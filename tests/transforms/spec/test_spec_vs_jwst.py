@@ -16,7 +16,6 @@ jwst's steps in process, offline (CRDS serverless, every reference given as an o
 from __future__ import annotations
 
 import math
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -42,27 +41,6 @@ pytest.importorskip("jwst")
 dm = pytest.importorskip("stdatamodels.jwst.datamodels")
 
 
-@pytest.fixture(scope="module")
-def jwst_offline(tmp_path_factory):
-    """FIELD-NOTES: jwst offline, no CRDS server, every reference an override."""
-    root = tmp_path_factory.mktemp("crds")
-    (root / "config" / "jwst").mkdir(parents=True)
-    (root / "config" / "jwst" / "server_config").write_text(
-        "{'observatory': 'jwst', 'operational_context': 'jwst_0000.pmap', 'edit_context': "
-        "'jwst_0000.pmap', 'bad_files_list': [], 'force_remote_mode': False, 'last_synced': "
-        "'2026-12-03 00:00:00', 'mappings': []}\n")
-    env = {"CRDS_PATH": str(root), "CRDS_MODE": "local", "CRDS_OBSERVATORY": "jwst",
-           "CRDS_SERVER_URL": "https://localhost:9/jwst-serverless-mode",
-           "CRDS_CONTEXT": "jwst_0000.pmap", "CRDS_READONLY_CACHE": "1",
-           "STPIPE_DISABLE_CRDS_STEPPARS": "True"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield root
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 def _open(path):
