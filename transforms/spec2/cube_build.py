@@ -584,6 +584,13 @@ def _internal_geometry(mapped, zc, zlo, zhi, zw, linear, cdelt3) -> Geometry:
     across, along = across[np.isfinite(across)], along[np.isfinite(along)]
     b_min, b_max = float(across.min()), float(across.max())
     nslice = int(round((b_max - b_min) / float(np.median(np.abs(m.corners[3] - m.corners[1])))))
+    return internal_grid(b_min, b_max, nslice, along, zc, zlo, zhi, zw, linear, cdelt3)
+
+
+def internal_grid(b_min: float, b_max: float, nslice: int, along: np.ndarray, zc, zlo, zhi,
+                  zw, linear, cdelt3) -> Geometry:
+    """The internal_cal grid over slicer-plane extent [b_min, b_max] across (``nslice``
+    spaxels) and a symmetric along-slice axis at half that step covering ``along``."""
     c1 = (b_max - b_min) / nslice
     c2 = c1 / 2.0
     alimit = max(abs(float(along.min())), abs(float(along.max())))

@@ -16,7 +16,6 @@ reproduces its products exactly. Parameters: 1.0's (jwst 3.0's CubeBuildStep).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -40,17 +39,7 @@ def _internal_geometry(mapped, zc, zlo, zhi, zw, linear, cdelt3) -> v10.Geometry
     width = float(np.median(width[np.isfinite(width)]))
     b_min, b_max = float(across.min()), float(across.max())
     nslice = max(1, round((b_max - b_min) / width))
-    c1 = (b_max - b_min) / nslice
-    c2 = c1 / 2.0
-    alimit = max(abs(float(along.min())), abs(float(along.max())))
-    n1 = math.ceil(alimit / c2)
-    ny = 2 * n1 + 1
-    a_min = -(n1 * c2) - c2 / 2.0
-    b_center = (b_max + b_min) / 2.0
-    b_lo = b_center - nslice / 2.0 * c1
-    return v10.Geometry(b_lo, a_min, None, c1, c2, nslice, ny, b_lo + c1 / 2.0,
-                        a_min + c2 / 2.0, 0.5, 0.5, zc, zlo, zhi, zw, linear, cdelt3,
-                        internal=True)
+    return v10.internal_grid(b_min, b_max, nslice, along, zc, zlo, zhi, zw, linear, cdelt3)
 
 
 @register(NAME, VERSION, "spec2", v10.CubeBuildParams, ("cubepar",), keyword="S_IFUCUB",
