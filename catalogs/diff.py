@@ -34,12 +34,27 @@ import numpy as np
 from catalogs.catalog import check_read_only
 from store.errors import CatalogError
 from transforms import compare as cmp
+from transforms import compare_cube as cmp_cube
 from transforms import compare_spec as cmp_spec
 
 STATUSES = ("identical", "within", "accepted", "over", "only_a", "only_b")
 # The value of a ``status`` row in the diffs table (a number, so SQL can sort and threshold).
 STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
 FAILING = frozenset({"over", "only_a"})
+
+# Product kinds compared beyond their arrays, declared once: kind -> (the PairResult field that
+# holds the result, the pure comparison ``fn(model_a, model_b, config)``). Each result has
+# ``.pairs`` (spectra, cubes) whose named attributes become ``diffs`` rows (``DEEP_ROWS``), and
+# a report section draws it (flows.report_spec, flows.report_cube).
+DEEP_COMPARISONS: dict[str, tuple[str, Any]] = {
+    **{k: ("spectra", cmp_spec.compare_spectra) for k in cmp_spec.KINDS},
+    **{k: ("cubes", cmp_cube.compare_cubes) for k in cmp_cube.KINDS},
+}
+# field -> (metric prefix, attribute of each item): one ``<prefix>:<item name>`` row per item
+DEEP_ROWS: dict[str, tuple[tuple[str, str], ...]] = {
+    "spectra": (("spec_ratio", "ratio_median"),),
+    "cubes": (("cube_ratio", "ratio_worst"), ("cube_max_abs", "max_abs")),
+}
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,7 @@ class PairResult:
     sources: Mapping[str, Any] | None = None  # matched sources of two catalogs (``source_points``)
     steps: list[dict[str, Any]] = field(default_factory=list)  # the two recipes, step by step
     spectra: cmp_spec.SpectraDiff | None = None  # x1d/c1d: spectrum by spectrum
+    cubes: cmp_cube.CubesDiff | None = None  # s3d: cube by cube, plane by plane
 
     @property
     def max_abs(self) -> float | None:
@@ -185,7 +201,8 @@ class PairResult:
                 "accepted": dict(self.accepted) if self.accepted else None,
                 "steps": self.steps,
                 "diff": self.diff.to_dict() if self.diff else None,
-                "spectra": self.spectra.to_dict() if self.spectra else None}
+                "spectra": self.spectra.to_dict() if self.spectra else None,
+                "cubes": self.cubes.to_dict() if self.cubes else None}
 
 
 @dataclass
@@ -620,10 +637,10 @@ def diff_builds(catalog: Any, store: Any, build_a: str, build_b: str, where: str
         if p.kind != "catalog":
             p.images = _guarded(pictures, store.get(p.product_a), store.get(p.product_b),
                                 image_size)
-    for p in bd.pairs:  # 1-D spectra: wavelength shifts and flux ratios, spectrum by spectrum
-        if p.kind in cmp_spec.KINDS and p.status in ("over", "within", "accepted"):
-            p.spectra = cmp_spec.compare_spectra(store.get(p.product_a),
-                                                 store.get(p.product_b), config)
+    for p in bd.pairs:  # spectra and cubes: compared as such (DEEP_COMPARISONS)
+        if p.kind in DEEP_COMPARISONS and p.status in ("over", "within", "accepted"):
+            attr, fn = DEEP_COMPARISONS[p.kind]
+            setattr(p, attr, fn(store.get(p.product_a), store.get(p.product_b), config))
     return bd
 
 
@@ -808,7 +825,10 @@ def rows(bd: BuildDiff) -> list[dict[str, Any]]:
     cause, and numeric rows ``max_abs:<array>``, ``max_rel:<array>``, ``frac_over:<array>``,
     ``dq_gained:<FLAG>``/``dq_lost:<FLAG>`` (pixels), ``sources_only_a``/``sources_only_b``,
     ``spec_ratio:<spectrum>`` (a 1-D spectrum's median flux ratio B/A; detail: its wavelength
-    shift in pixels, largest deviation, elements over tolerance)."""
+    shift in pixels, largest deviation, elements over tolerance), ``cube_ratio:<cube>`` (of a
+    cube's per-plane median ratios B/A the one farthest from 1) and
+    ``cube_max_abs:<cube>`` (its largest |B - A|; detail of both: the planes that moved, the
+    worst plane and its wavelength, the worst spaxel and its ratio) (``DEEP_ROWS``)."""
     out: list[dict[str, Any]] = []
 
     def row(p: PairResult, metric: str, value: float | None, detail: Mapping[str, Any]) -> None:
@@ -827,8 +847,12 @@ def rows(bd: BuildDiff) -> list[dict[str, Any]]:
              "reasons": list(p.diff.reasons) if p.diff else [], "accepted": p.accepted})
         for c in p.causes:
             row(p, "cause", None, {**base, **c.to_dict(), "cause": c.label})
-        for sp in (p.spectra.pairs if p.spectra else ()):
-            row(p, f"spec_ratio:{sp.name}", sp.ratio_median, {**base, **sp.to_dict()})
+        for attr, metrics in DEEP_ROWS.items():
+            deep = getattr(p, attr)
+            for item in (deep.pairs if deep is not None else ()):
+                for prefix, value in metrics:
+                    row(p, f"{prefix}:{item.name}", getattr(item, value),
+                        {**base, **item.to_dict()})
         if p.diff is None:
             continue
         arrays = dict(p.diff.arrays)

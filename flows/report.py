@@ -46,7 +46,7 @@ STATUS_TITLES = {"identical": "identical", "within": "within tolerance", "accept
 STATUS_SHORT = {"identical": "identical", "within": "within", "accepted": "accepted",
                 "over": "over", "only_a": "only A", "only_b": "only B"}
 # Sections contributed by other modules: each has section(ctx) -> Section | list | None.
-SECTION_MODULES: tuple[str, ...] = ("flows.report_spec",)
+SECTION_MODULES: tuple[str, ...] = ("flows.report_spec", "flows.report_cube")
 STRETCH = (0.5, 99.5)  # percentiles of the stretch
 
 
