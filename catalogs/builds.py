@@ -50,6 +50,10 @@ class BuildError(CalopsError):
     """A manifest that is malformed, unknown, or a lifecycle change that is not allowed."""
 
 
+class ModeRefused(BuildError):
+    """A build whose lock predates the steps an exposure's mode needs (``MODE_STEPS``)."""
+
+
 @dataclass(frozen=True)
 class StepPin:
     version: str | None = None
@@ -100,10 +104,13 @@ class Build:
         """The build as `calops build show NAME --json` prints it: the manifest's fields,
         whether it is locked, and every step of every stage as it runs
         (``{stage: {step: {"version", "skip", "params"}}}``, from the lock or, for a
-        development build, resolved from the registry now)."""
+        development build, resolved from the registry now), and the modes it does not
+        calibrate with why (``{stage: {EXP_TYPE: reason}}``, see ``MODE_STEPS``)."""
         out = self.manifest_dict()
         out["locked"] = self.locked
         out["steps"] = {st: dict(v["steps"]) for st, v in effective_lock(self)["stages"].items()}
+        out["modes_refused"] = {st: {m: why for m, why in ms.items() if why}
+                                for st, ms in modes(self).items()}
         return out
 
 
@@ -318,9 +325,58 @@ def pins_of(b: Build) -> dict[str, StepPin]:
     return pins
 
 
+# --- the modes a build calibrates -------------------------------------------------------------
+# A mode (EXP_TYPE) that calibrates only from some step versions on: per stage, the modes and
+# the first version of each step that handles them (earlier versions refuse those exposures
+# deep inside a step, e.g. assign_wcs 2.0: "EXP_TYPE NRS_IFU has no spectral model"). Whether
+# a build calibrates a mode is then read from its lock: every listed step is there, at that
+# version or newer. A build that does not is refused per exposure at planning, in one line.
+# Declared once, as data; a new mode (or a mode's new step) is one entry.
+MODE_STEPS: Mapping[str, Mapping[tuple[str, ...], Mapping[str, str]]] = {
+    "spec2": {("MIR_MRS", "NRS_IFU"): {"assign_wcs": "2.1", "flat_field": "2.1",
+                                       "photom": "2.1", "cube_build": "1.0"}},
+    "spec3": {("MIR_MRS", "NRS_IFU"): {"outlier_detection": "2.1", "cube_build": "1.0"}},
+}
+# what the steps of a mode are called in a refusal
+MODE_FAMILY = {"MIR_MRS": "IFU", "NRS_IFU": "IFU"}
+
+
+def mode_refusal(b: Build, stage: str, exp_type: str, others: Iterable[Build] = ()) -> str | None:
+    """Why ``b`` does not calibrate mode ``exp_type`` in ``stage`` (its lock predates the step
+    versions ``MODE_STEPS`` lists for it), or None when it does. ``others`` (the workspace's
+    builds) name, in the line, those that do calibrate it."""
+    mode = str(exp_type or "").upper()
+    need = next((v for modes, v in MODE_STEPS.get(stage, {}).items() if mode in modes), None)
+    ls = effective_lock(b)["stages"].get(stage)
+    if need is None or ls is None:
+        return None
+    old = []
+    for step, first in need.items():
+        have = ls["steps"].get(step, {}).get("version")
+        if have is None or _version_key(have) < _version_key(first):
+            old.append(f"{step} {have or 'absent'} < {first}")
+    if not old:
+        return None
+    family = MODE_FAMILY.get(mode, mode)
+    can = sorted((o.name for o in others if o.name != b.name and o.status != "archived"
+                  and mode_refusal(o, stage, mode) is None), key=_version_key)
+    use = (f"use {' or '.join(can)}" if can else "use a development build") + \
+        " or a build locked after them"
+    return (f"build {b.name} does not calibrate {mode}: its lock predates the {family} steps "
+            f"({', '.join(old)}); {use}")
+
+
+def modes(b: Build) -> dict[str, dict[str, str | None]]:
+    """Per stage, every mode ``MODE_STEPS`` declares and why ``b`` refuses it (None: it
+    calibrates it): what ``calops build show`` lists."""
+    return {stage: {m: mode_refusal(b, stage, m) for ms in table for m in ms}
+            for stage, table in MODE_STEPS.items()}
+
+
 def plan(b: Build, stage: str, meta: Mapping[str, Any] | None = None) -> list[PlannedStep]:
     """Every step of ``stage`` as ``b`` runs it for a product with ``meta`` (its instrument
-    picks the step order; steps that do not apply to it are left out)."""
+    picks the step order; steps that do not apply to it are left out). A mode the build does
+    not calibrate (``mode_refusal``) is refused with one line."""
     try:
         registry.stage(stage)
     except registry.UnknownStep as exc:
@@ -329,6 +385,9 @@ def plan(b: Build, stage: str, meta: Mapping[str, Any] | None = None) -> list[Pl
     if ls is None:
         raise BuildError(f"build {b.name} was locked before stage {stage} existed, so it cannot "
                          f"run it; use a newer build")
+    why = mode_refusal(b, stage, str((meta or {}).get("exposure.type") or ""))
+    if why:
+        raise ModeRefused(why)
     inst = str((meta or {}).get("instrument.name", "")).upper()
     out = []
     for name in ls["orders"].get(inst, ls["orders"]["*"]):

@@ -174,6 +174,17 @@ class _Planner:
         self.exposure_members: dict[tuple[str, str], dict[str, list[str]]] = {}
         self.memo: dict = {}  # plan_stage's per-instrument plans and encoded keyers
         self.crds_path = ws.crds_path
+        self._others: list[buildlib.Build] | None = None
+
+    @property
+    def others(self) -> list[buildlib.Build]:
+        """The workspace's other builds (a mode refusal names those that calibrate the mode)."""
+        if self._others is None:
+            try:
+                self._others = [o for o in self.ws.builds.all() if o.name != self.build.name]
+            except buildlib.BuildError:  # a broken manifest elsewhere: name none
+                self._others = []
+        return self._others
 
     def _source(self, source: str, subject: str) -> tuple[str | None, Item | None]:
         """(product id, upstream item) of one read of a subject."""
@@ -221,6 +232,12 @@ class _Planner:
         item = Item(st.name, subject, "")
         members = ([m for m in self.members.get(subject, ())] if st.subject == "association"
                    else [subject])
+        mode = str(self.metas.get(self.rows[members[0]]["pixels_id"], {}).get(
+            "exposure.type") or "") if members else ""
+        why = buildlib.mode_refusal(self.build, st.name, mode, self.others) if mode else None
+        if why:  # the build's lock predates this mode's steps: one line, nothing runs
+            item.state, item.cause = FAILED, why
+            return item, {}
         inputs: dict[str, str] = {}
         left_out: dict[str, str] = {}
         for m in members:

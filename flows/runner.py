@@ -188,7 +188,9 @@ def plan_stage(
     many subjects passes one ``memo`` dict: the build's steps per instrument, their science
     parameters and encoded keyers are then worked out once."""
     memo = {} if memo is None else memo
-    inst = str(meta.get("instrument.name", "")).upper()
+    # plans differ by instrument (step orders) and by mode (steps declaring exp_types, as
+    # cube_build; modes a build does not calibrate): memoised per both
+    inst = "/".join(str(meta.get(k) or "").upper() for k in ("instrument.name", "exposure.type"))
     if ("plan", stage, inst) not in memo:
         memo[("plan", stage, inst)] = buildlib.plan(build, stage, meta)
     planned = memo[("plan", stage, inst)]

@@ -109,6 +109,10 @@ def cmd_show(args: Any) -> int:
             print(f"  {k:<17} {v}")
     print(f"  {'locked':<17} " + (f"yes ({b.lock_hash})" if b.locked else
                                    "no: a development build floats to the newest versions"))
+    refused = sorted({f"{m} ({st})" for st, ms in buildlib.modes(b).items()
+                      for m, why in ms.items() if why})
+    if refused:  # its lock predates the steps these modes need (buildlib.MODE_STEPS)
+        print(f"  {'not calibrated':<17} {', '.join(refused)}: its lock predates their steps")
     for stage in registry.stage_names():
         print(f"\n  {stage}")
         try:
