@@ -176,3 +176,28 @@ def test_the_report_draws_the_cubes_that_moved(diffed):
     assert "spectra of " in page  # the worst spaxel's spectrum, A over B and the ratio
     assert page.count("mean over λ") >= 3 and "10–14" in page
     assert "could not be drawn" not in page
+
+
+def test_the_cube_pictures_render_in_chromium(diffed, tmp_path):
+    """Every picture of the page decodes in headless Chromium and the cube's pictures show
+    real variation (tests/flows/test_report_chromium.py's probe)."""
+    import importlib.util
+
+    from flows.report import html_report
+
+    path = Path(__file__).resolve().parents[1] / "flows" / "test_report_chromium.py"
+    spec = importlib.util.spec_from_file_location("calops_chromium_probe_cube", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    if probe.CHROMIUM is None:
+        pytest.skip("headless Chromium is not installed")
+    _, bd = diffed
+    page = tmp_path / "cube.html"
+    page.write_text(html_report(bd))
+    imgs = probe.measured_images(page, tmp_path)
+    assert imgs and all(i["ok"] for i in imgs), imgs
+    # collapsed A, B (data) and B - A (diff), then the per-plane and the spaxel plots
+    kinds = [i["kind"] for i in imgs]
+    assert kinds.count("data") >= 2 and "diff" in kinds and kinds.count(None) >= 2
+    assert all(probe.varies({**i, "kind": i["kind"] or "plot"}) for i in imgs
+               if i["uniform"] != "1"), imgs
