@@ -305,11 +305,7 @@ outs AS (
 ),
 p AS (
     SELECT o.subject, o.stage, o.kind, o.product_id, o.run_id, sk.stage_key, pm.meta_json,
-           json_extract_string(pm.meta_json, '$."instrument.name"') AS instrument,
-           json_extract_string(pm.meta_json, '$."instrument.detector"') AS detector,
-           json_extract_string(pm.meta_json, '$."instrument.filter"') AS filter,
-           json_extract_string(pm.meta_json, '$."exposure.type"') AS exp_type,
-           json_extract_string(pm.meta_json, '$."observation.program_number"') AS program
+           {meta_columns}
     FROM outs o
     LEFT JOIN stage_keys sk ON sk.subject = o.subject AND sk.stage = o.stage
     LEFT JOIN (SELECT product_id, any_value(meta_json) AS meta_json FROM products
@@ -317,6 +313,24 @@ p AS (
 )
 SELECT * FROM p WHERE ({where}) ORDER BY subject, stage, kind
 """
+
+
+# The --where columns read from a product's metadata. A multi-cube s3d (an MRS product of two
+# channels, a stage-3 product of several bands) keeps each cube's meta under
+# ``cube.<name>.<key>`` (transforms.ifu.cube_product): its first cube's value then stands in.
+_META_COLUMNS = {"instrument": "instrument.name", "detector": "instrument.detector",
+                 "filter": "instrument.filter", "exp_type": "exposure.type",
+                 "program": "observation.program_number"}
+
+
+def _meta_column(col: str, key: str) -> str:
+    m = "pm.meta_json"
+    return (f"coalesce(json_extract_string({m}, '$.\"{key}\"'), json_extract_string({m}, "
+            f"'$.\"cube.' || json_extract_string({m}, '$.cubes[0]') || '.{key}\"')) AS {col}")
+
+
+_PRODUCTS = _PRODUCTS.replace("{meta_columns}", ",\n           ".join(
+    _meta_column(c, k) for c, k in _META_COLUMNS.items()))
 
 
 def build_products(con: Any, build: str, where: str | None = None) -> dict[tuple[str, str, str], Product]:

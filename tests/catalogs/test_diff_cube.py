@@ -55,7 +55,11 @@ def _cube(scale: float, planes=PLANES) -> DataModel:
 
 def _spec2(rate: DataModel, steps) -> dict[str, DataModel]:
     p = next(s.params for s, _ in steps if s.name == "photom")
-    return {"s3d": _cube(p["scale"], tuple(p["planes"]))}
+    cube = _cube(p["scale"], tuple(p["planes"]))
+    if p.get("bands"):  # a multi-cube product: each cube's meta under cube.<name>.
+        (c,) = IFU.cubes(cube)
+        cube = IFU.cube_product([IFU.Cube(n, c.arrays, c.meta) for n in p["bands"]])
+    return {"s3d": cube}
 
 
 def _plan(build_name: str, params: dict, raw_id: str) -> runner.StageRecipe:
@@ -83,8 +87,9 @@ def diffed(tmp_path_factory):
         return _spec2(data, [(p.spec.recipe, None) for p in plan])
 
     # "same" repeats base's recipe under another build name: the same product, identical
-    for name, scale in (("base", 1.0), ("cand", 1.02), ("same", 1.0)):
-        params = {"scale": scale, "planes": list(PLANES)}
+    for name, scale, bands in (("base", 1.0, None), ("cand", 1.02, None), ("same", 1.0, None),
+                               ("bands", 1.0, ["ch1-short", "ch2-short"])):
+        params = {"scale": scale, "planes": list(PLANES), **({"bands": bands} if bands else {})}
         out = runner.run_stage(ws, _plan(name, params, rid), lambda: ws.store.get(rid), chain,
                                f"run-{name}")
         assert out.status == "ok", out.error
@@ -147,6 +152,19 @@ def test_identical_cubes_give_no_difference(diffed):
     assert not cp.moved and not c.moved and cp.n_over == 0 and cp.max_abs == 0.0
     assert cp.moved_planes == () and cp.ratio_worst == 1.0 and cp.plot == {}
     assert cp.worst_spaxel == (-1, -1)
+
+
+def test_where_and_instrument_read_a_multi_cube_products_first_cube(diffed):
+    """A multi-cube s3d keeps its meta under cube.<name>.: --where exp_type/instrument still
+    select it (the first cube's values)."""
+    ws, _ = diffed
+    con = ws.catalog.connect()
+    try:
+        got = D.build_products(con, "bands", "exp_type = 'NRS_IFU' AND kind = 's3d'")
+    finally:
+        con.close()
+    (p,) = got.values()
+    assert p.instrument == "NIRSPEC" and p.kind == "s3d"
 
 
 def test_multi_cube_products_pair_by_band_and_shapes_are_structural():
