@@ -152,4 +152,5 @@ STAGE = register_stage(Stage(
     name="spec2", subject="exposure", reads=("detector1:rate", "exposure:pointing"),
     outputs=("cal", "s2d", "x1d"), steps=STEPS, exp_types=EXP_TYPES, run=run,
     mode_outputs=MODE_OUTPUTS, members=level2_members,
+    asn_exptypes=("science", "background", "imprint"),
     doc="count rates -> calibrated, rectified and extracted spectra (calwebb_spec2)"))
