@@ -1194,6 +1194,7 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
             raise FileLevelError(f"{st.name} failed for {subject}: {type(exc).__name__}: "
                                  f"{exc}") from exc
         pids = {n: _pid(products[n]) for n in outputs if products.get(n) is not None}
+    _unused_members(s, st, subj, products)
     note = note_text(opts.overrides, sources, planned, notes, pars_used, s.command)
     extra = {"sdp_version": first.get("data_processing_software_version"),
              "eph_type": pointing.get("ephemeris.type") if not assoc else first.get("ephemeris.type")}
@@ -1211,6 +1212,27 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
         written += write_output(model, outdir, subj.name, SUFFIX.get(name, name), prov,
                                 {**first.meta, **model.meta}, assoc)
     return written
+
+
+def _unused_members(s: Setup, st: registry.Stage, subj: Subject,
+                    products: Mapping[str, Any]) -> None:
+    """A warning for each member role whose step did not subtract it (jwst would have: an
+    IFU exposure's background, which calops's IFU chain does not take yet; or the step found
+    no usable member): the cal says so in its S_* keyword."""
+    import importlib
+
+    if not subj.members:
+        return
+    steps = getattr(importlib.import_module(st.run.__module__), "MEMBER_STEPS", {})
+    main = next((m for m in products.values() if isinstance(m, DataModel)), None)
+    for step, role in steps.items():
+        if role in subj.members and main is not None:
+            status = main.meta.get(f"cal_step.{step}") or "not run"
+            if status != "COMPLETE":
+                s.warnings.append(
+                    f"{subj.name}: its {role} member(s) "
+                    f"{', '.join(exposure_stem(f) for f, _ in subj.members[role])} were not "
+                    f"used: {step} {status}")
 
 
 def _member_models(st: registry.Stage, subj: Subject, merged: Any) -> dict[str, list[DataModel]]:

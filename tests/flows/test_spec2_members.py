@@ -241,3 +241,22 @@ def test_spec2_reads_the_member_types_its_chain_takes():
     assert set(st.asn_exptypes) == {"science", *spec2._MEMBER_STEPS.values()}
     assert registry.stage("spec3").asn_exptypes == ("science", "background")
     assert registry.stage("image3").asn_exptypes == ("science",)  # as jwst's image3
+
+
+def test_a_member_the_chain_did_not_subtract_is_a_warning():
+    """jwst subtracts an IFU exposure's background members; calops's IFU chain does not take
+    members yet: the file-level run says which members went unused and why (the S_* status)."""
+    from flows import filelevel as FL
+    from transforms import registry
+    from transforms.model import DataModel
+
+    st = registry.stage("spec2")
+    subj = FL.Subject(NOD1, [f"{NOD1}_rate.fits"], [], None,
+                      {"background": [(f"d/{NOD2}_rate.fits", None)]})
+    s = FL.Setup(build=None, crds_path="", context="")
+    for status, want in (("COMPLETE", []), ("SKIPPED", [
+            f"{NOD1}: its background member(s) {NOD2} were not used: bkg_subtract SKIPPED"])):
+        s.warnings.clear()
+        FL._unused_members(s, st, subj, {"cal": DataModel("cal", {}, {
+            "cal_step.bkg_subtract": status})})
+        assert s.warnings == want
