@@ -33,7 +33,16 @@
   products and exports stay the build's.
 
 Inputs: an uncal (detector1), a rate (image2/spec2), cal files or a jwst association JSON
-(image3/spec3: every ``science`` member of each product; names from the product's ``name``).
+(image3/spec3: every ``science`` member of each product, and for spec3 its ``background``
+members for master_background; names from the product's ``name``). A level-2 association
+(spec2) gives one exposure per science member, with the product's ``background`` (nods) and
+``imprint`` (leakcal) members, as jwst's Spec2Pipeline: the member types a stage reads are
+declared by the stage (``Stage.asn_exptypes``), the members are read under the roles the
+workspace runner gives them (``Stage.member_reads``) and the chain is the runner's
+(``flows.stages.chain_of``), so the cal is the one ``calops run`` makes with the same members.
+Member types a stage does not read (spec2's ``selfcal``, ``sourcecat``, ``target_acquisition``:
+steps calops does not have) are named in a warning; a missing member file stops the command
+before anything runs.
 """
 
 from __future__ import annotations

@@ -260,3 +260,56 @@ def test_a_member_the_chain_did_not_subtract_is_a_warning():
         FL._unused_members(s, st, subj, {"cal": DataModel("cal", {}, {
             "cal_step.bkg_subtract": status})})
         assert s.warnings == want
+
+
+_JWST_SPEC2 = """
+import sys
+from jwst.assign_wcs import AssignWcsStep
+from jwst.background import BackgroundStep
+from jwst.pipeline import Spec2Pipeline
+
+asn, outdir, distortion, specwcs = sys.argv[1:5]
+steps = {n: {"skip": True} for n in Spec2Pipeline.step_defs
+         if n not in ("assign_wcs", "bkg_subtract")}
+steps["assign_wcs"] = {f"override_{rt}": "N/A" for rt in AssignWcsStep.reference_file_types}
+steps["assign_wcs"].update(override_distortion=distortion, override_specwcs=specwcs)
+steps["bkg_subtract"] = {f"override_{rt}": "N/A" for rt in BackgroundStep.reference_file_types}
+Spec2Pipeline.call(asn, output_dir=outdir, save_results=True, steps=steps)
+"""
+
+
+@pytest.mark.slow
+def test_jwst_spec2_on_the_same_asn_subtracts_the_same_nod(lrs_ws, lrs_asn, tmp_path):
+    """jwst 3.0's Spec2Pipeline on the same level-2 asn (offline, in a child process: the
+    calops cache's distortion and specwcs as overrides; every step but assign_wcs and
+    bkg_subtract skipped, in calops with a --config as in jwst): each nod's cal is the other
+    nod subtracted, and calops's is jwst's bit for bit (SCI, ERR, variances, DQ)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from astropy.io import fits
+
+    pytest.importorskip("jwst")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from jwst_offline import crds_environment
+
+    from transforms import registry
+
+    refs = Path(lrs_ws.crds_path) / "references" / "jwst" / "miri"
+    (dist,), (specwcs,) = refs.glob("*_distortion_*.asdf"), refs.glob("*_specwcs_*.fits")
+    done = subprocess.run([sys.executable, "-c", _JWST_SPEC2, str(lrs_asn), str(tmp_path / "jwst"),
+                           str(dist), str(specwcs)], env=crds_environment(tmp_path / "crds"),
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    skip = [s for s in registry.stage("spec2").steps if s not in ("assign_wcs", "bkg_subtract")]
+    (tmp_path / "skip.toml").write_text("".join(f"[steps.{s}]\nskip = true\n" for s in skip))
+    _calops("stage", "calwebb_spec2", str(lrs_asn), "--crds", lrs_ws.crds_path,
+            "--config", str(tmp_path / "skip.toml"), "-o", str(tmp_path / "calops"))
+    for nod in (NOD1, NOD2):
+        name = f"{nod}_cal.fits"
+        with fits.open(tmp_path / "calops" / name) as a, fits.open(tmp_path / "jwst" / name) as b:
+            assert a[0].header["S_BKDSUB"] == b[0].header["S_BKDSUB"] == "COMPLETE"
+            for ext in ("SCI", "ERR", "VAR_POISSON", "VAR_RNOISE", "DQ"):
+                np.testing.assert_array_equal(a[ext].data, b[ext].data, err_msg=ext)
