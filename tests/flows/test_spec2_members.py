@@ -234,8 +234,7 @@ def test_spec2_reads_the_member_types_its_chain_takes():
     ``selfcal``, ``sourcecat``/``segmap``/``direct_image`` and ``target_acquisition`` members
     feed steps calops does not have: badpix_selfcal, WFSS, targ_centroid); the stage's
     declared member types are the roles its rule makes and its chain takes."""
-    from transforms import registry
-    from transforms import spec2
+    from transforms import registry, spec2
 
     st = registry.stage("spec2")
     assert set(st.asn_exptypes) == {"science", *spec2._MEMBER_STEPS.values()}
@@ -301,7 +300,7 @@ def test_jwst_spec2_on_the_same_asn_subtracts_the_same_nod(lrs_ws, lrs_asn, tmp_
     (dist,), (specwcs,) = refs.glob("*_distortion_*.asdf"), refs.glob("*_specwcs_*.fits")
     done = subprocess.run([sys.executable, "-c", _JWST_SPEC2, str(lrs_asn), str(tmp_path / "jwst"),
                            str(dist), str(specwcs)], env=crds_environment(tmp_path / "crds"),
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     skip = [s for s in registry.stage("spec2").steps if s not in ("assign_wcs", "bkg_subtract")]
     (tmp_path / "skip.toml").write_text("".join(f"[steps.{s}]\nskip = true\n" for s in skip))
