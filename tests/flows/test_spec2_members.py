@@ -312,3 +312,35 @@ def test_jwst_spec2_on_the_same_asn_subtracts_the_same_nod(lrs_ws, lrs_asn, tmp_
             assert a[0].header["S_BKDSUB"] == b[0].header["S_BKDSUB"] == "COMPLETE"
             for ext in ("SCI", "ERR", "VAR_POISSON", "VAR_RNOISE", "DQ"):
                 np.testing.assert_array_equal(a[ext].data, b[ext].data, err_msg=ext)
+
+
+@pytest.mark.slow
+def test_home_runs_a_customised_asn_spec2_with_its_members(lrs_ws, lrs_asn, tmp_path):
+    """With --home and a customisation (a --config: the development build ``file-level``) the
+    recipe is new, so the workspace runner loads the science and its member from the store
+    and runs them: the same cal, recipe key and S_BKDSUB as without a workspace, realised and
+    with the other nod's rate among its recipe's inputs."""
+    from astropy.io import fits
+
+    from flows import stages
+
+    ws = lrs_ws
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("".join(f"[steps.{s}]\nskip = true\n" for s in
+                           ("flat_field", "pathloss", "photom", "resample_spec", "extract_1d")))
+    _calops("stage", "spec2", str(lrs_asn), "--crds", ws.crds_path, "--config", str(cfg),
+            "--context", stages.recipe_for(ws, "11.3", "spec2", NOD1)[0].context,
+            "-o", str(tmp_path / "plain"))
+    _calops("stage", "spec2", str(lrs_asn), "--home", str(ws.root), "--build", "11.3",
+            "--config", str(cfg), "-o", str(tmp_path / "home"))
+    rate2 = stages._upstream_output(ws, "11.3", "detector1", NOD2, "rate")
+    for d in ("plain", "home"):
+        h = fits.getheader(tmp_path / d / f"{NOD1}_cal.fits")
+        assert h["S_BKDSUB"] == "COMPLETE" and h["S_FLAT"] == "SKIPPED"
+    a = fits.getheader(tmp_path / "home" / f"{NOD1}_cal.fits")
+    b = fits.getheader(tmp_path / "plain" / f"{NOD1}_cal.fits")
+    assert a["CO_BUILD"] == "file-level" and (a["CO_PID"], a["CO_RKEY"]) == (b["CO_PID"],
+                                                                            b["CO_RKEY"])
+    assert ws.catalog.realisations(a["CO_RKEY"]) == [a["CO_PID"]]
+    rows = ws.catalog.sql("SELECT input_id FROM recipe_inputs").column(0).to_pylist()
+    assert rate2 in rows
