@@ -318,8 +318,9 @@ def test_jwst_spec2_on_the_same_asn_subtracts_the_same_nod(lrs_ws, lrs_asn, tmp_
 def test_home_runs_a_customised_asn_spec2_with_its_members(lrs_ws, lrs_asn, tmp_path):
     """With --home and a customisation (a --config: the development build ``file-level``) the
     recipe is new, so the workspace runner loads the science and its member from the store
-    and runs them: the same cal, recipe key and S_BKDSUB as without a workspace, realised and
-    with the other nod's rate among its recipe's inputs."""
+    and runs them: the same cal, recipe key and S_BKDSUB as without a workspace, realised.
+    (The first step, assign_wcs, is the build's: its recipe, with the other nod's rate among
+    its inputs, is shared with ``calops run``'s.)"""
     from astropy.io import fits
 
     from flows import stages
