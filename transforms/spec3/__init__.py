@@ -137,5 +137,6 @@ STAGE = register_stage(Stage(
     name="spec3", subject="association", reads=("spec2:cal",), outputs=("s2d", "x1d", "c1d"),
     steps=STEPS, exp_types=SPEC3_EXP_TYPES + IFU_EXP_TYPES, run=run,
     associate=spec3_associations, mode_outputs=MODE_OUTPUTS,
+    asn_exptypes=("science", "background"),
     doc="calibrated spectra of an association -> per-source rectified, extracted and combined "
         "spectra (calwebb_spec3)"))
