@@ -125,41 +125,45 @@ def _truth_fnu(observation: int, source_id: int, lam_um: np.ndarray):
 # Point sources' continuum (lines masked), median of x1d / true F_nu. The default program's FS
 # and MOS parts are one exposure each, with no nod and no leakcal exposure, so spec2 has no
 # members there and the sky stays in (measured, seed 3: FS 1.063, MOS 1.014; seed 1: 1.066,
-# 1.010). The LRS nod pair: spec2 subtracts the other nod (its background member, issue #15),
-# see the xfail below.
+# 1.010). The LRS nod pair: spec2 subtracts the other nod (its background member, issue #15);
+# resample_spec 1.1's s2d carries its own WCS, so extract_1d places each aperture on the nod's
+# source (resample_spec 1.0's kept the cal's full-frame WCS: per-nod x1d and c1d ~0).
 POINT = {"jw01234-o004_s00001_nirspec_f100lp-g140m-s200a1": 0.10,
          "jw01234-o006_s00010_nirspec_f100lp-g140m": 0.05,
          "jw01234-o005_t002_miri_p750l": 0.05}
-LRS_XFAIL = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "MIRI LRS nod pair, nod-subtracted in spec2 (seed 3): the spec3 x1d is 0.948 of the "
-    "truth (0.962 without nod subtraction, rscd fixed), the c1d ~0 (0.050 without): "
-    "extract_1d's locate finds no target in the LRS s2d, per exposure or combined (their sky "
-    "coordinates put the slit centre ~33\" from dither.dithered_ra/dec), so the aperture "
-    "stays at the s2d's centre: the combined s2d is centred on the nods' common positive "
-    "trace, each nod's own s2d (spec2 x1d, and the per-exposure x1d the c1d combines) on the "
-    "slit centre, between its positive and negative trace; left for the lead"))
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=LRS_XFAIL) if "miri" in n else n
-                                  for n in sorted(POINT)])
+def _ratio(obs: int, sid: int, tab) -> float:
+    lam = np.asarray(tab["WAVELENGTH"], float)
+    flux = np.asarray(tab["FLUX"], float)
+    src, fnu = _truth_fnu(obs, sid, lam)
+    ok = np.isfinite(flux) & np.isfinite(lam) & (flux != 0)
+    for c in src.spectrum.centroids():
+        ok &= np.abs(lam - c) > (0.4 if obs == 5 else 0.01)
+    if obs == 5:
+        ok &= (lam > 5) & (lam < 10)
+    assert ok.sum() > 50
+    return float(np.median(flux[ok] / fnu[ok]))
+
+
+@pytest.mark.parametrize("name", sorted(POINT))
 def test_stage3_point_source_spectra_match_the_truth_in_the_continuum(done, name):
     _, _, out = done
     obs, sid = SPEC3[name]
     for kind in ("x1d", "c1d"):
         m = _open(out / f"{name}_{kind}.fits")
-        tab = m.spec[0].spec_table if kind == "x1d" else m.spec_table
-        lam = np.asarray(tab["WAVELENGTH"], float)
-        flux = np.asarray(tab["FLUX"], float)
-        src, fnu = _truth_fnu(obs, sid, lam)
-        ok = np.isfinite(flux) & np.isfinite(lam) & (flux != 0)
-        for c in src.spectrum.centroids():
-            ok &= np.abs(lam - c) > (0.4 if obs == 5 else 0.01)
-        if obs == 5:
-            ok &= (lam > 5) & (lam < 10)
-        assert ok.sum() > 50, (name, kind)
-        ratio = np.median(flux[ok] / fnu[ok])
+        ratio = _ratio(obs, sid, m.spec[0].spec_table if kind == "x1d" else m.spec_table)
         print(f"{name} {kind}: x/truth {ratio:.3f}")  # the measured ratios (pytest -s)
         assert ratio == pytest.approx(1.0, abs=POINT[name]), (name, kind, ratio)
+
+
+def test_lrs_per_nod_spec2_x1d_match_the_truth(done):
+    """Each nod's own spec2 x1d (the other nod subtracted) holds its positive trace."""
+    _, _, out = done
+    for stem in ("jw01234005001_01101_00001_mirimage", "jw01234005001_01101_00002_mirimage"):
+        ratio = _ratio(5, 1, _open(out / f"{stem}_x1d.fits").spec[0].spec_table)
+        print(f"{stem} x1d: x/truth {ratio:.3f}")
+        assert ratio == pytest.approx(1.0, abs=POINT["jw01234-o005_t002_miri_p750l"]), ratio
 
 
 def test_mos_extended_source_and_background_slitlet(done):
