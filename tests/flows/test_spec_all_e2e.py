@@ -49,7 +49,7 @@ def _calops(*argv: str) -> None:
     from flows.cli import main
 
     code = main(list(argv))
-    if code != 0:  # not an AssertionError: the LRS xfail must not swallow a broken setup
+    if code != 0:  # not an AssertionError: a broken setup is an error, not a failed check
         raise RuntimeError(f"calops {' '.join(argv)} exited {code}")
 
 
