@@ -32,6 +32,7 @@ from transforms.spectral import sky_to_tan, tan_to_sky
 
 pytestmark = pytest.mark.slow
 
+CB = "1.2"  # the newest cube_build (1.2 = 1.1 where every pixel of the band is good: here)
 MRS_DITHERS = ((0.0, 0.0), (0.52, 0.09), (0.09, 0.52), (0.61, 0.61))  # V2/V3 arcsec
 NRS_DITHERS = ((0.0, 0.0), (0.25, 0.05), (0.05, 0.25), (0.3, 0.3))
 
@@ -161,7 +162,7 @@ FLUX = {}  # measured ratios (printed with -s)
 def test_drizzle_cube_conserves_flux(mrs_one, nrs_one, mrs_four, coord):
     """Drizzle: one exposure and four dithers, MRS channels 1 and 2 and NIRSpec G140M
     (measured when written: 1.0003-1.0013)."""
-    cb = registry.get("cube_build", "1.1")
+    cb = registry.get("cube_build", CB)
     for inst, cals, chans in (("MRS", mrs_one, "12"), ("MRS x4", mrs_four, "12"),
                               ("NRS", nrs_one, (None,))):
         for ch in chans:
@@ -190,7 +191,7 @@ EMSM_NOT_MET = {("1", "ifualign"), ("2", "skyalign"), ("2", "ifualign")}
     for ch in "12" for coord in ("skyalign", "ifualign")])
 def test_emsm_cube_conserves_flux_mrs(mrs_four, ch, coord):
     """EMSM on the four-point dither the default ROIs are made for."""
-    cb = registry.get("cube_build", "1.1")
+    cb = registry.get("cube_build", CB)
     cube = cb.apply(tuple(mrs_four), _cal.refs["MIRI"],
                     cb.make_params({"weighting": "emsm", "coord_system": coord, "channel": ch}))
     r = flux_ratio(cube, mrs_four, ch)
@@ -198,9 +199,11 @@ def test_emsm_cube_conserves_flux_mrs(mrs_four, ch, coord):
     assert abs(r - 1) < 0.005, r
 
 
+@pytest.mark.xfail(strict=True, reason="EMSM is not flux conserving: NIRSpec 4 dithers "
+                   "measured 1.0093 (skyalign), 1.0090 (ifualign); docs/ifu.md")
 @pytest.mark.parametrize("coord", ["skyalign", "ifualign"])
 def test_emsm_cube_conserves_flux_nirspec(nrs_four, coord):
-    cb = registry.get("cube_build", "1.1")
+    cb = registry.get("cube_build", CB)
     cube = cb.apply(tuple(nrs_four), _cal.refs["NIRSPEC"],
                     cb.make_params({"weighting": "emsm", "coord_system": coord}))
     r = flux_ratio(cube, nrs_four, None)
@@ -262,7 +265,7 @@ def test_velocity_map_within_10_kms(inst, ch, rest):
     cal, _, refs, optics = _cal(inst, scene, noise=True)
     ex = scene.extended[0]
     (ln,) = [x for x in ex.lines if x.rest == rest]
-    cb = registry.get("cube_build", "1.1")
+    cb = registry.get("cube_build", CB)
     for coord in ("skyalign", "ifualign"):
         kw = {"coord_system": coord}
         if ch:
@@ -339,7 +342,7 @@ def test_cube_wcs_maps_point_source_to_truth(inst, ch, tmp_path):
     ra, dec = tan_to_sky(np.array([0.23]), np.array([-0.17]), s.ra, s.dec)
     ps = dataclasses.replace(base.points[0], ra=float(ra[0]), dec=float(dec[0]))
     cal, _, refs, _ = _cal(inst, SC.IfuScene((ps,), (), 0.0))
-    cb = registry.get("cube_build", "1.1")
+    cb = registry.get("cube_build", CB)
     for coord in ("skyalign", "ifualign"):
         kw = {"coord_system": coord}
         if ch:
