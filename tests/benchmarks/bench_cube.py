@@ -27,20 +27,20 @@ from pathlib import Path
 _TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_TESTS))
 
-from jwst_offline import crds_environment  # noqa: E402
+from jwst_offline import crds_environment
 
 _ROOT = Path(tempfile.mkdtemp(prefix="bench_cube_"))
 os.environ.update({k: v for k, v in crds_environment(_ROOT / "crds").items()
                    if k.startswith(("CRDS_", "STPIPE_"))})
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from store import fits as F  # noqa: E402
-from transforms import registry  # noqa: E402
-from transforms.ifu import file_wcs  # noqa: E402
-from transforms.sim import ifu_mrs as SM  # noqa: E402
-from transforms.sim import ifu_nirspec as SN  # noqa: E402
-from transforms.sim import ifu_scene as SC  # noqa: E402
+from store import fits as F
+from transforms import registry
+from transforms.ifu import file_wcs
+from transforms.sim import ifu_mrs as SM
+from transforms.sim import ifu_nirspec as SN
+from transforms.sim import ifu_scene as SC
 
 REPEAT = 3
 
@@ -105,9 +105,10 @@ def main(weightings=("drizzle",)) -> None:
         jm = datamodels.IFUImageModel(str(path))
         for w in weightings:
             params = cb.make_params({**kw, "weighting": w})
-            t_c, ours = best(lambda: cb.apply(cal, refs, params))
+            t_c, ours = best(lambda cal=cal, refs=refs, params=params:
+                             cb.apply(cal, refs, params))
 
-            def run_jwst():
+            def run_jwst(jm=jm, cubepar=cubepar, w=w, kw=kw):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     res = CubeBuildStep.call(jm, override_cubepar=cubepar, weighting=w,

@@ -312,7 +312,7 @@ def point_source_pixel(cube, ps: SC.PointSource):
     fit = least_squares(lambda p: _gauss2(p, xx[w], yy[w]) - img[w],
                         [img[j, i], i, j, 1.5, 0.0])
     x0, y0 = float(fit.x[1]), float(fit.x[2])
-    ln = [x for x in ps.lines if lam[30] < x.rest < lam[-30]][0]
+    ln = next(x for x in ps.lines if lam[30] < x.rest < lam[-30])
     zc = int(np.argmin(np.abs(lam - SC.line_center(ln, ps.v_kms))))
     ap = (xx - x0) ** 2 + (yy - y0) ** 2 < 16
     sp = np.nansum(d[:, ap], axis=1)
