@@ -7,7 +7,7 @@ or slice's (NIRSpec) region, whatever the data. Two consequences, found by the p
 (``tests/transforms/ifu/test_ifu_edge_cases.py``):
 
 - the grid moved with the data: blanking one edge slice of an MRS channel 1 exposure moved
-  crval by 0.08" in RA and 0.06" in Dec, and a flagged pixel at the field's edge can shift it;
+  crval by 0.07" in RA and 0.06" in Dec, and a flagged pixel at the field's edge can shift it;
 - an exposure with no good pixel in the band (all NaN or all DO_NOT_USE) raised
   ``CubeBuildError: no valid pixel maps onto the sky``; jwst writes an empty cube.
 
