@@ -7,6 +7,9 @@ closed-form truth (``transforms.sim.ifu_scene``) and asserted (docs/ifu.md, "Val
    maps a known point source to its true RA/Dec/lambda within 0.1 spaxel (0.1 plane);
 4. residual_fringe reduces the simulator's known residual fringe at least 5x.
 
+Where a target is not met (EMSM flux), the failing cases are ``xfail(strict=True)`` with the
+measured number, and jwst 3.0's EMSM cube of the same cal is shown to hold the same flux.
+
 The cal the cubes are built from is the simulator's own calibrated surface brightness (noiseless
 ``truth.calibrated``, or the noisy rate through the true conversion ``1 / (R Omega dlambda)``):
 the cubes are then compared with what went into them, with no other step's error in between.
