@@ -226,6 +226,8 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:56db71d571a4d36047628a5c8a4b89297a57a7834f9fe2db057384f6042db6c0",
     "cube_build==1.1":
         "sha256:51d9b732717c134592c5bbd49fa1c587b008e9f9c1537005788bf201252bd6ac",
+    "cube_build==1.2":
+        "sha256:a84528b3f3cb68a37504eacab7c128ab61ae801f1ff85ac635677150821b7240",
     "extract_1d==1.1":
         "sha256:08dd4066b7a4e5f7a70679bf384b379d0f4475e12e8db8f6cd16934b668a96ad",
     "extract_1d==1.2":
