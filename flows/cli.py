@@ -21,6 +21,7 @@ No traceback reaches a user (docs/integrity.md). Every error is one line on stde
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import errno
 import importlib
@@ -261,5 +262,26 @@ def _main(argv: Sequence[str] | None) -> int:
     return int(func(args) or 0)
 
 
+def run() -> None:
+    """The ``calops`` program: ``main()``, then Python's shutdown without its finalization.
+
+    A normal exit joins the worker threads and runs the exit hooks (Prefect flushes its logs
+    and events to the API there), then finalizes the interpreter, which ends every daemon
+    thread still alive by unwinding its stack. A daemon thread inside C++ at that moment
+    aborts the process after a complete, successful run (seen once in CI: exit -6 with
+    "FATAL: exception not rethrown" after ``calops reprocess`` printed its summary). Nothing
+    calops keeps needs finalizing: the catalog is Parquet written atomically, and DuckDB is
+    in memory. So the process does the first two parts and ends there."""
+    code = main()
+    threading._shutdown()  # type: ignore[attr-defined]  # join worker threads, as exit does
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -33,7 +33,16 @@
   products and exports stay the build's.
 
 Inputs: an uncal (detector1), a rate (image2/spec2), cal files or a jwst association JSON
-(image3/spec3: every ``science`` member of each product; names from the product's ``name``).
+(image3/spec3: every ``science`` member of each product, and for spec3 its ``background``
+members for master_background; names from the product's ``name``). A level-2 association
+(spec2) gives one exposure per science member, with the product's ``background`` (nods) and
+``imprint`` (leakcal) members, as jwst's Spec2Pipeline: the member types a stage reads are
+declared by the stage (``Stage.asn_exptypes``), the members are read under the roles the
+workspace runner gives them (``Stage.member_reads``) and the chain is the runner's
+(``flows.stages.chain_of``), so the cal is the one ``calops run`` makes with the same members.
+Member types a stage does not read (spec2's ``selfcal``, ``sourcecat``, ``target_acquisition``:
+steps calops does not have) are named in a warning; a missing member file stops the command
+before anything runs.
 """
 
 from __future__ import annotations
@@ -216,6 +225,10 @@ class Subject:
     files: list[str]
     models: list[DataModel]
     association: dict[str, Any] | None = None
+    # an exposure stage's level-2 association members by role (spec2: ``background``,
+    # ``imprint``): (file, model) each, from the association file's ``exptype``
+    members: dict[str, list[tuple[str, DataModel]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # members not read, and why
 
 
 def expand(patterns: Sequence[str]) -> list[str]:
@@ -329,34 +342,65 @@ def first_input(files: Sequence[str]) -> str:
 def subjects_of(stage: registry.Stage | None, files: Sequence[str],
                 assoc: bool | None = None) -> list[Subject]:
     """The subjects the inputs make: for an association stage (``assoc``), an association
-    JSON gives one per product (its science members) and other files are associated by the
-    stage's own rule (JWST's); otherwise every file (every science member) is one exposure."""
+    JSON gives one per product (its science members, and the other member types the stage
+    reads: spec3's ``background``) and other files are associated by the stage's own rule
+    (JWST's); otherwise every file (every science member) is one exposure, with the product's
+    members of the types the stage reads (spec2's ``background`` and ``imprint``, as jwst's
+    Spec2Pipeline). Every file is checked before anything runs: a missing member stops the
+    command, naming it."""
     if assoc is None:
         assoc = stage is not None and stage.subject == "association"
+    wanted = tuple(stage.asn_exptypes) if stage is not None else ("science",)
     asn_files = [f for f in files if f.endswith(".json")]
     plain = [f for f in files if not f.endswith(".json")]
     out: list[Subject] = []
+    cache: dict[str, DataModel] = {}  # a member of several products is read once
+
+    def load(path: str) -> DataModel:
+        if path not in cache:
+            cache[path] = read_input(path)
+        return cache[path]
+
     for f in asn_files:
         asn = read_association(f)
         base = Path(f).parent
         for p in asn["products"]:
-            members = [m for m in p["members"] if str(m.get("exptype", "science")).lower()
-                       == "science"]
-            if not members:
-                raise FileLevelError(f"{f}: product {p.get('name')!r} has no science member")
-            paths = []
-            for m in members:
+            by_type: dict[str, list[str]] = {}
+            notes = []
+            for m in p["members"]:
+                t = str(m.get("exptype", "science")).lower()
+                if t not in wanted:
+                    notes.append(f"{Path(f).name}: {t} member {m.get('expname')} not used "
+                                 f"(calops {stage.name if stage else 'this step'} reads "
+                                 f"{', '.join(wanted)} members)")
+                    continue
                 mp = Path(str(m["expname"]))
                 mp = mp if mp.is_absolute() else base / mp
                 if not mp.is_file():
-                    raise FileLevelError(f"{f}: member {m['expname']} is not at {mp}")
-                paths.append(str(mp))
+                    raise FileLevelError(
+                        f"{f}: {t} member {m['expname']} is not at {mp}; put it there (members "
+                        "are relative to the association file) or remove it from the "
+                        "association")
+                by_type.setdefault(t, []).append(str(mp))
+            if not by_type.get("science"):
+                raise FileLevelError(f"{f}: product {p.get('name')!r} has no science member")
+            paths = by_type.pop("science")
             name = str(p.get("name") or exposure_stem(paths[0]))
             if assoc:
-                out.append(Subject(name, paths, [read_input(x) for x in paths],
-                                   {**asn, "products": [p]}))
+                # jwst marks a member's type in the model (asn.exptype); calops's association
+                # chains tell a background member by BKGDTARG (master_background)
+                extra = [(x, t) for t, xs in by_type.items() for x in xs]
+                models = [load(x) for x in paths] + [
+                    _as_background(load(x)) if t == "background" else load(x)
+                    for x, t in extra]
+                out.append(Subject(name, paths + [x for x, _ in extra], models,
+                                   {**asn, "products": [p]}, notes=notes))
             else:  # a stage-2 association: each science member is its own exposure
-                out += [Subject(exposure_stem(x), [x], [read_input(x)], None) for x in paths]
+                for x in paths:
+                    members = {t: [(y, load(y)) for y in xs if y != x]
+                               for t, xs in by_type.items()}
+                    out.append(Subject(exposure_stem(x), [x], [load(x)], None,
+                                       {t: ms for t, ms in members.items() if ms}, notes))
     models = [(f, read_input(f)) for f in plain]
     if assoc and stage is not None and models:
         metas = [{**m.meta, "filename": exposure_stem(f)} for f, m in models]
@@ -377,6 +421,14 @@ def subjects_of(stage: registry.Stage | None, files: Sequence[str],
     if not out:
         raise FileLevelError("no input files given")
     return out
+
+
+def _as_background(model: DataModel) -> DataModel:
+    """A member the association file calls ``background``, as calops's chains know one."""
+    from transforms.spec3.master_background import is_background
+
+    return model if is_background(model) else model.replace(
+        meta={"observation.bkgdtarg": True})
 
 
 # --- build and CRDS ------------------------------------------------------------------------------
@@ -974,7 +1026,8 @@ def _record_inputs(ws: Any, subject: str, models: Mapping[str, DataModel]) -> di
 def _check_stage_input(st: registry.Stage, subj: Subject) -> None:
     first = st.reads[0].split(":", 1)
     want = {"exposure": ("uncal", "ramp")}.get(first[0]) or (first[1], "rate", "rateints")
-    for f, m in zip(subj.files, subj.models):
+    members = [(f, m) for items in subj.members.values() for f, m in items]
+    for f, m in list(zip(subj.files, subj.models)) + members:
         if st.subject == "exposure" and m.kind not in want:
             raise FileLevelError(f"{st.name} runs on {'/'.join(dict.fromkeys(want))} files; "
                                  f"{f} is a {m.kind}")
@@ -1029,6 +1082,7 @@ def run_stage(stage_text: str, opts: Options, command: str = "calops stage"
     subjects = subjects_of(st, expand(opts.files))
     for subj in subjects:
         _check_stage_input(st, subj)
+        s.warnings += [n for n in subj.notes if n not in s.warnings]
     outdir = Path(opts.outdir).expanduser()
     written: list[Path] = []
     rec = Recorder(s)
@@ -1056,6 +1110,13 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
         roles = {"input": data}
         if "exposure:pointing" in st.reads[1:]:
             roles["pointing"] = pointing
+        # level-2 members read as the workspace runner reads them (Stage.member_reads): the
+        # member's rate under <role>:<exposure>, its pointing under <role>:<exposure>:pointing
+        for role, items in subj.members.items():
+            for f, m in items:
+                m_data, m_pointing = _split_pointing(m)
+                for r, src in st.member_reads(role, exposure_stem(f)):
+                    roles[r] = m_pointing if src == "exposure:pointing" else m_data
     planned = buildlib.plan(s.build, st.name, meta)
     planned, sources, pars_used = _params_for(s, opts, planned, meta, st.name, None)
     planned, paths, notes = choose_references(planned, meta, s.context, s.crds_path,
@@ -1075,9 +1136,12 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
         else:
             ids = _record_inputs(s.ws, subject, roles)
             if assoc and subj.association:
+                kinds = {exposure_stem(str(m["expname"])): str(m.get("exptype", "science"))
+                         .lower() for m in subj.association["products"][0]["members"]}
                 s.ws.catalog.record_associations([{
                     **subj.association, "products": [{"name": subj.name, "members": [
-                        {"expname": exposure_stem(f), "exptype": "science"}
+                        {"expname": exposure_stem(f),
+                         "exptype": kinds.get(exposure_stem(f), "science")}
                         for f in subj.files]}]}])
         recipe = make_recipe(st.name, subject, label, s.context, planned, paths, ids, outputs)
         run_id = rec.run_id(label)
@@ -1086,13 +1150,19 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
         if assoc:
             load = lambda: tuple(store.get(ids[k]) for k in keys)  # noqa: E731
         else:
-            def load() -> DataModel:
-                models = [store.get(ids[k]) for k in ids]
+            def merged(rs: Sequence[str]) -> DataModel:
+                models = [store.get(ids[k]) for k in rs]
                 extra: dict[str, Any] = {}
                 for m in models[1:]:
                     extra.update(m.meta)
                 return models[0].replace(meta=extra) if extra else models[0]
-        out = runner.run_stage(s.ws, recipe, load, st.run, run_id)
+
+            def load() -> Any:
+                science = merged([k for k in ids if ":" not in k])
+                if not subj.members:
+                    return science
+                return science, _member_models(st, subj, merged)
+        out = runner.run_stage(s.ws, recipe, load, chain_of(st), run_id)
         rec.results.append(out.as_dict())
         if out.status != "ok":
             raise FileLevelError(f"{st.name} failed for {subject}: {out.error}")
@@ -1106,6 +1176,15 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
         else:
             data_in = roles["input"] if "pointing" not in roles else \
                 roles["input"].replace(meta=roles["pointing"].meta)
+            if subj.members:  # (science, {role: [member]}) as the workspace runner's loader
+
+                def merged(rs: Sequence[str]) -> DataModel:
+                    extra: dict[str, Any] = {}
+                    for r in rs[1:]:
+                        extra.update(roles[r].meta)
+                    return roles[rs[0]].replace(meta=extra) if extra else roles[rs[0]]
+
+                data_in = (data_in, _member_models(st, subj, merged))
             if st.reads[0] == "exposure:pixels":  # detector1 lets the uncal's pixels go
                 first = DataModel(first.kind, {}, first.meta)  # (once in its ramp buffer)
                 subj.models[0] = first
@@ -1116,7 +1195,7 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
             from flows.runner import plan_refs
 
             refs = plan_refs(recipe)  # each reference read when a step needs it, dropped after
-            products = dict(st.run(data_in, refs.plan(), lambda name, _s: refs.done(name)))
+            products = dict(chain_of(st)(data_in, refs.plan(), lambda name, _s: refs.done(name)))
             del refs
         except CalopsError:
             raise
@@ -1124,6 +1203,7 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
             raise FileLevelError(f"{st.name} failed for {subject}: {type(exc).__name__}: "
                                  f"{exc}") from exc
         pids = {n: _pid(products[n]) for n in outputs if products.get(n) is not None}
+    _unused_members(s, st, subj, products)
     note = note_text(opts.overrides, sources, planned, notes, pars_used, s.command)
     extra = {"sdp_version": first.get("data_processing_software_version"),
              "eph_type": pointing.get("ephemeris.type") if not assoc else first.get("ephemeris.type")}
@@ -1141,6 +1221,41 @@ def _run_stage_subject(s: Setup, st: registry.Stage, subj: Subject, opts: Option
         written += write_output(model, outdir, subj.name, SUFFIX.get(name, name), prov,
                                 {**first.meta, **model.meta}, assoc)
     return written
+
+
+def _unused_members(s: Setup, st: registry.Stage, subj: Subject,
+                    products: Mapping[str, Any]) -> None:
+    """A warning for each member role whose step did not subtract it (jwst would have: an
+    IFU exposure's background, which calops's IFU chain does not take yet; or the step found
+    no usable member): the cal says so in its S_* keyword."""
+    import importlib
+
+    if not subj.members:
+        return
+    steps = getattr(importlib.import_module(st.run.__module__), "MEMBER_STEPS", {})
+    main = next((m for m in products.values() if isinstance(m, DataModel)), None)
+    for step, role in steps.items():
+        if role in subj.members and main is not None:
+            status = main.meta.get(f"cal_step.{step}") or "not run"
+            if status != "COMPLETE":
+                s.warnings.append(
+                    f"{subj.name}: its {role} member(s) "
+                    f"{', '.join(exposure_stem(f) for f, _ in subj.members[role])} were not "
+                    f"used: {step} {status}")
+
+
+def _member_models(st: registry.Stage, subj: Subject, merged: Any) -> dict[str, list[DataModel]]:
+    """{role: [member]} of an exposure's level-2 members: each member's reads (Stage.
+    member_reads) merged into one model by ``merged``, as flows.stages' loader does."""
+    return {role: [merged([r for r, _ in st.member_reads(role, exposure_stem(f))])
+                   for f, _ in items] for role, items in subj.members.items()}
+
+
+def chain_of(st: registry.Stage) -> Any:
+    """The stage's chain as the workspace runner calls it (flows.stages.chain_of)."""
+    from flows.stages import chain_of as runner_chain
+
+    return runner_chain(st)
 
 
 def _has_keyword(key: str) -> bool:

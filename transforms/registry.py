@@ -235,8 +235,16 @@ class Stage:
     # depends on the members' products, and ``run`` is called with ``members={role:
     # [DataModel]}`` (spec2: the nod backgrounds and leakcal imprints)
     members: Callable[..., Mapping[str, Sequence[int]]] | None = None
+    # the member types (jwst's ``exptype``) the stage reads from an association file, as
+    # jwst's pipeline does: ``science`` always; for an exposure stage with ``members``, the
+    # other types are its member roles (spec2: the ``background`` nods, the ``imprint``
+    # leakcals); for an association stage, members it combines besides the science (spec3:
+    # ``background`` for master_background). Members of other types are not read.
+    asn_exptypes: tuple[str, ...] = ("science",)
 
     def __post_init__(self) -> None:
+        if "science" not in self.asn_exptypes:
+            raise ValueError(f"stage {self.name}: asn_exptypes must include science")
         if self.subject not in ("exposure", "association"):
             raise ValueError(f"stage {self.name}: subject must be exposure or association")
         if self.subject == "association" and self.associate is None:

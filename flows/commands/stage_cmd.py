@@ -7,8 +7,10 @@ from typing import Any
 USAGE = """calops stage STAGE FILE|ASN.json... [options]
 
 Run a whole stage on files, with no workspace (jwst's `strun calwebb_detector1 f_uncal.fits`):
-detector1 on uncal files, image2/spec2 on rate files, image3/spec3 on an association JSON
-as jwst writes it (or on cal files: associated by JWST's rules).
+detector1 on uncal files, image2/spec2 on rate files or a level-2 association JSON (spec2 uses
+its background and imprint members, as jwst's Spec2Pipeline), image3/spec3 on an association
+JSON as jwst writes it (spec3 uses its background members for master_background), or on cal
+files: associated by JWST's rules.
 STAGE: detector1, image2, image3, spec2, spec3 (or calwebb_image2, Image2Pipeline).
 
 options (in any order, before or after the files):

@@ -179,3 +179,25 @@ def test_console_script_with_calops_home(filled, repo_root):
     bad = subprocess.run(cmd + ["sql", "DROP VIEW products"], capture_output=True, text=True,
                          env=env, cwd=repo_root, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "refused" in bad.stderr
+
+
+def test_program_exit_keeps_code_output_hooks_and_ignores_busy_daemon_threads(repo_root):
+    """`calops` ends after main() without interpreter finalization (flows.cli.run): the exit
+    code and every line printed survive, exit hooks (Prefect flushes its logs there) still
+    run, non-daemon workers are joined, and a daemon thread still busy does not hold it up."""
+    script = (
+        "import atexit, sys, threading, time\n"
+        "from flows import cli\n"
+        "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n"
+        "done = []\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), done.append(1))).start()\n"
+        "atexit.register(lambda: print('exit hook ran after the worker', done))\n"
+        "sys.argv = ['calops', 'no-such-command']\n"
+        "print('before')\n"
+        "cli.run()\n")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=repo_root, env=dict(os.environ, PYTHONPATH=str(repo_root)),
+                         timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert res.stdout.splitlines() == ["before", "exit hook ran after the worker [1]"]
+    assert res.stderr.startswith("calops: error:") and res.stderr.count("\n") == 1

@@ -370,3 +370,48 @@ def test_a_secondary_reference_that_is_na_does_not_skip_the_step(tmp_path):
     plan, _, notes = filelevel.choose_references(
         [step], {}, "jwst_0001.pmap", str(tmp_path), {"saturation": "N/A", "superbias": "N/A"})
     assert plan[0].skip and notes == ["saturation skipped: saturation is N/A"]
+
+
+def _sky_exposure(k: int, rng, source: bool, sky: float):
+    """A NIRSpec S200A1 fixed-slit cal of a sky ``sky`` MJy/pixel (and a point source)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transforms" / "spec"))
+    import spec_synth as T
+
+    spec = T.SlitSpec(name="S200A1", source_id=1, source_ypos=0.0 if source else None,
+                      background=sky)
+    return T.cal_product([T.make_slit(spec, rng, noise=1e-12)], **{
+        "instrument.fixed_slit": "S200A1", "observation.exposure_number": str(k + 1)})
+
+
+def test_spec3_asn_background_members_feed_master_background(sim_dir, tmp_path, capsys):
+    """jwst's Spec3Pipeline reads an association's ``science`` and ``background`` members and
+    master_background subtracts the background members' sky from the science: so does
+    ``calops stage spec3 asn.json`` (the background member is no product source); without
+    the background member the sky stays and master_background is SKIPPED. image3 reads
+    science members only (as jwst's ModelLibrary(asn_exptypes=["science"]))."""
+    from store import fits as F
+    from transforms import spectral as S
+
+    sky = 3e-6
+    rng = np.random.default_rng(5)
+    names = [f"jw01234003001_01101_0000{i + 1}_nrs1_cal.fits" for i in range(3)]
+    for i, n in enumerate(names):
+        F.write_product(_sky_exposure(i, rng, source=i < 2, sky=sky), tmp_path / n)
+    template = "jw01234-o003_{source_id}_nirspec_f100lp-g140h-{slit_name}"
+    got = {}
+    for label, bkg in (("with", True), ("without", False)):
+        members = [{"expname": n, "exptype": "science"} for n in names[:2]]
+        if bkg:
+            members.append({"expname": names[2], "exptype": "background"})
+        asn = {"asn_type": "spec3", "products": [{"name": template, "members": members}]}
+        (tmp_path / f"{label}_asn.json").write_text(json.dumps(asn))
+        _calops("stage", "spec3", tmp_path / f"{label}_asn.json", "--crds", sim_dir / "crds",
+                "-o", tmp_path / label)
+        (s2d,) = (tmp_path / label).glob("*_s2d.fits")
+        assert s2d.name == "jw01234-o003_s00001_nirspec_f100lp-g140h-s200a1_s2d.fits"
+        got[label] = (fits.getheader(s2d)["S_MSBSUB"],
+                      float(np.nanmedian(S.slits(F.read_product(s2d))[0].arrays["data"])))
+    assert got["without"][0] == "SKIPPED" and got["without"][1] == pytest.approx(sky, rel=0.2)
+    assert got["with"][0] == "COMPLETE" and abs(got["with"][1]) < 0.05 * sky, got

@@ -226,6 +226,8 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:56db71d571a4d36047628a5c8a4b89297a57a7834f9fe2db057384f6042db6c0",
     "cube_build==1.1":
         "sha256:51d9b732717c134592c5bbd49fa1c587b008e9f9c1537005788bf201252bd6ac",
+    "cube_build==1.2":
+        "sha256:a84528b3f3cb68a37504eacab7c128ab61ae801f1ff85ac635677150821b7240",
     "extract_1d==1.1":
         "sha256:08dd4066b7a4e5f7a70679bf384b379d0f4475e12e8db8f6cd16934b668a96ad",
     "extract_1d==1.2":
@@ -236,6 +238,15 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
     "outlier_detection==2.1":
         ('sha256:d09b5e25f090f96c46e698927702d7a48509d308d66260a25c1aadeb2baef1ec',
          'sha256:12acf82ff89fdac6f5b6d5404f24408c934aafd59286e4231d9771b4b75042ef'),
+    # --- issue #15: spec/test_spec_v11_golden.py (an LRS-shaped single-slit cal) ---
+    "resample_spec==1.1":
+        "sha256:e3f220ef095ce6b10d866f0caeafd52ec7c81af904e01a2c35b6bcbd4364ea04",
+    "outlier_detection==2.2":
+        ("sha256:a4236ca55dd80ffe83e7006ccc3e12b440b16053019940dc8f7ec8429e950cdd",
+         "sha256:19e72cf6b98d001840cf1ae4618c3d184971561c64a6cee9394f3c9827f77109",
+         "sha256:dbe126d3dbf9d7235b2cc772627be09f6713ab72c2256e09f865c2d734cbf538"),
+    "master_background==1.2":
+        ("sha256:bedea20661d9707fd5c657e8ea9c81f9b72695e445f1f2047ef941c2f3063792",),
     "spectral_leak==1.0":
         "sha256:857fa71eeb53f1985462f49715ae1fd8bbe73c281afff016dee0f1388f654a77",
 }

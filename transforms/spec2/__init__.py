@@ -36,7 +36,7 @@ from transforms.registry import PlannedStep, Stage, register_stage
 
 from transforms.spec2._common import Spec2Error
 
-__all__ = ["EXP_TYPES", "STAGE", "STEPS", "Spec2Error", "is_leakcal", "level2_members", "run",
+__all__ = ["EXP_TYPES", "MEMBER_STEPS", "STAGE", "STEPS", "Spec2Error", "is_leakcal", "level2_members", "run",
            "run_members"]
 
 STEPS = ("assign_wcs", "msa_flagging", "imprint_subtract", "bkg_subtract", "extract_2d",
@@ -48,6 +48,7 @@ EXP_TYPES = ("NRS_FIXEDSLIT", "NRS_MSASPEC", "MIR_LRS-FIXEDSLIT", "NRS_IFU", "MI
 MODE_OUTPUTS = {"NRS_IFU": ("cal", "s3d", "x1d"), "MIR_MRS": ("cal", "s3d", "x1d")}
 _BACK_HALF = ("pixel_replace", "resample_spec", "extract_1d")
 _MEMBER_STEPS = {"imprint_subtract": "imprint", "bkg_subtract": "background"}
+MEMBER_STEPS = dict(_MEMBER_STEPS)  # step -> the member role it subtracts (for reports)
 _MEMBERS_FOLLOW = ("assign_wcs", "msa_flagging")
 
 
@@ -152,4 +153,5 @@ STAGE = register_stage(Stage(
     name="spec2", subject="exposure", reads=("detector1:rate", "exposure:pointing"),
     outputs=("cal", "s2d", "x1d"), steps=STEPS, exp_types=EXP_TYPES, run=run,
     mode_outputs=MODE_OUTPUTS, members=level2_members,
+    asn_exptypes=("science", "background", "imprint"),
     doc="count rates -> calibrated, rectified and extracted spectra (calwebb_spec2)"))

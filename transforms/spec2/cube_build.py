@@ -421,10 +421,12 @@ def ifualign_angle(model: DataModel, band: tuple[str, str]) -> float:
 # --------------------------------------------------------------------------------------------
 
 def build_cube(models: Sequence[DataModel], bands: Sequence[tuple[str, str]],
-               ref: DataModel, params: CubeBuildParams, internal_geometry=None) -> I.Cube:
+               ref: DataModel, params: CubeBuildParams, internal_geometry=None,
+               footprint=None) -> I.Cube:
     """One cube of ``bands`` from every model covering them (``internal_geometry``: the
     internal_cal grid function, this version's ``_internal_geometry`` unless a later version
-    gives its own)."""
+    gives its own; ``footprint(members)``: the sky points the grid is centred on, the good
+    pixels' centres unless a later version gives its own)."""
     inst = str(models[0].get("instrument.name", "")).upper()
     members = [(m, b) for b in bands for m in models if b in exposure_bands(m.meta)]
     internal = params.coord_system == "internal_cal"
@@ -486,7 +488,8 @@ def build_cube(models: Sequence[DataModel], bands: Sequence[tuple[str, str]],
         geo = (internal_geometry or _internal_geometry)(mapped, zc, zlo, zhi, zw, linear,
                                                         cdelt3)
     else:
-        crval1, crval2, nx, ny, na, nb = _sky_geometry(mapped, scale, params, rot)
+        crval1, crval2, nx, ny, na, nb = _sky_geometry(
+            mapped if footprint is None else footprint(members), scale, params, rot)
         geo = Geometry(crval1, crval2, rot, scale, scale, nx, ny, -na * scale, -nb * scale,
                        na + 1.0, nb + 1.0, zc, zlo, zhi, zw, linear, cdelt3)
     nz, ny, nx = geo.zc.size, geo.naxis2, geo.naxis1
@@ -689,7 +692,7 @@ def _s_region(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
 # --------------------------------------------------------------------------------------------
 
 def build(models: Sequence[DataModel], refs: Mapping[str, DataModel], params: CubeBuildParams,
-          internal_geometry=None) -> list[I.Cube]:
+          internal_geometry=None, footprint=None) -> list[I.Cube]:
     """Every cube the parameters ask for from ``models``."""
     if params.offset_file is not None:
         raise CubeBuildError("cube_build: calops reads no offset file (transforms read no files);"
@@ -706,7 +709,7 @@ def build(models: Sequence[DataModel], refs: Mapping[str, DataModel], params: Cu
     ref = refs.get("cubepar")
     if ref is None:
         raise CubeBuildError("The cubepar reference file is required.")
-    return [build_cube(models, bands, ref, params, internal_geometry)
+    return [build_cube(models, bands, ref, params, internal_geometry, footprint)
             for bands in plan_cubes([m.meta for m in models], params)]
 
 

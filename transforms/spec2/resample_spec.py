@@ -297,10 +297,13 @@ def _reference(pieces: Sequence[Piece]) -> int:
 
 
 def build_grid(pieces: Sequence[Piece], params: ResampleSpecParams,
-               spatial: list | None = None) -> SpecGrid:
+               spatial: list | None = None, *, slit_only: bool = False) -> SpecGrid:
     """The output grid covering every input (see the module docstring). ``spatial``, when
     given (an empty list), receives each piece's spatial coordinate (``SpecGrid.s_of``) for
-    ``drizzle`` to reuse."""
+    ``drizzle`` to reuse. ``slit_only`` (resample_spec 1.1): the reference column, the
+    tangent point, the slit direction and scale and the slit-y fit use only the pixels that
+    also have a finite wavelength (the slit's), not every pixel with a sky position (1.0; a
+    MIRI LRS cal has sky positions on the whole imager)."""
     if not pieces:
         raise ResampleSpecError("resample_spec needs at least one slit")
     k = _reference(pieces)
@@ -323,9 +326,16 @@ def build_grid(pieces: Sequence[Piece], params: ResampleSpecParams,
     ny, nx = ref.data.shape
     col = nx // 2
     rows = np.arange(ny, dtype=np.float64)
+    inslit = np.isfinite(ref.wavelength) if slit_only else np.ones(ref.data.shape, bool)
     if sky:
-        okc = np.isfinite(ref.ra[:, col]) & np.isfinite(ref.dec[:, col])
-        if okc.sum() < 2:  # the middle column is off the slit: use the best-covered one
+        okc = np.isfinite(ref.ra[:, col]) & np.isfinite(ref.dec[:, col]) & inslit[:, col]
+        if okc.sum() < 2 and slit_only:  # off the slit: the middle of the slit's columns
+            n_ok = np.sum(np.isfinite(ref.ra) & np.isfinite(ref.dec) & inslit, axis=0)
+            cols = np.flatnonzero(n_ok >= 2)
+            if cols.size:
+                col = int(cols[cols.size // 2])
+            okc = np.isfinite(ref.ra[:, col]) & np.isfinite(ref.dec[:, col]) & inslit[:, col]
+        elif okc.sum() < 2:  # the middle column is off the slit: use the best-covered one
             col = int(np.argmax(np.sum(np.isfinite(ref.ra), axis=0)))
             okc = np.isfinite(ref.ra[:, col]) & np.isfinite(ref.dec[:, col])
         if okc.sum() < 2:
@@ -366,7 +376,7 @@ def build_grid(pieces: Sequence[Piece], params: ResampleSpecParams,
     slit_y0 = dslit_y = None
     if ref.slit_y is not None:
         s_ref = s_all[k][:, col]
-        ok = np.isfinite(s_ref) & np.isfinite(ref.slit_y[:, col])
+        ok = np.isfinite(s_ref) & np.isfinite(ref.slit_y[:, col]) & inslit[:, col]
         if ok.sum() >= 2:
             v = (s_ref[ok] - s0) / ds
             dslit_y, slit_y0 = (float(c) for c in np.polyfit(v, ref.slit_y[ok, col], 1))
@@ -619,14 +629,15 @@ def rectified_slit(name: str, grid: SpecGrid, d: Drizzled, meta: Mapping[str, An
 
 
 def resample_group(slits_meta: Sequence[tuple[S.Slit, Mapping[str, Any]]], name: str,
-                   params: ResampleSpecParams, meta: Mapping[str, Any] | None = None
-                   ) -> tuple[S.Slit, SpecGrid]:
-    """Rectify several slits of one source onto one grid (one s2d slit named ``name``)."""
+                   params: ResampleSpecParams, meta: Mapping[str, Any] | None = None,
+                   *, slit_only: bool = False) -> tuple[S.Slit, SpecGrid]:
+    """Rectify several slits of one source onto one grid (one s2d slit named ``name``);
+    ``slit_only`` as ``build_grid``'s."""
     fill = _check(params)
     pieces = [piece(s, m) for s, m in slits_meta]
     ref = pieces[_reference(pieces)]
     spatial: list = []
-    grid = build_grid(pieces, params, spatial)
+    grid = build_grid(pieces, params, spatial, slit_only=slit_only)
     d = drizzle(grid, pieces, params, fill, spatial)
     out_meta = dict(ref.slit.meta)
     out_meta.update(meta or {})
@@ -649,8 +660,21 @@ def _status(model: DataModel) -> dict[str, Any]:
     return {"cal_step.resample_spec": "COMPLETE"}
 
 
-def resample_exposure(model: DataModel, params: ResampleSpecParams) -> DataModel:
-    """Stage 2: every slit of one exposure rectified alone; the s2d keeps the slit names."""
+def _base(model: DataModel, own_wcs: bool) -> DataModel:
+    """The product the s2d's top-level metadata comes from: ``model``, or (``own_wcs``,
+    resample_spec 1.1) ``model`` without its input WCS parameters (``wcs.*``: a single
+    spectral image's, e.g. a MIRI LRS cal's full-frame model), so that the s2d carries its
+    grid's WCS (``with_slits`` keeps a base's ``wcs.*`` over the slit's ``wcs``)."""
+    if not own_wcs or not any(k.startswith("wcs.") for k in model.meta):
+        return model
+    return DataModel(model.kind, {}, {k: v for k, v in model.meta.items()
+                                      if not k.startswith("wcs.")})
+
+
+def resample_exposure(model: DataModel, params: ResampleSpecParams, *,
+                      slit_only: bool = False, own_wcs: bool = False) -> DataModel:
+    """Stage 2: every slit of one exposure rectified alone; the s2d keeps the slit names
+    (``slit_only`` as ``build_grid``'s, ``own_wcs`` as ``_base``'s)."""
     fill = _check(params)
     if not S.is_spectral_image(model):
         raise ResampleSpecError(f"resample_spec needs a 2-D spectral product (slits, or an "
@@ -662,11 +686,12 @@ def resample_exposure(model: DataModel, params: ResampleSpecParams) -> DataModel
                                     "3-D (rateints) spectra are not resampled, as in jwst")
         p = piece(s, model.meta)
         spatial: list = []
-        grid = build_grid([p], params, spatial)
+        grid = build_grid([p], params, spatial, slit_only=slit_only)
         d = drizzle(grid, [p], params, fill, spatial)
         out.append(rectified_slit(s.name, grid, d, s.meta))
         area = area or _area(model.meta, params, grid)
-    return S.with_slits(model, out, kind="s2d", meta={**_status(model), **area})
+    return S.with_slits(_base(model, own_wcs), out, kind="s2d",
+                        meta={**_status(model), **area})
 
 
 def group_by_source(models: Sequence[DataModel]) -> list[tuple[str, list[tuple[S.Slit, DataModel]]]]:
@@ -691,8 +716,10 @@ def slit_name_field(members: Sequence[tuple[S.Slit, DataModel]]) -> str:
     return "-".join(names)
 
 
-def resample_sources(models: Sequence[DataModel], params: ResampleSpecParams) -> DataModel:
-    """Stage 3: one s2d slit per source, combining every exposure and slit of it."""
+def resample_sources(models: Sequence[DataModel], params: ResampleSpecParams, *,
+                     slit_only: bool = False, own_wcs: bool = False) -> DataModel:
+    """Stage 3: one s2d slit per source, combining every exposure and slit of it
+    (``slit_only`` as ``build_grid``'s, ``own_wcs`` as ``_base``'s)."""
     _check(params)
     models = tuple(models)
     if not models:
@@ -702,12 +729,50 @@ def resample_sources(models: Sequence[DataModel], params: ResampleSpecParams) ->
     for key, members in group_by_source(models):
         extra = {"product.source_id": key, "product.slit_name": slit_name_field(members),
                  "n_inputs": len(members)}
-        s, grid = resample_group([(sl, m.meta) for sl, m in members], key, params, extra)
+        s, grid = resample_group([(sl, m.meta) for sl, m in members], key, params, extra,
+                                 slit_only=slit_only)
         out.append(s)
         area = area or _area(models[0].meta, params, grid)
-    base = models[0]
+    base = _base(models[0], own_wcs)
     return S.with_slits(base, out, kind="s2d", single=single,
                         meta={"cal_step.resample_spec": "COMPLETE", **area})
+
+
+@dataclass(frozen=True)
+class Resampler:
+    """What one registered resample_spec version computes, for the steps that rectify on
+    its grid (spec3's per-exposure extraction for combine_1d, outlier_detection's singles,
+    master_background's background spectra): they take the planned version's ``Resampler``
+    (``resampler(version)``) instead of calling one version's functions."""
+
+    version: str
+    slit_only: bool  # build_grid's
+    own_wcs: bool  # _base's
+
+    def build_grid(self, pieces: Sequence[Piece], params: ResampleSpecParams,
+                   spatial: list | None = None) -> SpecGrid:
+        return build_grid(pieces, params, spatial, slit_only=self.slit_only)
+
+    def resample_exposure(self, model: DataModel, params: ResampleSpecParams) -> DataModel:
+        return resample_exposure(model, params, slit_only=self.slit_only,
+                                 own_wcs=self.own_wcs)
+
+    def resample_sources(self, models: Sequence[DataModel], params: ResampleSpecParams
+                         ) -> DataModel:
+        return resample_sources(models, params, slit_only=self.slit_only,
+                                own_wcs=self.own_wcs)
+
+
+RESAMPLERS: dict[str, Resampler] = {"1.0": Resampler("1.0", slit_only=False, own_wcs=False)}
+
+
+def resampler(version: str | None = None) -> Resampler:
+    """The ``Resampler`` of resample_spec ``version`` (None: 1.0)."""
+    v = "1.0" if version is None else str(version)
+    if v not in RESAMPLERS:
+        raise ResampleSpecError(f"resample_spec has no version {v!r}; it has: "
+                                f"{', '.join(sorted(RESAMPLERS))}")
+    return RESAMPLERS[v]
 
 
 @register("resample_spec", "1.0", "spec2", ResampleSpecParams, (), keyword="S_RESAMP",

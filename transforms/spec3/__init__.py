@@ -17,11 +17,18 @@ outlier_detection (2.0: jwst's spec mode), pixel_replace, resample_spec, extract
   operations products include combined spectra, and so that the S200A1 + S200A2 combination
   is also visible exposure by exposure.)
 
+The steps that rectify on resample_spec's grid take the plan's resample_spec version (1.0 when
+the plan has none): the per-exposure extraction for combine_1d, and the step versions whose
+apply takes ``resample_spec_version`` (outlier_detection 2.2, master_background 1.2). Their
+older versions (outlier_detection 2.0/2.1, master_background 1.0/1.1) always use 1.0's grid,
+so the locked builds that pin them make the products they always made.
+
 ``calops export`` writes one JWST-named file per source and product.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,7 +41,8 @@ from transforms.spec2 import extract_1d as ex
 from transforms.spec2 import resample_spec as rs
 from transforms.spec3 import combine_1d, master_background, outlier_detection  # noqa: F401
 from transforms.spec3 import (_ifu_chain3, master_background_v11,  # noqa: F401
-                              outlier_detection_v21, spectral_leak)
+                              master_background_v12, outlier_detection_v21,
+                              outlier_detection_v22, spectral_leak)
 from transforms.ifu import IFU_EXP_TYPES, is_ifu_exposure
 
 __all__ = ["STAGE", "STEPS", "Spec3Error", "run"]
@@ -54,16 +62,18 @@ def _skip(models: tuple[DataModel, ...], name: str) -> tuple[DataModel, ...]:
 
 
 def exposure_spectra(models: Sequence[DataModel], rparams: rs.ResampleSpecParams,
-                     eparams: ex.Extract1dParams, refs: Mapping[str, DataModel]
-                     ) -> tuple[DataModel, ...]:
-    """Each exposure rectified and extracted alone, its spectra tagged with their source's
-    product fields (what combine_1d combines)."""
+                     eparams: ex.Extract1dParams, refs: Mapping[str, DataModel],
+                     resampler: rs.Resampler | None = None) -> tuple[DataModel, ...]:
+    """Each exposure rectified (by ``resampler``: the planned resample_spec version's; None:
+    1.0's) and extracted alone, its spectra tagged with their source's product fields (what
+    combine_1d combines)."""
+    resampler = resampler or rs.resampler("1.0")
     fields = {key: rs.slit_name_field(members) for key, members in rs.group_by_source(models)}
     out = []
     for m in models:
         keys = {s.name: (rs.S.source_key(s) if S.is_multislit(m) else "target")
                 for s in S.slits(m)}
-        x1d = ex.extract_model(rs.resample_exposure(m, rparams), refs, eparams)
+        x1d = ex.extract_model(resampler.resample_exposure(m, rparams), refs, eparams)
         specs = []
         for sp in S.spectra(x1d):
             key = keys.get(sp.name, "target")
@@ -71,6 +81,12 @@ def exposure_spectra(models: Sequence[DataModel], rparams: rs.ResampleSpecParams
                 **sp.meta, "product.source_id": key, "product.slit_name": fields.get(key, "")}))
         out.append(S.spectra_product("x1d", x1d.meta, specs))
     return tuple(out)
+
+
+def _takes_resample_version(spec: Any) -> bool:
+    """Whether a step version rectifies on the planned resample_spec version's grid (its apply
+    takes ``resample_spec_version``: outlier_detection 2.2, master_background 1.2)."""
+    return "resample_spec_version" in inspect.signature(spec.apply).parameters
 
 
 def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep | None = None
@@ -98,6 +114,8 @@ def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep 
     except PlanError as exc:
         raise Spec3Error(f"spec3 plan: {exc}") from None
     by = {p.spec.name: p for p in plan}
+    # the steps that rectify on resample_spec's grid use the planned version's (1.0 without one)
+    rversion = by["resample_spec"].spec.version if "resample_spec" in by else "1.0"
     models = cals
     if "master_background" not in by or by["master_background"].skip:
         models = master_background.split(models)[0]
@@ -118,13 +136,16 @@ def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep 
                     rs.ResampleSpecParams()
                 ep = by["extract_1d"] if "extract_1d" in by else None
                 singles = exposure_spectra(models, rp, ep.params if ep else ex.Extract1dParams(),
-                                           (ep.refs or {}) if ep else {})
+                                           (ep.refs or {}) if ep else {},
+                                           rs.resampler(rversion))
                 out["c1d"] = spec.apply(singles, refs, params)
         elif name == "pixel_replace":
             models = _skip(models, name) if skip else tuple(spec.apply(m, refs, params)
                                                             for m in models)
         elif skip:
             models = _skip(models, name)
+        elif _takes_resample_version(spec):
+            models = tuple(spec.apply(models, refs, params, resample_spec_version=rversion))
         else:
             models = tuple(spec.apply(models, refs, params))
         if on_step is not None:
@@ -137,5 +158,6 @@ STAGE = register_stage(Stage(
     name="spec3", subject="association", reads=("spec2:cal",), outputs=("s2d", "x1d", "c1d"),
     steps=STEPS, exp_types=SPEC3_EXP_TYPES + IFU_EXP_TYPES, run=run,
     associate=spec3_associations, mode_outputs=MODE_OUTPUTS,
+    asn_exptypes=("science", "background"),
     doc="calibrated spectra of an association -> per-source rectified, extracted and combined "
         "spectra (calwebb_spec3)"))

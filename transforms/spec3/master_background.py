@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.signal import medfilt
@@ -60,9 +61,10 @@ def split(models: Sequence[DataModel]) -> tuple[tuple[DataModel, ...], tuple[Dat
     return sci, bkg
 
 
-def master_spectrum(bkgs: Sequence[DataModel], median_kernel: int = 1
+def master_spectrum(bkgs: Sequence[DataModel], median_kernel: int = 1, resampler: Any = None
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """(wavelength, surface brightness) of the master background from background exposures."""
+    """(wavelength, surface brightness) of the master background from background exposures,
+    rectified by ``resampler`` (a resample_spec version's; 1.0 and 1.1: 1.0's)."""
     from transforms.spec2 import extract_1d as ex
     from transforms.spec2 import resample_spec as rs
     from transforms.spec3 import combine_1d as cb
@@ -72,7 +74,7 @@ def master_spectrum(bkgs: Sequence[DataModel], median_kernel: int = 1
         # a dedicated background exposure is blank sky: extended (jwst's srctype says so)
         m = S.with_slits(m, [s.replace(meta={"srctype": "EXTENDED"}) for s in S.slits(m)],
                          meta={"target.source_type": "EXTENDED"})
-        s2d = rs.resample_exposure(m, rs.ResampleSpecParams())
+        s2d = (resampler or rs.resampler("1.0")).resample_exposure(m, rs.ResampleSpecParams())
         x1d = ex.extract_model(s2d, {}, ex.Extract1dParams(use_source_posn=False))
         # the surface brightness is what the master combines: put it in the flux column
         specs = [S.Spectrum(sp.name, {**sp.columns, "flux": sp["surf_bright"],
@@ -136,6 +138,13 @@ def master_background(models: Sequence[DataModel], refs: dict, params: MasterBac
                       ) -> tuple[DataModel, ...]:
     """Subtract the master background of the association's background exposures; returns the
     science exposures."""
+    return subtract_master(models, params)
+
+
+def subtract_master(models: Sequence[DataModel], params: MasterBackgroundParams,
+                    resampler: Any = None) -> tuple[DataModel, ...]:
+    """1.0's algorithm, the background exposures rectified by ``resampler`` (None: resample_spec
+    1.0's)."""
     if params.user_background:
         raise MasterBackgroundError("master_background user_background (a file) is not "
                                     "supported; leave it None")
@@ -146,5 +155,5 @@ def master_background(models: Sequence[DataModel], refs: dict, params: MasterBac
             or m.get("cal_step.master_background") == "COMPLETE" for m in sci]
     if (any(done) and not params.force_subtract) or not bkg:
         return tuple(m.replace(meta={"cal_step.master_background": "SKIPPED"}) for m in sci)
-    wl, sb = master_spectrum(bkg, params.median_kernel)
+    wl, sb = master_spectrum(bkg, params.median_kernel, resampler)
     return tuple(subtract(m, wl, sb) for m in sci)

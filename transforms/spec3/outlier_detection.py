@@ -37,9 +37,11 @@ def _blot(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def spectral_outliers(cals: tuple[DataModel, ...], p: v1.OutlierParams
-                      ) -> tuple[DataModel, ...]:
-    """Flag outliers of slit spectra against the per-source median of the other exposures."""
+def spectral_outliers(cals: tuple[DataModel, ...], p: v1.OutlierParams,
+                      resampler: rs.Resampler | None = None) -> tuple[DataModel, ...]:
+    """Flag outliers of slit spectra against the per-source median of the other exposures,
+    the singles on ``resampler``'s grid (a resample_spec version's; 2.0 and 2.1: 1.0's)."""
+    grids = resampler or rs.resampler("1.0")
     snr = v1._pair(p.snr, "snr")
     scale = v1._pair(p.scale, "scale")
     if p.kernel not in ("square", "point"):
@@ -56,7 +58,7 @@ def spectral_outliers(cals: tuple[DataModel, ...], p: v1.OutlierParams
             continue
         pieces = [rs.piece(s, m.meta) for s, m in members]
         if p.resample_data:
-            grid = rs.build_grid(pieces, rp)
+            grid = grids.build_grid(pieces, rp)
             scis, whts, errs = [], [], []
             for pc in pieces:
                 d = rs.drizzle(grid, [pc], rp, float("nan"))

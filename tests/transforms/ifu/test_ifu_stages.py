@@ -67,6 +67,9 @@ def test_spec2_run_gives_the_steps_products():
     assert np.array_equal(np.asarray(cal["data"]), np.asarray(m["data"]), equal_nan=True)
     assert out["s3d"].kind == "s3d" and np.asarray(out["s3d"]["data"]).ndim == 3
     assert out["x1d"].get("cal_step.extract_1d") == "COMPLETE"
+    # srctype runs on IFU exposures: the APT type (POINT here) reaches cal, cube and spectrum
+    assert rate.get("target.source_type") is None
+    assert [out[k].get("target.source_type") for k in ("cal", "s3d", "x1d")] == ["POINT"] * 3
 
 
 def test_spec3_run_and_association_on_dithers_and_a_background():

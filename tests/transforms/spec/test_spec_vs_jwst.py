@@ -211,3 +211,66 @@ def test_combine_1d_matches_jwst(jwst_offline, tmp_path):
     np.testing.assert_allclose(t["WAVELENGTH"], mine["wavelength"], rtol=1e-12)
     for col in ("FLUX", "ERROR", "WEIGHT", "N_INPUT", "SURF_BRIGHT"):
         np.testing.assert_allclose(t[col], mine[col.lower()], rtol=1e-10, err_msg=col)
+
+
+# --- resample_spec 1.1 on a MIRI LRS cal (issue #15) ---------------------------------------------
+
+def test_resample_spec_11_maps_the_lrs_trace_to_the_source_as_jwst_does(jwst_offline, tmp_path):
+    """A simulated MIRI LRS cal (full frame, the spec2 front half on specsim's rate) through
+    jwst's ResampleSpecStep and calops' resample_spec: the trace of 1.1's s2d maps to the true
+    source position within 0.1" (as jwst's does) and to jwst's wavelength; 1.0's s2d carried
+    the cal's full-frame WCS (~33" off). jwst's LRS assign_wcs bounds the WCS to the slit and
+    sets S_REGION; calops' cal file has the full-frame bounding box and no S_REGION, so the
+    test gives the jwst model both (from the slit box), as jwst's assign_wcs would."""
+    from jwst.resample.resample_spec_step import ResampleSpecStep
+
+    sys.path.insert(0, str(_HERE.parent / "spec2"))
+    import spec2_helpers as H
+
+    from transforms import registry
+    from transforms.instruments.miri import lrs as L
+
+    prog = H.lrs_single()
+    cal = H.run(prog, prog.exposures[0])
+    src = prog.source(1)
+    path = F.write_product(cal, tmp_path / "jw01234005001_01101_00001_mirimage_cal.fits",
+                           wcs=S.file_wcs(cal))
+    jm = _open(path)
+    x0, y0, nx, ny = L.slit_box(dict(S.slits(cal)[0].get("wcs")), pad=0)
+    jm.meta.wcs.bounding_box = ((x0 - 0.5, x0 + nx - 0.5), (y0 - 0.5, y0 + ny - 0.5))
+    xs = np.arange(x0, x0 + nx, dtype=float)
+    r, d, lam = jm.meta.wcs(xs, np.full(nx, y0 + ny // 2, float), with_bounding_box=False)
+    ok = np.isfinite(r) & np.isfinite(lam)
+    corners = [(r[ok][0], d[ok][0]), (r[ok][-1], d[ok][-1])] * 2
+    jm.meta.wcsinfo.s_region = "POLYGON ICRS  " + " ".join(f"{a:.9f} {b:.9f}"
+                                                           for a, b in corners)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = ResampleSpecStep().run(jm)
+
+    def trace(data):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prof = np.nanmedian(np.asarray(data, float), axis=0)  # spatial along x
+        i = int(np.nanargmax(prof))
+        ii = np.arange(i - 3, i + 4)
+        w = np.clip(prof[ii], 0, None)
+        return float(np.sum(ii * w) / w.sum())
+
+    def sep(ra, dec):
+        return math.hypot((ra - src.ra) * math.cos(math.radians(src.dec)), dec - src.dec) * 3600
+
+    row = theirs.data.shape[0] // 2
+    rj, dj, lj = theirs.meta.wcs(trace(theirs.data), row)
+    assert sep(rj, dj) < 0.1
+    got = {}
+    for v in ("1.0", "1.1"):
+        spec = registry.get("resample_spec", v)
+        s2d = spec.apply(cal, {}, spec.make_params())
+        data = S.slits(s2d)[0].arrays["data"]
+        assert data.shape[0] == theirs.data.shape[0]  # the same wavelength sampling
+        got[v] = S.file_wcs(s2d)[None](trace(data), row)
+    ra, dec, lam = got["1.1"]
+    assert sep(ra, dec) < 0.1, sep(ra, dec)
+    assert lam == pytest.approx(lj, rel=1e-6)
+    assert sep(*got["1.0"][:2]) > 10  # 1.0: the cal's full-frame WCS at s2d pixel indices
