@@ -32,7 +32,8 @@ Integer, bool and string values are always exact; steps with exact arithmetic pi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -385,3 +386,23 @@ def check(got: Mapping[str, str | tuple[str, ...]], pinned: tuple[str, ...] | No
             f"this golden test computes {sorted(got)} but declares PINNED {sorted(pinned)}")
     bad = mismatches(got)
     assert not bad, "\n".join(bad)
+
+
+def golden_cases(cases: Mapping[str, tuple[Callable[[], Any], Canon | None]]
+                 ) -> tuple[Callable[[str], Any], Callable[[str], None]]:
+    """A golden file's ``CASES`` ({key: (make, canon)}) as ``(first, test)``: ``first(key)`` is
+    the case's first product (cached: outputs are immutable, so the file's other tests share
+    it); ``test`` pins each key's id and checks that a second run gives the same exact ids.
+    Use as ``_first, test_golden_product_id = golden_cases(CASES)``."""
+    import pytest
+
+    first = functools.cache(lambda key: cases[key][0]())
+
+    @pytest.mark.parametrize("key", list(cases))
+    def test_golden_product_id(key: str) -> None:
+        make, canon = cases[key]
+        out = first(key)
+        check({key: ids_of(out, canon)})
+        assert ids_of(make()) == ids_of(out), f"{key} is not deterministic: two runs, two outputs"
+
+    return first, test_golden_product_id

@@ -21,7 +21,6 @@ realisations treat two ids for one recipe as nondeterminism).
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ _HERE = str(Path(__file__).resolve().parents[1])  # tests/transforms: the shared
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from golden_ids import Canon, check, ids_of  # noqa: E402
+from golden_ids import Canon, golden_cases  # noqa: E402
 
 from transforms.image3.outlier_detection import OutlierParams, outlier_detection  # noqa: E402
 from transforms.image3.skymatch import SkymatchParams, skymatch  # noqa: E402
@@ -184,19 +183,7 @@ CASES = {
 PINNED = tuple(CASES)  # the keys of tests/transforms/golden_ids.py this file pins
 
 
-@functools.cache
-def _first(key: str):
-    """The first run of a case (outputs are immutable, so the tests below share it)."""
-    return CASES[key][0]()
-
-
-@pytest.mark.parametrize("key", list(CASES))
-def test_golden_product_id(key):
-    make, canon = CASES[key]
-    out = _first(key)
-    check({key: ids_of(out, canon)})
-    # deterministic on one machine: a second run gives the same exact ids
-    assert ids_of(make()) == ids_of(out), f"{key} is not deterministic: two runs, two outputs"
+_first, test_golden_product_id = golden_cases(CASES)
 
 
 def test_golden_inputs_exercise_the_steps():

@@ -17,7 +17,6 @@ neighbour means) and outlier_detection 2.0's DQ flags are pinned exactly.
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ for p in (str(_HERE), str(_HERE.parent)):
         sys.path.insert(0, p)
 
 import spec_synth as T  # noqa: E402
-from golden_ids import Canon, check, ids_of  # noqa: E402
+from golden_ids import Canon, golden_cases, ids_of  # noqa: E402
 
 from transforms import dq as DQ  # noqa: E402
 from transforms import spectral as S  # noqa: E402
@@ -171,17 +170,7 @@ CASES = {
 PINNED = tuple(CASES)  # the keys of tests/transforms/golden_ids.py this file pins
 
 
-@functools.cache
-def _first(key: str):
-    return CASES[key][0]()
-
-
-@pytest.mark.parametrize("key", list(CASES))
-def test_golden_product_id(key):
-    make, canon = CASES[key]
-    out = _first(key)
-    check({key: ids_of(out, canon)})
-    assert ids_of(make()) == ids_of(out), f"{key} is not deterministic: two runs, two outputs"
+_first, test_golden_product_id = golden_cases(CASES)
 
 
 def test_outlier_detection_2_0_gives_1_0s_products_for_images():

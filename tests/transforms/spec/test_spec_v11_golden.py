@@ -14,7 +14,6 @@ Inputs are dyadic as ``test_spec_golden``'s; outputs pinned in the same canonica
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ for p in (str(_HERE), str(_HERE.parent)):
         sys.path.insert(0, p)
 
 import spec_synth as T  # noqa: E402
-from golden_ids import GOLDEN, Canon, check, ids_of  # noqa: E402
+from golden_ids import Canon, GOLDEN, golden_cases, ids_of  # noqa: E402
 
 from transforms import registry  # noqa: E402
 from transforms import spectral as S  # noqa: E402
@@ -112,17 +111,7 @@ CASES = {
 PINNED = tuple(CASES)  # the keys of tests/transforms/golden_ids.py this file pins
 
 
-@functools.cache
-def _first(key: str):
-    return CASES[key][0]()
-
-
-@pytest.mark.parametrize("key", list(CASES))
-def test_golden_product_id(key):
-    make, canon = CASES[key]
-    out = _first(key)
-    check({key: ids_of(out, canon)})
-    assert ids_of(make()) == ids_of(out), f"{key} is not deterministic: two runs, two outputs"
+_first, test_golden_product_id = golden_cases(CASES)
 
 
 def _trace_sky(s2d: DataModel) -> tuple[float, float]:
