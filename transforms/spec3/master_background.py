@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import medfilt
 
 from transforms import dq as DQ
 from transforms import spectral as S
@@ -89,6 +88,8 @@ def master_spectrum(bkgs: Sequence[DataModel], median_kernel: int = 1
     if k % 2 == 0:
         k -= 1
     if k > 1:
+        from scipy.signal import medfilt  # here: scipy.signal costs ~60 MB at import
+
         sb = medfilt(sb, kernel_size=[k])
     return wl, sb
 
