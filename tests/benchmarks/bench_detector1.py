@@ -257,10 +257,15 @@ def calops_plan(uncal, crds: str, cores: str | None, read=None):
             if not p.skip else p for p in planned]
 
 
+# calops step name -> the name of its status in jwst's cal_step schema, where they differ
+JWST_STATUS = {"dark_current": "dark_sub"}
+
+
 def statuses(meta) -> dict[str, str]:
-    """step -> COMPLETE/SKIPPED from a product's cal_step metadata."""
-    return {k.split(".", 1)[1]: str(v) for k, v in meta.items()
-            if k.startswith("cal_step.") and v is not None}
+    """step -> COMPLETE/SKIPPED from a calops product's cal_step metadata, named as jwst's
+    cal_step schema names them."""
+    return {JWST_STATUS.get(k.split(".", 1)[1], k.split(".", 1)[1]): str(v)
+            for k, v in meta.items() if k.startswith("cal_step.") and v is not None}
 
 
 def jwst_runs(path: str, cores: str | None, repeat: int) -> tuple[list[float], dict[str, str]]:
