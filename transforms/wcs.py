@@ -26,17 +26,37 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import importlib
+import typing
+
 import numpy as np
-from astropy import coordinates as coord
-from astropy import units as u
-from astropy.modeling import Model, fitting
-from astropy.modeling import models as am
-from astropy.modeling.models import RotationSequence3D
-from gwcs import coordinate_frames as cf
-from gwcs import wcs as gwcs_wcs
-from gwcs.geometry import CartesianToSpherical, SphericalToCartesian
 
 from transforms.model import DataModel
+
+if typing.TYPE_CHECKING:
+    from astropy.modeling import Model
+
+
+class _Lazy:
+    """A module imported on first attribute access. gwcs, astropy.modeling and
+    astropy.coordinates cost ~45 MB and ~0.7 s to import; every stage package imports this
+    module (through its steps), but only the steps that build a WCS need them, so a detector1
+    run (which imports every stage package to see every registered step) does not load them."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+coord = _Lazy("astropy.coordinates")
+u = _Lazy("astropy.units")
+am = _Lazy("astropy.modeling.models")
+fitting = _Lazy("astropy.modeling.fitting")
+cf = _Lazy("gwcs.coordinate_frames")
+gwcs_wcs = _Lazy("gwcs.wcs")
+_geometry = _Lazy("gwcs.geometry")
 
 __all__ = [
     "WCSError",
@@ -310,9 +330,9 @@ def pointing_model(meta: Mapping[str, Any]) -> Model:
     v2, v3, roll, ra, dec = (float(meta[k]) for k in keys)
     angles = [v2 / 3600.0, -v3 / 3600.0, roll, dec, -ra]
     m = ((am.Scale(1 / 3600.0) & am.Scale(1 / 3600.0))
-         | SphericalToCartesian(wrap_lon_at=180)
-         | RotationSequence3D(angles, axes_order="zyxyz")
-         | CartesianToSpherical(wrap_lon_at=360))
+         | _geometry.SphericalToCartesian(wrap_lon_at=180)
+         | am.RotationSequence3D(angles, axes_order="zyxyz")
+         | _geometry.CartesianToSpherical(wrap_lon_at=360))
     m.name = "v23tosky"
     return m
 

@@ -1,19 +1,36 @@
 """Benchmark: the whole detector1 chain on a full-frame 2048x2048, 10-group, 1-integration
-exposure; wall time (after a warm-up run that compiles/loads the numba kernels) and memory.
+NIRCam exposure against jwst 3.0's Detector1Pipeline on the SAME uncal file and CRDS cache, in
+the same process and the same run; wall times after a warm-up run of each (numba kernels
+loaded, jwst and its references' code imported), and memory.
 
 Run by hand (not collected by pytest):
 
-    .venv/bin/python tests/benchmarks/bench_detector1.py [--ngroups 10] [--repeat 3]
-        [--with-cfn] [--reference] [--cores all] [--jwst]
+    PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_detector1.py [--repeat 3]
+        [--jwst-repeat 1] [--no-jwst] [--cores all] [--ngroups 10] [--workdir DIR]
+    .venv/bin/python tests/benchmarks/bench_detector1.py --synthetic [--with-cfn] [--reference]
     .venv/bin/python tests/benchmarks/bench_detector1.py --validate   # truth numbers of the docs
+
+Inputs: the simulated full-frame NRCA1 RAPID exposure and the CRDS cache of its references that
+bench_detector1_memory.py writes (once, cached under ``$TMPDIR/calops-bench-d1mem-<ngroups>``).
+calops plans the stage as ``calops stage calwebb_detector1`` does (the file-level build: newest
+step versions, JWST defaults; references picked in the cache; a step whose reference is N/A is
+skipped), and jwst runs ``Detector1Pipeline`` with ``CRDS_PATH`` at the same cache (no server,
+no overrides; FIELD-NOTES.md), so both run the steps the cache has references for; the steps
+each ran are printed from the products' ``cal_step`` (S_*) statuses. Times:
+
+- ``calops chain``: ``transforms.detector1.run`` on the uncal already read, references loaded;
+- ``calops read + refs + chain``: the same plus reading the uncal and every reference file
+  (what jwst's ``run(path)`` also does), no output written;
+- ``jwst``: ``Detector1Pipeline().run(uncal_path)`` with ``save_results = False`` (it reads
+  the uncal and the references, runs, returns the rate model), logging at WARNING.
+
+``--synthetic``: the older in-memory inputs (``make_inputs``, no files, no jwst), for
+``--with-cfn`` and ``--reference`` (stcal/jwst equivalents of single steps).
 
 Memory: ``peak RSS`` is the process's maximum resident set (inputs + references + chain);
 ``chain peak alloc`` is tracemalloc's peak of new allocations during one chain run (numpy
 reports its buffers to tracemalloc), i.e. what the chain itself needs on top of its inputs.
-``--reference`` also times the stcal/jwst equivalents of the steps this chain runs; ``--jwst``
-runs jwst 3.0's whole Detector1Pipeline offline on the same exposure and references
-(tests/jwst_offline.py: references as overrides, no CRDS server) and prints the speed and
-memory ratios.
+Process peaks against jwst's are measured by bench_detector1_memory.py (one child each).
 """
 
 from __future__ import annotations
@@ -190,48 +207,166 @@ def validate() -> None:
           f"differences {p0:.3f} -> {p1:.3f} DN^2 (x{p1 / p0:.3f})")
 
 
-def jwst_detector1(uncal, refs, ngroups: int) -> tuple[float, float]:
-    """jwst's Detector1Pipeline on the benchmark exposure: (wall s, child peak RSS MB). The
-    exposure gets the full level-1b header of a simulated NRCA1 FULL RAPID exposure."""
+CRDS_ENV = {"CRDS_MODE": "local", "CRDS_OBSERVATORY": "jwst",
+            "CRDS_SERVER_URL": "https://localhost:9/jwst-serverless-mode",
+            "CRDS_READONLY_CACHE": "1", "CRDS_CONTEXT": "jwst_0001.pmap",
+            "STPIPE_DISABLE_CRDS_STEPPARS": "True", "DO_NOT_TRACK": "1"}
+
+
+def file_inputs(ngroups: int, workdir: str | None):
+    """(uncal path, CRDS cache) of bench_detector1_memory.py's exposure (simulated once, in a
+    child process, and reused)."""
+    import subprocess
     import sys
     import tempfile
     from pathlib import Path
 
-    from transforms.sim import program as P
+    here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here))
+    import bench_detector1_memory as M
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import jwst_offline
+    work = Path(workdir or Path(tempfile.gettempdir()) / f"calops-bench-d1mem-{ngroups}")
+    if not (work / "READY").exists():
+        subprocess.run([sys.executable, str(here / "bench_detector1_memory.py"),
+                        "--prepare-only", "--workdir", str(work), "--ngroups", str(ngroups)],
+                       check=True)
+    return M.prepare(work, ngroups)
 
-    e = P.ExposureSpec("NRCA1", "F200W", "CLEAR", "RAPID", "FULL", ngroups, 1,
-                       "2024-03-10T04:00:00")
-    spec = P.program_spec("small", exposures=(e,))
-    dist = R.distortion_ref(R.detector_spec("NRCA1"), P.USEAFTER_1, "NRC_IMAGE")
-    meta, _, _ = P.exposure_meta(spec, e, dist, 1)
-    full = uncal.replace(meta={k: v for k, v in meta.items()})
-    with tempfile.TemporaryDirectory() as tmp:
+
+def calops_plan(uncal, crds: str, cores: str | None, read=None):
+    """The detector1 plan ``calops stage calwebb_detector1`` runs on ``uncal`` (file-level
+    build, references chosen in the cache, N/A skips), references read (with ``read``:
+    path, arrays -> model; default flows.runner.load_reference)."""
+    import dataclasses
+
+    from catalogs import builds as buildlib
+    from flows import filelevel as FL
+
+    if read is None:
+        from flows.runner import load_reference as read
+    meta = dict(uncal.meta)
+    planned = buildlib.plan(FL.pseudo_build(), "detector1", meta)
+    if cores:
+        planned = [dataclasses.replace(p, params=dataclasses.replace(p.params,
+                                                                     maximum_cores=cores))
+                   if hasattr(p.params, "maximum_cores") else p for p in planned]
+    planned, paths, _ = FL.choose_references(planned, meta, CRDS_ENV["CRDS_CONTEXT"], crds, {})
+    return [dataclasses.replace(p, refs={rt: read(paths[rt], p.spec.arrays_of(rt))
+                                         for rt in p.spec.reftypes + p.spec.optional_reftypes
+                                         if paths.get(rt) not in (None, FL.NA)})
+            if not p.skip else p for p in planned]
+
+
+# calops step name -> the name of its status in jwst's cal_step schema, where they differ
+JWST_STATUS = {"dark_current": "dark_sub"}
+
+
+def statuses(meta) -> dict[str, str]:
+    """step -> COMPLETE/SKIPPED from a calops product's cal_step metadata, named as jwst's
+    cal_step schema names them."""
+    return {JWST_STATUS.get(k.split(".", 1)[1], k.split(".", 1)[1]): str(v)
+            for k, v in meta.items() if k.startswith("cal_step.") and v is not None}
+
+
+def jwst_runs(path: str, cores: str | None, repeat: int) -> tuple[list[float], dict[str, str]]:
+    """Wall times of ``repeat`` Detector1Pipeline runs on ``path`` after one warm-up run, and
+    the cal_step statuses of its rate product."""
+    import logging
+
+    logging.disable(logging.WARNING)
+    from jwst.pipeline import Detector1Pipeline
+
+    def once():
+        pipe = Detector1Pipeline()
+        pipe.save_results = False
+        if cores:
+            pipe.jump.maximum_cores = cores
+            pipe.ramp_fit.maximum_cores = cores
         t = time.perf_counter()
-        jwst_offline.detector1(full, refs, tmp)
-        wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, peak
+        out = pipe.run(path)
+        dt = time.perf_counter() - t
+        done = {k: str(v) for k, v in out.meta.cal_step.instance.items()}
+        out.close()
+        return dt, done
+
+    t, done = once()
+    print(f"jwst warm-up run (imports, first reads): {t:.1f} s")
+    walls = [once()[0] for _ in range(repeat)]
+    return walls, done
+
+
+def compare_files(a) -> None:
+    """calops' chain and jwst's pipeline on the same uncal file and CRDS cache, same process."""
+    path, crds = file_inputs(a.ngroups, a.workdir)
+    os.environ.update({**CRDS_ENV, "CRDS_PATH": str(crds)})
+    from store import fits as F
+
+    print(f"uncal {path} ({path.stat().st_size / 2**20:.0f} MiB), CRDS cache {crds}")
+    uncal = F.read_uncal(path)
+    plan = calops_plan(uncal, str(crds), a.cores)
+    t = time.perf_counter()
+    out = run(uncal, plan)
+    print(f"calops warm-up run (numba cache load/compile): {time.perf_counter() - t:.2f} s")
+    ours = statuses(out["rate"].meta)
+    del out
+    walls, per_step, peak_alloc = time_chain(uncal, plan, a.repeat)
+    whole = []
+    for _ in range(a.repeat):
+        t = time.perf_counter()
+        u = F.read_uncal(path)
+        run(u, calops_plan(u, str(crds), a.cores, read=F.read_reference))
+        whole.append(time.perf_counter() - t)
+        del u
+    ran = [n for n, v in ours.items() if v == "COMPLETE"]
+    print(f"calops steps run: {', '.join(ran)}")
+    print(f"calops chain: best {min(walls):.2f} s, median {np.median(walls):.2f} s over "
+          f"{len(walls)} runs; read + refs + chain: best {min(whole):.2f} s")
+    for name, dt in per_step.items():
+        print(f"  {name:22s} {dt * 1000:8.1f} ms")
+    print(f"chain peak alloc {peak_alloc:.0f} MB")
+    load0 = os.getloadavg()
+    if a.no_jwst:
+        return
+    jw, theirs = jwst_runs(str(path), a.cores, a.jwst_repeat)
+    jran = [n for n, v in theirs.items() if v == "COMPLETE"]
+    print(f"jwst steps run: {', '.join(jran)}")
+    only_j = sorted(set(jran) - set(ran))
+    only_c = sorted(set(ran) - set(jran))
+    print("same steps on both sides" if not (only_j or only_c) else
+          f"steps NOT shared: jwst only {only_j}, calops only {only_c}")
+    print(f"jwst Detector1Pipeline.run: best {min(jw):.1f} s over {len(jw)} run(s) "
+          f"({', '.join(f'{w:.1f}' for w in jw)})")
+    print(f"ratio jwst / calops: {min(jw) / min(walls):.1f}x (chain), "
+          f"{min(jw) / min(whole):.1f}x (read + refs + chain); best against best")
+    print("load average (1, 5, 15 min) before jwst: {:.2f} {:.2f} {:.2f}, after: "
+          "{:.2f} {:.2f} {:.2f}, on {} cores".format(*load0, *os.getloadavg(), os.cpu_count()))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ngroups", type=int, default=10)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--with-cfn", action="store_true", help="also run clean_flicker_noise")
-    ap.add_argument("--reference", action="store_true", help="time stcal/jwst equivalents")
-    ap.add_argument("--jwst", action="store_true",
-                    help="also run jwst's whole Detector1Pipeline offline on the same exposure "
-                         "(tests/jwst_offline.py, a child process): wall time and peak memory")
+    ap.add_argument("--repeat", type=int, default=3, help="timed calops runs")
+    ap.add_argument("--jwst-repeat", type=int, default=1,
+                    help="timed jwst runs (after one warm-up run; ~20 s each when idle)")
+    ap.add_argument("--no-jwst", action="store_true", help="skip jwst")
+    ap.add_argument("--workdir", default=None, help="where the simulated files are kept")
+    ap.add_argument("--synthetic", action="store_true",
+                    help="in-memory synthetic inputs instead of the files (no jwst)")
+    ap.add_argument("--with-cfn", action="store_true",
+                    help="--synthetic: also run clean_flicker_noise")
+    ap.add_argument("--reference", action="store_true",
+                    help="--synthetic: time stcal/jwst equivalents of single steps")
     ap.add_argument("--cores", default=None,
-                    help='maximum_cores for jump and ramp_fit (JWST default "1"; "all")')
+                    help='maximum_cores for jump and ramp_fit, both sides (JWST default "1"; '
+                         '"all")')
     ap.add_argument("--validate", action="store_true",
                     help="print the end-to-end truth numbers of docs/detector1.md and exit")
     a = ap.parse_args()
     if a.validate:
         validate()
+        return
+    if not a.synthetic:
+        compare_files(a)
         return
     t = time.perf_counter()
     uncal, refs = make_inputs(a.ngroups)
@@ -258,13 +393,6 @@ def main() -> None:
     if a.reference:
         for k, v in reference_timings(uncal, refs).items():
             print(f"  reference {k:32s} {v:7.2f} s")
-    if a.jwst:
-        wall, peak = jwst_detector1(uncal, refs, a.ngroups)
-        ours = peak_rss_mb()
-        print(f"jwst Detector1Pipeline (same exposure and references, child process): "
-              f"{wall:.1f} s wall, peak RSS {peak:.0f} MB")
-        print(f"calops chain: {wall / min(walls):.1f}x faster (best run), process peak RSS "
-              f"{ours:.0f} MB = {ours / peak:.2f} of jwst's")
 
 
 if __name__ == "__main__":

@@ -30,37 +30,40 @@ def convolve_planes(data, kernel, per_pixel, y0, ny, x0, nx):
     pp = 1 if per_pixel else 0
     temp = np.zeros((ny + kh - 1, nx + kw - 1), np.float32)
     for p in range(data.shape[0]):
+        # rows are read through slices, so the inner loops index from 0 with the loop
+        # variable: numba then drops its negative-index checks and LLVM vectorises them
+        # (3.6x faster than indexing ``trow[x + off]``; same operations in the same order)
         for r in prange(ny):
-            src = data[p, y0 + r]
-            dst = temp[bb + r]
+            src = data[p, y0 + r, x0:x0 + nx]
+            dst = temp[bb + r, lb:lb + nx]
             for x in range(nx):
-                dst[lb + x] = src[x0 + x]
+                dst[x] = src[x]
         for r in prange(ny):
             acc = np.zeros(nx, np.float32)
             kr = r * pp
             for j in range(kh):
-                trow = temp[r + kh - 1 - j]
                 for i in range(kw):
                     if j == mj and i == mi:
                         continue  # the middle cell is added last, as jwst does
                     off = kw - 1 - i
+                    t = temp[r + kh - 1 - j, off:off + nx]
                     if per_pixel:
                         krow = kernel[j, i, kr]
                         for x in range(nx):
-                            acc[x] += krow[x] * trow[x + off]
+                            acc[x] += krow[x] * t[x]
                     else:
                         k = kernel[j, i, 0, 0]
                         for x in range(nx):
-                            acc[x] += k * trow[x + off]
-            trow = temp[r + mj]
+                            acc[x] += k * t[x]
+            t = temp[r + mj, mi:mi + nx]
             if per_pixel:
                 krow = kernel[mj, mi, kr]
                 for x in range(nx):
-                    acc[x] += krow[x] * trow[x + mi]
+                    acc[x] += krow[x] * t[x]
             else:
                 k = kernel[mj, mi, 0, 0]
                 for x in range(nx):
-                    acc[x] += k * trow[x + mi]
-            out = data[p, y0 + r]
+                    acc[x] += k * t[x]
+            out = data[p, y0 + r, x0:x0 + nx]
             for x in range(nx):
-                out[x0 + x] = acc[x]
+                out[x] = acc[x]

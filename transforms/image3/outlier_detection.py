@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from transforms import dq as DQ
 from transforms.model import DataModel
@@ -101,6 +100,8 @@ def flag_outliers(data: np.ndarray, err: np.ndarray, blot: np.ndarray, snr: tupl
         diff = np.abs(np.asarray(data, np.float32) - np.asarray(blot, np.float32) - backg)
         strong = diff > scale[0] * deriv + snr[0] * e
         weak = diff > scale[1] * deriv + snr[1] * e
+    from scipy import ndimage  # imported where used: every stage run imports this module
+
     near_strong = ndimage.binary_dilation(strong, structure=np.ones((3, 3), bool))
     return near_strong & weak & np.isfinite(diff)
 

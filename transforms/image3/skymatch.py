@@ -15,7 +15,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from transforms.model import DataModel
 from transforms.registry import register
@@ -87,6 +86,8 @@ def sky_statistic(values: np.ndarray, skystat: str = "mode", nclip: int = 5, lsi
         k = int(np.searchsorted(c, c[-1] / 2.0))
         return float(centers[min(k, centers.size - 1)])
     # mode: histogram peak, smoothed over ~0.5 sigma and refined with a parabola
+    from scipy.ndimage import gaussian_filter1d  # here: every stage run imports this module
+
     hs = gaussian_filter1d(h.astype(np.float64), sigma=max(0.5 / max(binwidth, 1e-3), 1.0))
     k = int(np.argmax(hs))
     if 0 < k < hs.size - 1:

@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from transforms.image3.detect import Stars, find_stars
 from transforms.model import DataModel
@@ -193,6 +192,8 @@ def _isolated(xy: np.ndarray, separation: float) -> np.ndarray:
     """Indices of points with no neighbour closer than ``separation`` (ambiguous ones dropped)."""
     if len(xy) < 2 or separation <= 0:
         return np.arange(len(xy))
+    from scipy.spatial import cKDTree  # imported where used: every stage run imports this module
+
     d, _ = cKDTree(xy).query(xy, k=2)
     return np.flatnonzero(d[:, 1] >= separation)
 
@@ -202,6 +203,8 @@ def initial_offset(src: np.ndarray, ref: np.ndarray, searchrad: float, tolerance
     """The most common pair offset ref - src within ``searchrad`` of ``guess`` (2-D histogram)."""
     if len(src) == 0 or len(ref) == 0:
         return guess
+    from scipy.spatial import cKDTree
+
     g = np.asarray(guess, dtype=np.float64)
     tree = cKDTree(ref)
     pairs = tree.query_ball_point(src + g, r=searchrad)
@@ -236,6 +239,8 @@ def match(src: np.ndarray, ref: np.ndarray, *, searchrad: float, separation: flo
         return empty
     s, r = src[si], ref[ri]
     off = initial_offset(s, r, searchrad, tolerance, guess) if use2dhist else guess
+    from scipy.spatial import cKDTree
+
     d, j = cKDTree(r).query(s + np.asarray(off), k=1, distance_upper_bound=tolerance)
     ok = np.isfinite(d)
     i_ok, j_ok, d_ok = np.flatnonzero(ok), j[ok], d[ok]

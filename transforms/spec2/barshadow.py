@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from transforms.instruments.nirspec import slits as N
 from transforms.model import DataModel
@@ -84,6 +83,8 @@ def slit_shadow(ref: DataModel, sm: Mapping, shape: tuple[int, int]) -> np.ndarr
     fid = len(state) - state.find("x")
     yrow = shadow.shape[0] - height * fid + yslit * height
     wcol = (lam - w0) / dw
+    from scipy import ndimage  # imported where used: every stage run imports this module
+
     return ndimage.map_coordinates(shadow, [yrow, wcol], cval=np.nan, order=1, mode="nearest")
 
 

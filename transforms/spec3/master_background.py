@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.signal import medfilt
 
 from transforms import dq as DQ
 from transforms import spectral as S
@@ -91,6 +90,8 @@ def master_spectrum(bkgs: Sequence[DataModel], median_kernel: int = 1, resampler
     if k % 2 == 0:
         k -= 1
     if k > 1:
+        from scipy.signal import medfilt  # here: scipy.signal costs ~60 MB at import
+
         sb = medfilt(sb, kernel_size=[k])
     return wl, sb
 
