@@ -17,18 +17,18 @@ outlier_detection (2.0: jwst's spec mode), pixel_replace, resample_spec, extract
   operations products include combined spectra, and so that the S200A1 + S200A2 combination
   is also visible exposure by exposure.)
 
-The steps that rectify on resample_spec's grid take the plan's resample_spec version (1.0 when
-the plan has none): the per-exposure extraction for combine_1d, and the step versions whose
-apply takes ``resample_spec_version`` (outlier_detection 2.2, master_background 1.2). Their
-older versions (outlier_detection 2.0/2.1, master_background 1.0/1.1) always use 1.0's grid,
-so the locked builds that pin them make the products they always made.
+The per-exposure extraction for combine_1d rectifies with the plan's resample_spec version
+(1.0 when the plan has none), as combine_1d's inputs come after resample_spec in the chain.
+The steps before resample_spec that rectify take their grid from their own version
+(outlier_detection 2.0/2.1 and master_background 1.0/1.1 use 1.0's; 2.2 and 1.2 use 1.1's), so
+each step's output is a function of its own recipe, and the locked builds that pin the older
+versions make the products they always made.
 
 ``calops export`` writes one JWST-named file per source and product.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -83,12 +83,6 @@ def exposure_spectra(models: Sequence[DataModel], rparams: rs.ResampleSpecParams
     return tuple(out)
 
 
-def _takes_resample_version(spec: Any) -> bool:
-    """Whether a step version rectifies on the planned resample_spec version's grid (its apply
-    takes ``resample_spec_version``: outlier_detection 2.2, master_background 1.2)."""
-    return "resample_spec_version" in inspect.signature(spec.apply).parameters
-
-
 def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep | None = None
         ) -> dict[str, Any]:
     """Run the spec3 steps of ``plan`` on an association's cal exposures."""
@@ -114,7 +108,7 @@ def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep 
     except PlanError as exc:
         raise Spec3Error(f"spec3 plan: {exc}") from None
     by = {p.spec.name: p for p in plan}
-    # the steps that rectify on resample_spec's grid use the planned version's (1.0 without one)
+    # combine_1d's singles are rectified as the planned resample_spec does (1.0 without one)
     rversion = by["resample_spec"].spec.version if "resample_spec" in by else "1.0"
     models = cals
     if "master_background" not in by or by["master_background"].skip:
@@ -144,8 +138,6 @@ def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep 
                                                             for m in models)
         elif skip:
             models = _skip(models, name)
-        elif _takes_resample_version(spec):
-            models = tuple(spec.apply(models, refs, params, resample_spec_version=rversion))
         else:
             models = tuple(spec.apply(models, refs, params))
         if on_step is not None:

@@ -1,10 +1,11 @@
 """master_background 1.2: version 1.1 (slit spectra as 1.0; IFU associations) with the
-background exposures of slit spectra rectified on the grid of the plan's resample_spec version
-(1.0 and 1.1 always use resample_spec 1.0's grid).
+background exposures of slit spectra rectified on resample_spec 1.1's grid (1.0 and 1.1 use
+1.0's).
 
-spec3's chain passes the planned version (``resample_spec_version``); called alone, the step
-uses resample_spec 1.1's. On NIRSpec slits the two grids are the same, so the products are
-1.1's; on MIRI LRS (a full-frame cal) resample_spec 1.1 anchors the grid on the slit's pixels.
+The grid is the version's, not the plan's: a step's output depends only on its inputs,
+parameters, references and version, so its recipe key says everything that made it. On NIRSpec
+slits the two grids are the same, so the products are 1.1's; on MIRI LRS (a full-frame cal)
+resample_spec 1.1 anchors the grid on the slit's pixels.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ from transforms.spec3.master_background_ifu import master_background_ifu
           keyword="S_MSBSUB", exec_only=("save_background", "output_use_model"),
           instruments=("NIRSPEC", "MIRI"))
 def master_background(models: Sequence[DataModel], refs: dict,
-                      params: v10.MasterBackgroundParams, *,
-                      resample_spec_version: str = "1.1") -> tuple[DataModel, ...]:
-    """Subtract the master background of the background members (slits as 1.0 on the planned
-    resample_spec grid; IFU as 1.1)."""
+                      params: v10.MasterBackgroundParams) -> tuple[DataModel, ...]:
+    """Subtract the master background of the background members (slits as 1.0 on
+    resample_spec 1.1's grid; IFU as 1.1)."""
     models = tuple(models)
     if models and all(is_ifu_exposure(m.meta) for m in models):
         return master_background_ifu(models, refs, params)
     if params.user_background:
         return v10.master_background(models, refs, params)  # 1.0's error
-    return v10.subtract_master(models, params, rs.resampler(resample_spec_version))
+    return v10.subtract_master(models, params, rs.resampler("1.1"))
