@@ -336,7 +336,9 @@ def run_stage(
         step_times[name] = now - last[0]
         last[0] = now
         if save_intermediates:
-            intermediates[name] = snapshot()
+            model = snapshot()
+            if model is not None:  # a step that changes a set of exposures has no one product
+                intermediates[name] = model
 
     try:
         with PeakRSS() as mem:

@@ -214,3 +214,21 @@ def test_peak_rss_sampler_sees_an_allocation():
         a = np.ones(50_000_000, np.uint8)  # 50 MB touched
         a[::4096] = 2
     assert m.peak >= base + 40_000_000
+
+
+def test_save_intermediates_of_image3_keeps_each_steps_own_product(sim_ws):
+    """A stage over a set of exposures saves what a step makes under that step's key: the
+    i2d under resample's, the catalog under source_catalog's; the steps that change the set
+    (tweakreg, skymatch, outlier_detection) have no one product and save none."""
+    eids = sim_ws.catalog.current_exposure_ids()
+    for stage in ("detector1", "image2"):
+        for eid in eids:
+            assert stages.run(sim_ws, "11.1.1", stage, eid, "r").status == "ok"
+    (asn, *_) = stages.subjects(sim_ws, "image3", eids)
+    res = stages.run(sim_ws, "11.1.1", "image3", asn, "r", save_intermediates=True)
+    assert res.status == "ok", res.error
+    recipe, _ = stages.recipe_for(sim_ws, "11.1.1", "image3", asn)
+    saved = {s.name: sim_ws.catalog.realisations(s.key) for s in recipe.steps}
+    assert saved["resample"] == [res.outputs["i2d"]]
+    assert saved["source_catalog"] == [res.outputs["catalog"]]
+    assert all(not saved[n] for n in ("tweakreg", "skymatch", "outlier_detection"))

@@ -72,11 +72,13 @@ def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep 
                               else spec.apply(out["i2d"], refs, params))
         else:
             models = _skip(models, spec.name) if skip else tuple(spec.apply(models, refs, params))
-        if on_step is not None:
-            on_step(spec.name, lambda o=out.get("i2d"): o)
+        if on_step is not None:  # resample's i2d, source_catalog's catalog; the steps
+            # before them change a set of exposures (no snapshot)
+            on_step(spec.name, lambda o=out.get(_STEP_PRODUCT.get(spec.name, "")): o)
     return out
 
 
+_STEP_PRODUCT = {"resample": "i2d", "source_catalog": "catalog"}
 MIN_MEMBER_PIXELS = 16  # a side shorter than this cannot be aligned or add to a mosaic
 
 

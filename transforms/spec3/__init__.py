@@ -83,6 +83,9 @@ def exposure_spectra(models: Sequence[DataModel], rparams: rs.ResampleSpecParams
     return tuple(out)
 
 
+_STEP_PRODUCT = {"resample_spec": "s2d", "extract_1d": "x1d", "combine_1d": "c1d"}
+
+
 def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep | None = None
         ) -> dict[str, Any]:
     """Run the spec3 steps of ``plan`` on an association's cal exposures."""
@@ -140,8 +143,9 @@ def run(cals: Sequence[DataModel], plan: Sequence[PlannedStep], on_step: OnStep 
             models = _skip(models, name)
         else:
             models = tuple(spec.apply(models, refs, params))
-        if on_step is not None:
-            on_step(name, lambda o=out.get("x1d") or out.get("s2d"): o)
+        if on_step is not None:  # one product per step: resample_spec's s2d, extract_1d's x1d,
+            # combine_1d's c1d; the steps before them change a set of exposures (no snapshot)
+            on_step(name, lambda o=out.get(_STEP_PRODUCT.get(name, "")): o)
     out["crf"] = models
     return out
 
