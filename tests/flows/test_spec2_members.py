@@ -126,7 +126,7 @@ def test_a_members_detector1_failure_fails_the_spec2_with_its_reason(state, want
     p = planner._Planner.__new__(planner._Planner)
     p.rows = {e: {"pixels_id": f"px{e[-10:]}", "pointing_id": f"pt{e[-10:]}"}
               for e in (NOD1, NOD2)}
-    p.members, p.left_out = {}, {}
+    p.members, p.left_out, p.metas = {}, {}, {}  # no metadata: no build/mode refusal applies
     p.state = {("detector1", NOD1): planner.Item("detector1", NOD1, planner.HIT,
                                                  outputs={"rate": "rate1"}),
                ("detector1", NOD2): planner.Item("detector1", NOD2, state,
