@@ -59,6 +59,10 @@ class StepSpec:
     # reftype -> the only arrays of that reference the step reads (a runner may leave the
     # others unread: a full-frame dark's ERR is 160 MB no step uses); absent: every array
     ref_arrays: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # member roles of an exposure stage's association (``Stage.members``) that the chain also
+    # runs this step on, each member as the subject with the same other members, before any
+    # later step takes them (spec2's imprint_subtract 1.1: the background nods, as jwst)
+    also_members: tuple[str, ...] = ()
 
     def arrays_of(self, reftype: str) -> tuple[str, ...] | None:
         """The arrays of ``reftype`` the step reads; None: all of them."""
@@ -124,6 +128,7 @@ def register(
     instruments: Sequence[str] | None = None,
     exp_types: Sequence[str] | None = None,
     ref_arrays: Mapping[str, Sequence[str]] | None = None,
+    also_members: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``fn`` (the pure ``apply``) as version ``version`` of ``name``."""
     if not dataclasses.is_dataclass(params):
@@ -148,7 +153,8 @@ def register(
             tuple(optional_reftypes), inplace, fit, frozenset(exec_only), skip_by_default,
             None if instruments is None else frozenset(i.upper() for i in instruments),
             None if exp_types is None else frozenset(t.upper() for t in exp_types),
-            tuple(sorted((k, tuple(v)) for k, v in (ref_arrays or {}).items())))
+            tuple(sorted((k, tuple(v)) for k, v in (ref_arrays or {}).items())),
+            tuple(also_members))
         _STEPS.clear()
         return fn
 

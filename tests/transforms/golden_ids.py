@@ -168,6 +168,15 @@ GOLDEN: dict[str, str | tuple[str, ...]] = {
         "sha256:c21cd09cf62df9d02d15ab0210f2d0398efab0be3e46ae86aded22eebdef11e8",
     "imprint_subtract==1.0":
         "sha256:5fcda42d538fb9ee603ef2a0bb162ed75ceddfd6b1ad3ecbee2e69d4f779dc38",
+    # tests/transforms/spec2/test_imprint_v11_golden.py (exact ids: MOS science, its nod, IFU,
+    # IFU flat lamp, fixed slit SKIPPED)
+    "imprint_subtract==1.1": (
+        "sha256:a341c29252bb15b9c1e67ff7b579bbfc9b83fb527cf38efef9d8778854887e1f",
+        "sha256:59e57cb27020fc963753531b3756b8e1874b0253847b9622ed57483e0f5fdb28",
+        "sha256:19bc937272eb19b6edab7bb3cdf1431f861a897ff6ccdad93d2657fd92afceaf",
+        "sha256:51227850e8225e31e5e69276346087398612a2db0cd3a95ff9ed7739aa26659b",
+        "sha256:79b7518a6a68e40b34e4ce2171edf3c26774d2db61fb019b9012760ca1681c01",
+    ),
     "bkg_subtract==1.0": (
         "sha256:b5783c825a9284bdc1ee2b72f6646557efdad23650259cc696e7df0a29a1dca6",
         "sha256:51475acffdffd420bc50c58ce86b1d0682b4b9fa523d4d756542a35f209bdd1b",

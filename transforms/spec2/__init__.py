@@ -18,8 +18,10 @@ skipped step records ``cal_step.<name> = SKIPPED``.
 The association's imprint (leakcal) and background (nod) members reach imprint_subtract and
 bkg_subtract through ``run_members(rate, plan, {"imprint": [...], "background": [...]})``:
 those steps take the science exposure followed by the members; the members go through
-assign_wcs and msa_flagging as the science does. ``run`` (the stage's chain) has none: those
-two steps then record SKIPPED, as jwst without such members.
+assign_wcs and msa_flagging as the science does, and through a member step that declares
+their role in ``also_members`` (imprint_subtract 1.1 on the background nods, as jwst).
+``run`` (the stage's chain) has none: those two steps then record SKIPPED, as jwst without
+such members.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from transforms.plans import OnStep, PlanError, check_plan
 from transforms.spec2 import _ifu_chain
 from transforms.registry import PlannedStep, Stage, register_stage
 
-from transforms.spec2._common import Spec2Error
+from transforms.spec2._common import Spec2Error, also_members
 
 __all__ = ["EXP_TYPES", "MEMBER_STEPS", "STAGE", "STEPS", "Spec2Error", "is_leakcal", "level2_members", "run",
            "run_members"]
@@ -131,8 +133,9 @@ def run_members(rate: DataModel, plan: Sequence[PlannedStep],
         elif skip:
             model = model.replace(meta={f"cal_step.{spec.name}": "SKIPPED"})
         elif spec.name in _MEMBER_STEPS:
-            model = spec.apply((model, *members.get(_MEMBER_STEPS[spec.name], ())), refs,
-                               params)
+            mem = members.get(_MEMBER_STEPS[spec.name], ())
+            model = spec.apply((model, *mem), refs, params)
+            members = also_members(spec, members, mem, refs, params)
         else:
             model = spec.apply(model, refs, params)
             if spec.name in _MEMBERS_FOLLOW:

@@ -120,3 +120,15 @@ def scale_arrays(arrays: Mapping[str, np.ndarray], factor: np.ndarray, inverse: 
     if "dq" in arrays:
         out["dq"] = np.asarray(arrays["dq"]).astype(np.uint32)
     return out
+
+
+def also_members(spec: Any, members: Mapping[str, list[DataModel]], mem: Iterable[DataModel],
+                 refs: Mapping[str, Any], params: Any) -> dict[str, list[DataModel]]:
+    """``members`` after a member step that took ``mem`` (its own role's members): each member
+    of a role the step declares in ``also_members`` also run through it as ``(member, *mem)``
+    (jwst subtracts the imprint from each background nod); without ``mem``, unchanged."""
+    mem = tuple(mem)
+    if not mem or not spec.also_members:
+        return dict(members)
+    return {k: [spec.apply((m, *mem), refs, params) for m in ms]
+            if k in spec.also_members else ms for k, ms in members.items()}

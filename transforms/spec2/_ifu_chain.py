@@ -7,7 +7,8 @@ pixel_replace); pixel_replace works on the copy that cube_build turns into the `
 (``skip_dqflagging`` forced on, as jwst's Spec2Pipeline does); extract_1d extracts the ``x1d``
 from the cube (no cube, no x1d, as jwst). Imprint and background members (``members``:
 "imprint"/"background" -> products at the rate stage) reach imprint_subtract and bkg_subtract
-as ``(science, *members)``, after going through assign_wcs and msa_flagging like the science;
+as ``(science, *members)``, after going through assign_wcs and msa_flagging like the science
+(and through a member step that declares their role in ``also_members``);
 without members those steps record SKIPPED. Skipped steps record ``cal_step.<name> =
 SKIPPED``.
 """
@@ -21,6 +22,7 @@ from transforms.ifu import is_ifu_exposure as is_ifu
 from transforms.model import DataModel
 from transforms.plans import OnStep
 from transforms.registry import PlannedStep
+from transforms.spec2._common import also_members
 
 IFU_ONLY = ("straylight", "fringe", "residual_fringe", "cube_build")
 NOT_FOR_IFU = ("extract_2d", "wavecorr", "pathloss", "barshadow", "resample_spec")
@@ -58,6 +60,7 @@ def run_ifu(rate: DataModel, plan: Sequence[PlannedStep], on_step: OnStep | None
                                             "SKIPPED"})
             else:
                 model = spec.apply((model, *mem), refs, params)
+                members = also_members(spec, members, mem, refs, params)
         else:
             model = spec.apply(model, refs, params)
             if name in ("assign_wcs", "msa_flagging"):
